@@ -1,0 +1,223 @@
+"""Intrinsic evaluation: word-pair similarity (WordSim-353, SimLex-999) and analogies (Google's file).
+
+Scores follow gensim's `evaluate_word_pairs` / `evaluate_word_analogies` conventions (case-insensitive,
+restricted to the most frequent words, unknown words skipped and counted), so numbers compare.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from w2v.errors import ConfigError
+from w2v.vectors import WordVectors
+
+DEFAULT_RESTRICT_VOCAB = 300_000
+BENCHMARK_FILES = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
+
+
+def gensim_test_file(name: str) -> Path:
+    """Path of an evaluation file shipped with gensim (`gensim/test/test_data/NAME`)."""
+    try:
+        import gensim
+    except ImportError:
+        raise ConfigError(
+            f"the benchmark file {name} comes with gensim, which is not installed; pip install 'w2v[eval]' "
+            f"(or gensim), or name your own copy of the file"
+        ) from None
+    path = Path(gensim.__file__).parent / "test" / "test_data" / name
+    if not path.is_file():
+        raise ConfigError(f"gensim has no {path}; reinstall gensim or name your own copy of {name}")
+    return path
+
+
+def read_word_pairs(path: str | os.PathLike) -> list[tuple[str, str, float]]:
+    """(word, word, score) triples of a tab-separated pair file; lines starting with # are comments."""
+    path = Path(path)
+    pairs = []
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) < 3:
+            raise ConfigError(f"{path}:{line_no}: expected 'word<TAB>word<TAB>score', found {len(parts)} column(s)")
+        try:
+            score = float(parts[2])
+        except ValueError:
+            raise ConfigError(f"{path}:{line_no}: score {parts[2]!r} is not a number") from None
+        pairs.append((parts[0], parts[1], score))
+    return pairs
+
+
+def read_analogies(path: str | os.PathLike) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    """Sections of an analogy file: `: name` headers followed by lines of four words."""
+    path = Path(path)
+    sections: list[tuple[str, list]] = []
+    for line_no, line in enumerate(_read_lines(path), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith(":"):
+            sections.append((line[1:].strip(), []))
+            continue
+        words = line.split()
+        if len(words) != 4:
+            raise ConfigError(f"{path}:{line_no}: expected four words, found {len(words)}")
+        if not sections:
+            raise ConfigError(f"{path}:{line_no}: question before the first ': section' header")
+        sections[-1][1].append(tuple(words))
+    return sections
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(f"benchmark file {path} does not exist; fix the path")
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def _restricted_index(vectors: WordVectors, restrict_vocab: int | None, case_insensitive: bool) -> dict[str, int]:
+    """word -> row among the first `restrict_vocab` rows; lower-cased keys keep the most frequent form."""
+    n = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
+    index: dict[str, int] = {}
+    for i in range(n - 1, -1, -1):  # reversed, so that a more frequent spelling overwrites a rarer one
+        index[vectors.words[i].lower() if case_insensitive else vectors.words[i]] = i
+    return index
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    return pearson(_ranks(a), _ranks(b))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denom) if denom else float("nan")
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, float)
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_vals = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    return ranks
+
+
+@dataclass
+class PairScores:
+    pearson: float
+    spearman: float
+    oov_ratio: float  # share of pairs with a word out of vocabulary, 0..1
+    pairs: int
+    oov_pairs: int
+
+
+def evaluate_word_pairs(vectors: WordVectors, pairs_path: str | os.PathLike,
+                        restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB, case_insensitive: bool = True) -> PairScores:
+    """Correlation of cosine similarities with human scores, over the pairs whose words are known."""
+    pairs = read_word_pairs(pairs_path)
+    index = _restricted_index(vectors, restrict_vocab, case_insensitive)
+    fold = str.lower if case_insensitive else (lambda w: w)
+    sims, gold, oov = [], [], 0
+    for a, b, score in pairs:
+        ia, ib = index.get(fold(a)), index.get(fold(b))
+        if ia is None or ib is None:
+            oov += 1
+            continue
+        sims.append(float(vectors.unit[ia] @ vectors.unit[ib]))
+        gold.append(score)
+    known = len(sims)
+    return PairScores(
+        pearson=pearson(np.array(sims), np.array(gold)) if known > 1 else float("nan"),
+        spearman=spearman(np.array(sims), np.array(gold)) if known > 1 else float("nan"),
+        oov_ratio=oov / len(pairs) if pairs else 0.0,
+        pairs=len(pairs),
+        oov_pairs=oov,
+    )
+
+
+@dataclass
+class AnalogyScores:
+    accuracy: float  # over all answered questions
+    semantic: float
+    syntactic: float
+    correct: int
+    answered: int
+    skipped: int  # questions with a word outside the restricted vocabulary
+    sections: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_word_analogies(vectors: WordVectors, analogies_path: str | os.PathLike, method: str = "3cosadd",
+                            restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB, case_insensitive: bool = True,
+                            batch_size: int = 512) -> AnalogyScores:
+    """Accuracy on `a : b :: c : d` questions, answering with the closest word to b - a + c (3CosAdd)
+    or by 3CosMul, among the first `restrict_vocab` words, the three question words excluded."""
+    if method not in ("3cosadd", "3cosmul"):
+        raise ConfigError(f"analogy method {method!r} is unknown; use 3cosadd or 3cosmul")
+    sections = read_analogies(analogies_path)
+    index = _restricted_index(vectors, restrict_vocab, case_insensitive)
+    fold = str.lower if case_insensitive else (lambda w: w)
+    n = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
+    unit = vectors.unit[:n]  # (n, D)
+    per_section, skipped = {}, 0
+    totals = {"semantic": [0, 0], "syntactic": [0, 0]}
+    for name, questions in sections:
+        known = [tuple(index.get(fold(w)) for w in q) for q in questions]
+        rows = np.array([k for k in known if None not in k], dtype=np.int64).reshape(-1, 4)
+        skipped += len(known) - len(rows)
+        correct = 0
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]  # (Q, 4) a, b, c, expected
+            a, b, c = (unit[chunk[:, i]] for i in range(3))  # (Q, D) each
+            if method == "3cosadd":
+                scores = (b - a + c) @ unit.T  # (Q, n); ranking equals cosine to the normalised query
+            else:
+                cos = lambda x: (x @ unit.T + 1) / 2  # noqa: E731  cosines shifted into [0, 1]
+                scores = cos(b) * cos(c) / (cos(a) + 1e-3)
+            np.put_along_axis(scores, chunk[:, :3], -np.inf, axis=1)
+            correct += int((scores.argmax(1) == chunk[:, 3]).sum())
+        if len(rows):
+            per_section[name] = correct / len(rows)
+        kind = "syntactic" if name.startswith("gram") else "semantic"
+        totals[kind][0] += correct
+        totals[kind][1] += len(rows)
+    correct = totals["semantic"][0] + totals["syntactic"][0]
+    answered = totals["semantic"][1] + totals["syntactic"][1]
+    ratio = lambda c, a: c / a if a else float("nan")  # noqa: E731
+    return AnalogyScores(
+        accuracy=ratio(correct, answered),
+        semantic=ratio(*totals["semantic"]),
+        syntactic=ratio(*totals["syntactic"]),
+        correct=correct,
+        answered=answered,
+        skipped=skipped,
+        sections=per_section,
+    )
+
+
+def evaluate_all(vectors: WordVectors, wordsim: str | None = None, simlex: str | None = None, analogies: str | None = None,
+                 restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB) -> dict[str, float]:
+    """The standard scores as flat `name: value` metrics (files default to gensim's copies)."""
+    wordsim = wordsim or gensim_test_file(BENCHMARK_FILES["wordsim353"])
+    simlex = simlex or gensim_test_file(BENCHMARK_FILES["simlex999"])
+    analogies = analogies or gensim_test_file(BENCHMARK_FILES["analogies"])
+    metrics: dict[str, float] = {}
+    for name, path in (("wordsim353", wordsim), ("simlex999", simlex)):
+        scores = evaluate_word_pairs(vectors, path, restrict_vocab)
+        metrics.update({f"{name}/spearman": scores.spearman, f"{name}/pearson": scores.pearson, f"{name}/oov": scores.oov_ratio})
+    for method in ("3cosadd", "3cosmul"):
+        scores = evaluate_word_analogies(vectors, analogies, method, restrict_vocab)
+        metrics.update({f"analogy_{method}/accuracy": scores.accuracy, f"analogy_{method}/semantic": scores.semantic,
+                        f"analogy_{method}/syntactic": scores.syntactic})
+    metrics["analogy/skipped"] = float(scores.skipped)
+    return metrics

@@ -1,0 +1,131 @@
+"""The base LightningModule of all architectures: embeddings, optimizer and schedule, export, neighbours."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from w2v.data.sampling import SamplerSettings
+from w2v.data.vocab import Vocabulary
+from w2v.errors import ConfigError
+from w2v.vectors import WordVectors
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("linear", "constant")
+EXPORTS = ("input", "output", "average")
+
+
+def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None = None) -> nn.Embedding:
+    """An embedding initialised uniformly in ±0.5/dim, as word2vec and the notebooks do."""
+    embedding = nn.Embedding(num, dim, sparse=sparse, max_norm=max_norm)
+    nn.init.uniform_(embedding.weight, -0.5 / dim, 0.5 / dim)
+    return embedding
+
+
+class Word2VecModule(L.LightningModule, ABC):
+    """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
+
+    Optimizers: `adam` as the notebooks, or `sgd` as word2vec; both minimise the batch's mean loss
+    through autograd, except where a subclass has a hand-written SGD step (SGNS). The `linear`
+    schedule decays the rate to `min_lr_ratio` of its start over all training steps.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        embedding_dim: int = 100,
+        window: int = 5,
+        shrink_window: bool = True,
+        subsample: float | None = None,
+        optimizer: dict | None = None,
+        export: str = "input",
+    ):
+        super().__init__()
+        optimizer = {"name": "sgd", "lr": 0.025, "schedule": "linear", "min_lr_ratio": 1e-4, **(optimizer or {})}
+        self.check_hparams(embedding_dim=embedding_dim, window=window, optimizer=optimizer, export=export)
+        self.save_hyperparameters(ignore=["vocab"], logger=False)
+        self.hparams.optimizer = optimizer
+        self.vocab = vocab
+        self.sparse = optimizer["name"] == "sgd"
+        self.in_embed = uniform_embedding(len(vocab), embedding_dim, self.sparse, self.max_norm())
+
+    # -- validation, before any heavy work --------------------------------------------------
+    @classmethod
+    def check_hparams(cls, embedding_dim: int = 100, window: int = 5, optimizer: dict | None = None,
+                      export: str = "input", **kwargs: Any) -> None:
+        """One-line ConfigErrors for settings that cannot work; train.py calls this before reading data."""
+        if not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ConfigError(f"model.embedding_dim={embedding_dim} must be a positive integer")
+        SamplerSettings(window=window, subsample=kwargs.get("subsample"))
+        optimizer = optimizer or {}
+        if optimizer.get("name", "sgd") not in OPTIMIZERS:
+            raise ConfigError(f"model.optimizer.name={optimizer.get('name')!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if optimizer.get("schedule", "linear") not in SCHEDULES:
+            raise ConfigError(f"model.optimizer.schedule={optimizer.get('schedule')!r} is unknown; use one of {', '.join(SCHEDULES)}")
+        if not optimizer.get("lr", 0.025) > 0:
+            raise ConfigError(f"model.optimizer.lr={optimizer.get('lr')} must be positive")
+        if export not in EXPORTS:
+            raise ConfigError(f"model.export={export!r} is unknown; use one of {', '.join(EXPORTS)}")
+
+    def max_norm(self) -> float | None:
+        return None
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    @abstractmethod
+    def example_losses(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(P,) loss of each training example in the batch."""
+
+    @abstractmethod
+    def output_matrix(self) -> torch.Tensor:
+        """(V, D) output-side word vectors."""
+
+    # -- data ---------------------------------------------------------------------------
+    def sampler_settings(self) -> SamplerSettings:
+        return SamplerSettings(window=self.hparams.window, shrink_window=self.hparams.shrink_window,
+                               subsample=self.hparams.subsample)
+
+    # -- training ---------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        losses = self.example_losses(batch)
+        if losses.numel() == 0:  # every center of the batch was subsampled away or had no context
+            return None
+        loss = losses.mean()
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=losses.numel())
+        return loss
+
+    def configure_optimizers(self):
+        opt = self.hparams.optimizer
+        if opt["name"] == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=opt["lr"])
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=opt["lr"])
+        if opt["schedule"] == "constant":
+            return optimizer
+        total = max(1, self.trainer.estimated_stepping_batches)
+        floor = opt["min_lr_ratio"]
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(floor, 1.0 - step / total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # -- vectors ----------------------------------------------------------------------------
+    def vector_matrix(self, which: str | None = None) -> torch.Tensor:
+        """(V, D) the exported vectors: input, output, or their average (`model.export`)."""
+        which = which or self.hparams.export
+        if which == "input":
+            return self.in_embed.weight
+        if which == "output":
+            return self.output_matrix()
+        return (self.in_embed.weight + self.output_matrix()) / 2
+
+    def word_vectors(self, which: str | None = None) -> WordVectors:
+        """The trained vectors of every word that occurs in the corpus (unused special tokens left out)."""
+        matrix = self.vector_matrix(which).detach().float().cpu().numpy()
+        used = np.flatnonzero(self.vocab.counts > 0)
+        return WordVectors([self.vocab.words[i] for i in used], matrix[used])

@@ -1,0 +1,102 @@
+"""Skip-gram with negative sampling (SGNS): input and output embeddings, noise words from count^0.75.
+
+With `optimizer.name=sgd` (the default, as word2vec) training takes a hand-written path: closed-form
+gradients and damped in-place row updates, no autograd graph and no optimizer state. Adam goes
+through autograd on the same loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from w2v.data.sampling import noise_distribution
+from w2v.errors import ConfigError
+from w2v.models.base import Word2VecModule, uniform_embedding
+from w2v.models.losses import sgns_gradients, sgns_loss
+
+
+class NoiseSampler(torch.nn.Module):
+    """Draws noise words with probability ∝ count^power."""
+
+    def __init__(self, counts, power: float = 0.75):
+        super().__init__()
+        probs = torch.as_tensor(noise_distribution(counts, power), dtype=torch.float32)
+        self.register_buffer("probs", probs, persistent=False)
+
+    def sample(self, *shape: int) -> torch.Tensor:
+        n = 1
+        for size in shape:
+            n *= size
+        return torch.multinomial(self.probs, n, replacement=True).view(*shape)
+
+
+def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
+                      lr: float) -> None:
+    """weight[r] -= lr * G_r / (1 + lr * H_r), G_r and H_r the sums of row r's gradients and curvatures.
+
+    word2vec applies each example's gradient at the full rate, one after the other. A batch that
+    sums hundreds of gradients for a frequent word takes them all at once, without the feedback
+    between them, and diverges; averaging them instead starves frequent words and collapses the
+    vectors. Dividing by 1 + lr·H (a diagonal Gauss-Newton damping) leaves a word seen once in the
+    batch with word2vec's step (shrunk by at most a few percent) and bounds the steps of frequent ones.
+    rows (R,), grads (R, D), curvature (R,).
+    """
+    total_curvature = torch.zeros(weight.shape[0], dtype=grads.dtype, device=grads.device)
+    total_curvature.index_add_(0, rows, curvature)  # (V,)
+    scale = -lr / (1.0 + lr * total_curvature[rows])  # (R,)
+    weight.index_add_(0, rows, grads * scale.unsqueeze(-1))
+
+
+class SGNS(Word2VecModule):
+    """SGNS: for every (center, context) pair, K=`negatives` noise words drawn from count^`noise_power`."""
+
+    def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, **kwargs):
+        super().__init__(vocab, **kwargs)
+        self.check_negatives(negatives)
+        self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
+        self.noise = NoiseSampler(vocab.counts, noise_power)
+        self.automatic_optimization = not self.sparse  # the hand-written SGD path updates the weights itself
+
+    @classmethod
+    def check_hparams(cls, negatives: int = 5, **kwargs) -> None:
+        super().check_hparams(**kwargs)
+        cls.check_negatives(negatives)
+
+    @staticmethod
+    def check_negatives(negatives) -> None:
+        if not isinstance(negatives, int) or negatives < 1:
+            raise ConfigError(f"model.negatives={negatives} must be an integer of at least 1 (noise words per pair)")
+
+    def windows(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """contexts (B, C) and mask (B, C) of the centers that have a context; targets (B, 1+K): center, noise."""
+        mask = batch["mask"]  # (B, C)
+        has_context = mask.any(1)  # (B,)
+        centers = batch["centers"][has_context]  # (B',)
+        noise = self.noise.sample(len(centers), self.hparams.negatives)  # (B', K)
+        return batch["contexts"][has_context], mask[has_context], torch.cat([centers.unsqueeze(1), noise], 1)
+
+    def example_losses(self, batch):
+        contexts, mask, targets = self.windows(batch)
+        return sgns_loss(self.in_embed(contexts), mask, self.out_embed(targets))  # (P,)
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            return super().training_step(batch, batch_idx)
+        contexts, mask, targets = self.windows(batch)  # (B, C), (B, C), (B, 1+K)
+        if len(targets) == 0:
+            return None
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = sgns_gradients(w_in[contexts], mask, w_out[targets])
+        lr = self.optimizers().param_groups[0]["lr"]
+        dim = w_in.shape[1]
+        damped_row_update(w_in, contexts.reshape(-1), grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1), lr)
+        damped_row_update(w_out, targets.reshape(-1), grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1), lr)
+        self.optimizers().step()  # no-op (the parameters carry no gradient); keeps Lightning's step count
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        self.log("train/loss", losses.mean(), prog_bar=True, on_step=True, on_epoch=True, batch_size=len(losses))
+        return None
+
+    def output_matrix(self) -> torch.Tensor:
+        return self.out_embed.weight

@@ -1,0 +1,118 @@
+"""The Hydra entry point (`w2v-train`, `python -m w2v`): build data, model, callbacks, logger, trainer; fit."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from w2v.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# The configs live in the repository's conf/ (editable install) or inside the installed package.
+_PACKAGED = Path(__file__).parent / "conf"
+CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "conf")
+RUN_MARKER = ".w2v-run"
+
+
+def claim_run_dir(output_dir: Path) -> None:
+    """Mark `output_dir` as this run's, failing if another run already used it (no run overwrites another)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(output_dir / RUN_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise ConfigError(
+            f"run directory {output_dir} already holds a run; choose another with hydra.run.dir=... "
+            f"(or paths.output_dir=...) instead of overwriting it"
+        ) from None
+    os.write(fd, f"pid {os.getpid()}\n".encode())
+    os.close(fd)
+
+
+def check_model_config(model_cfg: DictConfig) -> None:
+    """One-line errors for unknown model settings and invalid values, before any heavy work."""
+    model_cls = get_class(model_cfg._target_)
+    kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "_target_"}
+    accepted = set()
+    for klass in model_cls.__mro__:
+        if "__init__" in vars(klass):
+            accepted |= set(inspect.signature(klass.__init__).parameters)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"model.{unknown[0]} is not a setting of {model_cls.__name__}; remove it (for the notebooks' setting "
+            f"of another architecture use experiment=notebook_cbow or experiment=notebook_skipgram)"
+        )
+    model_cls.check_hparams(**kwargs)
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The config flattened to `a/b/c: value` scalars, for TensorBoard's HParams tab."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}/{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one run as `cfg` describes; returns what it produced."""
+    check_model_config(cfg.model)  # bad settings fail before any data work
+    output_dir = Path(cfg.paths.output_dir)
+    claim_run_dir(output_dir)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
+
+    log.info("Instantiating model <%s>", cfg.model._target_)
+    # Partial first: the vocabulary must reach the model as it is, not converted into a config node.
+    model = instantiate(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    if logger:
+        logger.log_hyperparams(flat_hparams(cfg))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    log.info("Finished: %s; outputs in %s", metrics, output_dir)
+    return {"output_dir": output_dir, "metrics": metrics, "model": model, "datamodule": datamodule, "trainer": trainer}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        result = train(cfg)
+    except ConfigError as err:
+        log.error("%s", err)
+        raise SystemExit(f"error: {err}") from None
+    return result["metrics"].get("train/loss_epoch")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

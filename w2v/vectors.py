@@ -1,0 +1,128 @@
+"""Trained word vectors apart from any model: queries and the word2vec text/binary formats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from w2v.errors import ConfigError
+from w2v.fileio import atomic_write
+
+
+class WordVectors:
+    """A (V, D) float32 matrix with its words, like gensim's KeyedVectors but small."""
+
+    def __init__(self, words: Sequence[str], vectors: np.ndarray):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(words) != len(vectors):
+            raise ValueError(f"{len(words)} words for a matrix of shape {vectors.shape}")
+        self.words = list(words)
+        self.vectors = vectors
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self._unit: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.index
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vectors[self._id(word)]
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def unit(self) -> np.ndarray:
+        """(V, D) rows scaled to unit length (zero rows stay zero)."""
+        if self._unit is None:
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            self._unit = self.vectors / np.maximum(norms, 1e-12)
+        return self._unit
+
+    def _id(self, word: str) -> int:
+        try:
+            return self.index[word]
+        except KeyError:
+            raise KeyError(f"word {word!r} is not in the vocabulary") from None
+
+    def similarity(self, a: str, b: str) -> float:
+        """Cosine similarity of two words."""
+        return float(self.unit[self._id(a)] @ self.unit[self._id(b)])
+
+    def most_similar(self, positive: str | Iterable[str], negative: Iterable[str] = (), topn: int = 10) -> list[tuple[str, float]]:
+        """The `topn` words closest by cosine to mean(positive) - mean(negative), query words excluded."""
+        positive = [positive] if isinstance(positive, str) else list(positive)
+        negative = list(negative)
+        query_ids = [self._id(w) for w in positive + negative]
+        query = self.unit[query_ids[: len(positive)]].sum(0) - self.unit[query_ids[len(positive):]].sum(0)
+        query /= max(np.linalg.norm(query), 1e-12)
+        scores = self.unit @ query  # (V,)
+        scores[query_ids] = -np.inf
+        topn = min(topn, len(self) - len(set(query_ids)))
+        best = np.argpartition(-scores, topn - 1)[:topn] if topn > 0 else np.zeros(0, dtype=int)
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(self.words[i], float(scores[i])) for i in best]
+
+    def save_word2vec_format(self, path: str | os.PathLike, binary: bool = False) -> None:
+        """Write the word2vec format (text or binary) that gensim's load_word2vec_format reads."""
+        for word in self.words:
+            if not word or any(ch.isspace() for ch in word):
+                raise ConfigError(f"word {word!r} contains whitespace and cannot be stored in word2vec format")
+        with atomic_write(path, "wb") as out:
+            out.write(f"{len(self)} {self.dim}\n".encode())
+            for word, vector in zip(self.words, self.vectors):
+                if binary:
+                    out.write(word.encode() + b" " + vector.astype("<f4").tobytes() + b"\n")
+                else:
+                    out.write((word + " " + " ".join(f"{x:.6g}" for x in vector) + "\n").encode())
+
+    @classmethod
+    def load_word2vec_format(cls, path: str | os.PathLike, binary: bool | None = None) -> "WordVectors":
+        """Read word2vec text or binary format (detected from the content when `binary` is None)."""
+        path = Path(path)
+        data = path.read_bytes()
+        header, _, body = data.partition(b"\n")
+        try:
+            count, dim = (int(x) for x in header.split())
+        except ValueError:
+            raise ConfigError(f"{path}: first line must be '<count> <dimension>', found {header[:60]!r}") from None
+        if binary is None:
+            binary = b"\0" in body[: 4 * dim + 200] or not _looks_like_text(body[:4096])
+        words, rows = [], []
+        if binary:
+            pos = 0
+            for line_no in range(count):
+                end = body.find(b" ", pos)
+                if end < 0 or end + 4 * dim > len(body):
+                    raise ConfigError(f"{path}: truncated at vector {line_no + 1} of {count}; re-export the vectors")
+                words.append(body[pos:end].decode("utf-8", errors="replace").lstrip("\n"))
+                rows.append(np.frombuffer(body, dtype="<f4", count=dim, offset=end + 1))
+                pos = end + 1 + 4 * dim
+        else:
+            lines = body.decode("utf-8", errors="replace").splitlines()
+            if len(lines) < count:
+                raise ConfigError(f"{path}: header announces {count} vectors but only {len(lines)} lines follow")
+            for line_no, line in enumerate(lines[:count], start=2):
+                parts = line.rstrip().split(" ")
+                if len(parts) != dim + 1:
+                    raise ConfigError(f"{path}:{line_no}: expected a word and {dim} numbers, found {len(parts) - 1} values")
+                words.append(parts[0])
+                rows.append(np.array(parts[1:], dtype=np.float32))
+        vectors = np.vstack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise ConfigError(f"{path}: vectors contain NaN or infinite values; retrain or re-export them")
+        return cls(words, vectors)
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    try:
+        sample.decode("utf-8")
+        return True
+    except UnicodeDecodeError as err:
+        return err.start > len(sample) - 4  # a multi-byte character cut at the sample's end
