@@ -10,6 +10,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,6 +36,16 @@ def claim_run_dir(output_dir: Path) -> None:
         ) from None
     os.write(fd, f"pid {os.getpid()}\n".encode())
     os.close(fd)
+
+
+def build(node: DictConfig, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate`, letting our one-line ConfigErrors through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
 
 
 def check_model_config(model_cfg: DictConfig) -> None:
@@ -78,19 +89,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     # Partial first: the vocabulary must reach the model as it is, not converted into a config node.
-    model = instantiate(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    model = build(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    logger = build(cfg.logger) if cfg.get("logger") else False
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
         logger.log_hyperparams(flat_hparams(cfg))
 

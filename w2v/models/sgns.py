@@ -16,18 +16,24 @@ from w2v.models.losses import sgns_gradients, sgns_loss
 
 
 class NoiseSampler(torch.nn.Module):
-    """Draws noise words with probability ∝ count^power."""
+    """Draws noise words with probability ∝ count^power, from a generator seeded per batch."""
 
     def __init__(self, counts, power: float = 0.75):
         super().__init__()
         probs = torch.as_tensor(noise_distribution(counts, power), dtype=torch.float32)
         self.register_buffer("probs", probs, persistent=False)
+        self._generator: torch.Generator | None = None
 
-    def sample(self, *shape: int) -> torch.Tensor:
-        n = 1
-        for size in shape:
-            n *= size
-        return torch.multinomial(self.probs, n, replacement=True).view(*shape)
+    def sample(self, rows: int, k: int, seed: int | None = None) -> torch.Tensor:
+        """(rows, k) noise word ids."""
+        if rows == 0:
+            return torch.zeros(0, k, dtype=torch.long, device=self.probs.device)
+        generator = None
+        if seed is not None:
+            if self._generator is None or self._generator.device != self.probs.device:
+                self._generator = torch.Generator(device=self.probs.device)
+            generator = self._generator.manual_seed(seed)
+        return torch.multinomial(self.probs, rows * k, replacement=True, generator=generator).view(rows, k)
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -72,7 +78,7 @@ class SGNS(Word2VecModule):
         mask = batch["mask"]  # (B, C)
         has_context = mask.any(1)  # (B,)
         centers = batch["centers"][has_context]  # (B',)
-        noise = self.noise.sample(len(centers), self.hparams.negatives)  # (B', K)
+        noise = self.noise.sample(len(centers), self.hparams.negatives, batch.get("seed"))  # (B', K)
         return batch["contexts"][has_context], mask[has_context], torch.cat([centers.unsqueeze(1), noise], 1)
 
     def example_losses(self, batch):

@@ -1,0 +1,90 @@
+"""Shared fixtures: a planted-structure corpus, and the real Hydra config composed and shrunk for tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from w2v.train import CONFIG_DIR
+
+SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb_v1.tar.gz"
+
+# Five classes of six words. A document talks about one class, so words of a class share contexts.
+PLANTED_CLASSES = {
+    "animal": ["cat", "dog", "horse", "cow", "sheep", "goat"],
+    "color": ["red", "blue", "green", "yellow", "purple", "orange"],
+    "food": ["bread", "cheese", "apple", "rice", "soup", "cake"],
+    "tool": ["hammer", "saw", "drill", "wrench", "chisel", "pliers"],
+    "place": ["city", "village", "forest", "beach", "desert", "island"],
+}
+FILLER = ["the", "a", "and", "of", "with", "then"]
+
+
+def write_planted_corpus(path: Path, n_docs: int = 600, doc_len: int = 40, seed: int = 0) -> Path:
+    """Documents drawn from one planted class each, mixed with common filler words."""
+    rng = np.random.default_rng(seed)
+    classes = list(PLANTED_CLASSES.values())
+    lines = []
+    for _ in range(n_docs):
+        words = classes[rng.integers(len(classes))]
+        tokens = [words[rng.integers(len(words))] if rng.random() < 0.75 else FILLER[rng.integers(len(FILLER))]
+                  for _ in range(doc_len)]
+        lines.append(" ".join(tokens))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def planted_corpus(tmp_path_factory) -> Path:
+    return write_planted_corpus(tmp_path_factory.mktemp("corpus") / "planted.txt")
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=overrides or [])
+
+
+@pytest.fixture
+def make_cfg(tmp_path, planted_corpus):
+    """Compose the real config with `overrides`, shrunk to the planted corpus and this test's tmp_path."""
+
+    def make(overrides: list[str] | None = None, output_dir: Path | None = None) -> DictConfig:
+        base = ["data=text", f"data.path={planted_corpus}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                "data.batch_size=256", "data.tokenizer.n_process=1", "data.vocab.min_count=1"]
+        cfg = compose_config(base + list(overrides or []))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+            cfg.paths.data_dir = str(tmp_path / "data")
+            cfg.trainer.log_every_n_steps = 5
+            cfg.callbacks.projector.n_words = 50
+        return cfg
+
+    return make
+
+
+@pytest.fixture
+def shared_archive() -> Path:
+    """The IMDb archive beside the repository; required on CI, skipped elsewhere when absent."""
+    if SHARED_ARCHIVE.is_file():
+        return SHARED_ARCHIVE
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs the IMDb archive at {SHARED_ARCHIVE}")
+    pytest.skip("IMDb archive not available")
+
+
+class StopAfterEpoch(L.Callback):
+    """Stops training at the end of epoch `epoch` (0-based), as an interrupted run would."""
+
+    def __init__(self, epoch: int = 0):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True

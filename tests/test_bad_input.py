@@ -1,0 +1,58 @@
+"""Bad input gets a one-line error that names the fix, before any heavy work; no run overwrites another."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from tests.conftest import compose_config
+from w2v.errors import ConfigError
+from w2v.train import train
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.window=0", "model.window=0 must be an integer of at least 1"),
+    ("model.negatives=0", "model.negatives=0 must be an integer of at least 1"),
+    ("model.embedding_dim=0", "model.embedding_dim=0 must be a positive integer"),
+    ("model.optimizer.name=rmsprop", "model.optimizer.name='rmsprop' is unknown"),
+    ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
+    ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
+])
+def test_bad_settings_fail_before_any_work(make_cfg, tmp_path, override, match):
+    overrides = [override] + (["data/vocab=notebook"] if "max_size" in override else [])
+    with pytest.raises(ConfigError, match=match) as err:
+        train(make_cfg(overrides))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "cache").exists()  # nothing was tokenized
+
+
+def test_setting_of_another_architecture_is_named(make_cfg):
+    with pytest.raises(ConfigError, match="model.negatives is not a setting of CBOW"):
+        train(make_cfg(["experiment=notebook", "model=cbow"]))
+
+
+def test_unknown_model_name_lists_the_choices():
+    with pytest.raises(ConfigCompositionException, match="model/transformer"):
+        compose_config(["model=transformer"])
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "does not exist"),
+    (b"", "is empty"),
+    (b"12 34 !!\n-- ..\n", "no token left after preprocessing"),
+])
+def test_bad_corpus(make_cfg, tmp_path, content, match):
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=match) as err:
+        train(make_cfg([f"data.path={path}"]))
+    assert "\n" not in str(err.value)
+
+
+def test_no_run_overwrites_another(make_cfg, tmp_path):
+    train(make_cfg(["trainer.fast_dev_run=true"], output_dir=tmp_path / "run"))
+    before = (tmp_path / "run" / "vocab.tsv").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(make_cfg(["trainer.fast_dev_run=true", "seed=9"], output_dir=tmp_path / "run"))
+    assert (tmp_path / "run" / "vocab.tsv").read_bytes() == before

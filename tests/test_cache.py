@@ -1,0 +1,48 @@
+"""The token cache: built once, reused, keyed by every setting, rebuilt when damaged."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from w2v.data import TextDataModule
+from w2v.data import datamodule as datamodule_module
+
+
+def _dm(tmp_path, corpus, **tokenizer):
+    return TextDataModule(path=str(corpus), cache_dir=str(tmp_path / "cache"),
+                          tokenizer={"n_process": 1, **tokenizer}, vocab={"min_count": 1, "specials": [], "oov": "drop"})
+
+
+def test_second_setup_reads_the_cache(tmp_path, planted_corpus, monkeypatch):
+    first = _dm(tmp_path, planted_corpus)
+    first.setup()
+    calls = []
+    monkeypatch.setattr(datamodule_module, "tokenize", lambda *a, **k: calls.append(1))
+    second = _dm(tmp_path, planted_corpus)
+    second.setup()
+    assert calls == []
+    assert np.array_equal(first.corpus.ids, second.corpus.ids) and first.vocab.words == second.vocab.words
+
+
+def test_settings_and_content_change_the_key(tmp_path, planted_corpus):
+    _dm(tmp_path, planted_corpus).setup()
+    _dm(tmp_path, planted_corpus, lowercase=False).setup()
+    copy = tmp_path / "copy.txt"
+    copy.write_text(planted_corpus.read_text() + "one more line\n")
+    _dm(tmp_path, copy).setup()
+    assert len(list((tmp_path / "cache").glob("text-*"))) == 3
+
+
+def test_damaged_entry_is_rebuilt_and_reported(tmp_path, planted_corpus, caplog):
+    good = _dm(tmp_path, planted_corpus)
+    good.setup()
+    entry = next((tmp_path / "cache").glob("text-*"))
+    ids = entry / "ids.npy"
+    ids.write_bytes(ids.read_bytes()[:-40])  # truncated
+    with caplog.at_level(logging.WARNING):
+        again = _dm(tmp_path, planted_corpus)
+        again.setup()
+    assert any("damaged" in r.message and "ids.npy" in r.message for r in caplog.records)
+    assert np.array_equal(good.corpus.ids, again.corpus.ids)

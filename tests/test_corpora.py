@@ -1,0 +1,123 @@
+"""Reading corpora: text files (plain, gzip, bad bytes), the IMDb archive (order, HTML, corruption, download)."""
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import pytest
+
+from w2v.data import imdb
+from w2v.data.text import read_lines
+from w2v.data.tokenize import TokenizerSettings, tokenize
+from w2v.errors import ConfigError
+
+
+def test_text_corpus_plain_gzip_and_invalid_bytes(tmp_path):
+    raw = b"first doc \xff\xfe here\n\n   \nsecond doc\n"
+    (tmp_path / "c.txt").write_bytes(raw)
+    with gzip.open(tmp_path / "c.txt.gz", "wb") as out:
+        out.write(raw)
+    for name in ("c.txt", "c.txt.gz"):
+        docs = read_lines(tmp_path / name)
+        assert len(docs) == 2 and "\ufffd" in docs[0] and docs[1].startswith("second")
+    assert len(read_lines(tmp_path / "c.txt", max_docs=1)) == 1
+
+
+@pytest.mark.parametrize("setup, match", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.write_text(""), "is empty"),
+    (lambda p: p.write_text("\n \n"), "no non-blank line"),
+    (lambda p: p.mkdir(), "is not a file"),
+])
+def test_bad_text_corpus(tmp_path, setup, match):
+    path = tmp_path / "corpus.txt"
+    setup(path)
+    with pytest.raises(ConfigError, match=match):
+        read_lines(path)
+
+
+def test_tokenizer_keeps_alphabetic_lowercases_and_lemmatizes():
+    docs = ["The cats were running, 42 times!", "Dogs ran."]
+    plain = tokenize(docs, TokenizerSettings(), n_process=1)
+    assert [plain.words[i] for i in plain.ids] == ["the", "cats", "were", "running", "times", "dogs", "ran"]
+    assert plain.offsets.tolist() == [0, 5, 7]
+    lemmas = tokenize(docs, TokenizerSettings(lemmatize=True), n_process=1)
+    assert [lemmas.words[i] for i in lemmas.ids] == ["the", "cat", "be", "run", "time", "dog", "run"]
+    cased = tokenize(docs, TokenizerSettings(lowercase=False, alpha_only=False), n_process=1)
+    assert [cased.words[i] for i in cased.ids][:4] == ["The", "cats", "were", "running"] and "42" in cased.words
+
+
+def test_tokenizer_on_two_processes_matches_one(tmp_path):
+    docs = [f"review number {i} says the movie was {'good' if i % 2 else 'bad'}" for i in range(2500)]
+    one = tokenize(docs, TokenizerSettings(), n_process=1)
+    two = tokenize(docs, TokenizerSettings(), n_process=2)
+    assert [one.words[i] for i in one.ids] == [two.words[i] for i in two.ids]
+    assert one.offsets.tolist() == two.offsets.tolist()
+
+
+def make_archive(path, reviews):
+    """A small archive in the aclImdb layout: {member name: text}."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in reviews.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+REVIEWS = {
+    "train/unsup/3_0.txt": "unsup three",
+    "test/pos/0_9.txt": "test pos zero",
+    "train/pos/10_8.txt": "train pos ten",
+    "train/pos/2_7.txt": "train pos two<br /><br />second line",
+    "train/neg/1_2.txt": "train neg one",
+    "README": "not a review",
+}
+
+
+def test_reviews_read_in_documented_order_without_html(tmp_path):
+    archive = make_archive(tmp_path / imdb.ARCHIVE_NAME, REVIEWS)
+    reviews = imdb.read_reviews(archive)
+    assert [r.split()[:3] for r in reviews] == [["train", "neg", "one"], ["train", "pos", "two"],
+                                                ["train", "pos", "ten"], ["test", "pos", "zero"], ["unsup", "three"]]
+    assert "<br" not in reviews[1] and "second line" in reviews[1]
+    assert len(imdb.read_reviews(archive, max_docs=2)) == 2
+
+
+def test_truncated_archive_is_moved_aside(tmp_path):
+    archive = make_archive(tmp_path / imdb.ARCHIVE_NAME, {f"train/neg/{i}_1.txt": "word " * 5000 for i in range(20)})
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match="truncated or corrupt.*moved aside"):
+        imdb.read_reviews(archive)
+    assert not archive.exists() and (tmp_path / (imdb.ARCHIVE_NAME + ".corrupt")).exists()
+
+
+def test_missing_archive_without_download_names_url_and_both_ways(tmp_path):
+    from w2v.data import ImdbDataModule
+
+    dm = ImdbDataModule(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False)
+    with pytest.raises(ConfigError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert imdb.IMDB_URL in message and "W2V_DATA_DIR" in message and "data.archive=PATH" in message
+    assert "\n" not in message
+
+
+def test_failed_download_is_a_one_line_error_and_leaves_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="could not download.*data.archive=PATH"):
+        imdb.download_archive((tmp_path / "nowhere.tar.gz").as_uri(), tmp_path / "out" / imdb.ARCHIVE_NAME, None)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_download_verifies_checksum_then_renames(tmp_path):
+    source = make_archive(tmp_path / "source.tar.gz", REVIEWS)
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()
+    dest = tmp_path / "data" / imdb.ARCHIVE_NAME
+    with pytest.raises(ConfigError, match="expected 0+; the download was discarded"):
+        imdb.download_archive(source.as_uri(), dest, "0" * 32)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    assert imdb.download_archive(source.as_uri(), dest, md5) == dest
+    assert dest.read_bytes() == source.read_bytes()

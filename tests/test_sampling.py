@@ -1,0 +1,102 @@
+"""Sample generation: windows and pairs against naive loops; subsampling and noise checked statistically."""
+
+import numpy as np
+import pytest
+import torch
+
+from w2v.data.corpus import Corpus
+from w2v.data.datamodule import EpochBatches
+from w2v.data.sampling import SamplerSettings, WindowSampler, context_windows, keep_probabilities, noise_distribution
+from w2v.errors import ConfigError
+from w2v.models.sgns import NoiseSampler
+
+
+def _corpus():
+    # three documents of lengths 5, 1 and 4
+    return Corpus(ids=np.array([10, 11, 12, 13, 14, 20, 30, 31, 32, 33]), offsets=np.array([0, 5, 6, 10]))
+
+
+def test_context_windows_match_naive_loop():
+    corpus = _corpus()
+    positions = np.arange(len(corpus))
+    radius = np.array([2, 1, 2, 3, 1, 2, 2, 1, 3, 2])
+    ctx, mask = context_windows(positions, corpus.offsets, 3, radius)
+    for i, pos in enumerate(positions):
+        doc = np.searchsorted(corpus.offsets, pos, side="right") - 1
+        start, end = corpus.offsets[doc], corpus.offsets[doc + 1]
+        expected = {pos + d for d in range(-radius[i], radius[i] + 1) if d != 0 and start <= pos + d < end}
+        assert set(ctx[i][mask[i]]) == expected
+
+
+def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
+    corpus = _corpus()
+    sampler = WindowSampler(corpus, np.ones(40), SamplerSettings(window=2, shrink_window=False))
+    batches = EpochBatches(sampler, batch_size=3, shuffle=True, seed=1, epoch=lambda: 0)
+    pairs = set()
+    for batch in batches:
+        for c, row, m in zip(batch["centers"], batch["contexts"], batch["mask"]):
+            pairs |= {(int(c), int(o)) for o in row[m]}
+    expected = {(10, 11), (10, 12), (11, 10), (11, 12), (11, 13), (12, 10), (12, 11), (12, 13), (12, 14), (13, 11),
+                (13, 12), (13, 14), (14, 12), (14, 13), (30, 31), (30, 32), (31, 30), (31, 32), (31, 33), (32, 30),
+                (32, 31), (32, 33), (33, 31), (33, 32)}
+    assert pairs == expected  # document 2 (a single word) has no pair; nothing crosses documents
+    assert len(batches) == 4 and sum(b["n_tokens"] for b in batches) == len(corpus)
+
+
+def test_shrunk_windows_are_uniform():
+    n = 20_000
+    corpus = Corpus(ids=np.zeros(n, dtype=np.int64), offsets=np.array([0, n]))
+    sampler = WindowSampler(corpus, np.array([n]), SamplerSettings(window=4))
+    sampler.start_epoch(np.random.default_rng(0))
+    _, _, mask = sampler.batch(np.arange(10, n - 10), np.random.default_rng(1))
+    radius = mask.sum(1) // 2
+    freq = np.bincount(radius, minlength=5)[1:] / len(radius)
+    assert np.allclose(freq, 0.25, atol=0.02)
+
+
+def test_subsampling_keeps_words_at_the_formula_rate():
+    counts = np.array([50_000, 5_000, 500, 50])
+    ids = np.repeat(np.arange(4), counts)
+    corpus = Corpus(ids=np.random.default_rng(0).permutation(ids), offsets=np.array([0, len(ids)]))
+    threshold = 1e-3
+    sampler = WindowSampler(corpus, counts, SamplerSettings(window=1, subsample=threshold))
+    sampler.start_epoch(np.random.default_rng(0))
+    kept = np.bincount(sampler._seq, minlength=4) / counts
+    freq = counts / counts.sum()
+    expected = np.minimum(1, np.sqrt(threshold / freq) + threshold / freq)
+    assert np.allclose(keep_probabilities(counts, threshold), expected)
+    std = np.sqrt(expected * (1 - expected) / counts)
+    assert (np.abs(kept - expected) <= 4 * std + 1e-9).all()
+    assert expected[0] < 0.2 and expected[3] == 1.0
+
+
+def test_subsampling_redraws_each_epoch_but_is_reproducible():
+    counts = np.array([5000, 100])
+    corpus = Corpus(ids=np.repeat([0, 1], counts), offsets=np.array([0, 5100]))
+    sampler = WindowSampler(corpus, counts, SamplerSettings(window=2, subsample=1e-2))
+    draws = []
+    for seed in ([0, 0], [0, 1], [0, 0]):
+        sampler.start_epoch(np.random.default_rng(seed))
+        draws.append(sampler._seq.copy())
+    assert not np.array_equal(draws[0], draws[1]) and np.array_equal(draws[0], draws[2])
+
+
+def test_noise_words_follow_count_power():
+    counts = np.array([0, 1000, 100, 10, 1])
+    probs = noise_distribution(counts, 0.75)
+    assert probs[0] == 0 and np.isclose(probs.sum(), 1)
+    assert np.allclose(probs[1:-1] / probs[2:], 10 ** 0.75)
+    torch.manual_seed(0)
+    draws = NoiseSampler(counts, 0.75).sample(200_000, 1).flatten()
+    freq = torch.bincount(draws, minlength=5).numpy() / 200_000
+    assert np.all(np.abs(freq - probs) <= 4 * np.sqrt(probs * (1 - probs) / 200_000) + 1e-9)
+
+
+@pytest.mark.parametrize("window", [0, -1])
+def test_bad_window_is_rejected(window):
+    with pytest.raises(ConfigError, match="model.window"):
+        SamplerSettings(window=window)
+
+
+def test_noise_for_an_empty_batch_is_empty():
+    assert NoiseSampler(np.array([3, 2]), 0.75).sample(0, 5, seed=1).shape == (0, 5)

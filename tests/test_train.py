@@ -1,0 +1,101 @@
+"""Training runs end to end: every model, every experiment, outputs, reproducibility, planted structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import open_dict
+
+from tests.conftest import PLANTED_CLASSES, compose_config
+from w2v.train import CONFIG_DIR, train
+from w2v.vectors import WordVectors
+
+MODELS = ["cbow", "skipgram", "sgns"]
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml") if p.stem != "notebook_common")
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("trainer", ["cpu", "gpu"])
+def test_every_model_and_trainer_composes(model, trainer):
+    cfg = compose_config([f"model={model}", f"trainer={trainer}"])
+    assert cfg.model._target_.lower().endswith({"cbow": "cbow", "skipgram": "skipgram", "sgns": "sgns"}[model])
+    assert cfg.trainer.accelerator == trainer
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run(make_cfg, model):
+    result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true"]))
+    assert np.isfinite(result["metrics"]["train/loss"])
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs(make_cfg, experiment):
+    cfg = make_cfg([f"experiment={experiment}", "trainer.fast_dev_run=true"])
+    with open_dict(cfg):  # the planted corpus is small: keep every word
+        cfg.data.max_docs = None
+    result = train(cfg)
+    assert np.isfinite(result["metrics"]["train/loss"])
+
+
+def test_a_run_leaves_everything_behind(make_cfg, tmp_path):
+    from gensim.models import KeyedVectors
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(make_cfg(["trainer.max_epochs=2"]))
+    out = result["output_dir"]
+    for name in ("config.yaml", "vocab.tsv", "vectors.txt", "last.ckpt"):
+        assert (out / name).is_file(), name
+    vocab_lines = (out / "vocab.tsv").read_text().splitlines()
+    assert vocab_lines[0].split("\t")[1].isdigit()
+    kv = KeyedVectors.load_word2vec_format(out / "vectors.txt")
+    assert kv.vector_size == 100 and "cat" in kv.key_to_index
+    ours = WordVectors.load_word2vec_format(out / "vectors.txt")
+    assert np.allclose(kv["cat"], ours["cat"], atol=1e-5)
+
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/words_per_sec", "lr-SGD"} <= scalars, scalars
+    texts = events.Tags()["tensors"]
+    assert any("neighbours" in t for t in texts), texts
+    assert (out / "tensorboard" / "projector_config.pbtxt").is_file()
+    assert any((out / "tensorboard").glob("**/metadata.tsv"))
+
+
+def test_same_seed_same_vectors(make_cfg, tmp_path):
+    runs = [train(make_cfg(["seed=3"], output_dir=tmp_path / name))["output_dir"] for name in ("a", "b")]
+    other = train(make_cfg(["seed=4"], output_dir=tmp_path / "c"))["output_dir"]
+    assert (runs[0] / "vectors.txt").read_bytes() == (runs[1] / "vectors.txt").read_bytes()
+    assert (runs[0] / "vectors.txt").read_bytes() != (other / "vectors.txt").read_bytes()
+
+
+def test_resume_from_checkpoint_finishes_remaining_epochs(make_cfg, tmp_path):
+    stop = ["+callbacks.stop._target_=tests.conftest.StopAfterEpoch", "+callbacks.stop.epoch=0"]
+    first = train(make_cfg(["trainer.max_epochs=2"] + stop, output_dir=tmp_path / "first"))
+    assert first["trainer"].current_epoch == 1
+    resumed = train(make_cfg(["trainer.max_epochs=2", f"ckpt_path={first['output_dir'] / 'last.ckpt'}"],
+                             output_dir=tmp_path / "resumed"))
+    straight = train(make_cfg(["trainer.max_epochs=2"], output_dir=tmp_path / "straight"))
+    assert resumed["trainer"].current_epoch == 2
+    assert (resumed["output_dir"] / "vectors.txt").read_bytes() == (straight["output_dir"] / "vectors.txt").read_bytes()
+
+
+PLANTED_SETTINGS = {
+    "sgns": ["trainer.max_epochs=5"],
+    "cbow": ["trainer.max_epochs=5", "model.optimizer.lr=0.01"],
+    "skipgram": ["trainer.max_epochs=5", "model.optimizer.lr=0.01"],
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_planted_classes_are_nearest_neighbours(make_cfg, model):
+    cfg = make_cfg([f"model={model}", "callbacks.neighbours.probe_words=[cat,red]"] + PLANTED_SETTINGS[model])
+    vectors = train(cfg)["model"].word_vectors()
+    hits = total = 0
+    for words in PLANTED_CLASSES.values():
+        for word in words:
+            neighbours = [w for w, _ in vectors.most_similar(word, topn=5)]
+            hits += sum(n in words for n in neighbours)
+            total += len(neighbours)
+    assert hits / total >= 0.9, f"{model}: only {hits}/{total} of the top-5 neighbours share the planted class"
