@@ -64,6 +64,8 @@ def make_cfg(tmp_path, planted_corpus):
             cfg.paths.data_dir = str(tmp_path / "data")
             cfg.trainer.log_every_n_steps = 5
             cfg.callbacks.projector.n_words = 50
+            if "compile" in cfg.model:  # compiling takes longer than these tiny runs; one test covers it
+                cfg.model.compile = False
         return cfg
 
     return make

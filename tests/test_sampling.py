@@ -87,7 +87,7 @@ def test_noise_words_follow_count_power():
     assert probs[0] == 0 and np.isclose(probs.sum(), 1)
     assert np.allclose(probs[1:-1] / probs[2:], 10 ** 0.75)
     torch.manual_seed(0)
-    draws = NoiseSampler(counts, 0.75).sample(200_000, 1).flatten()
+    draws = NoiseSampler(counts, 0.75).sample(200_000, 1, seed=0).flatten()
     freq = torch.bincount(draws, minlength=5).numpy() / 200_000
     assert np.all(np.abs(freq - probs) <= 4 * np.sqrt(probs * (1 - probs) / 200_000) + 1e-9)
 

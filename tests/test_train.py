@@ -99,3 +99,12 @@ def test_planted_classes_are_nearest_neighbours(make_cfg, model):
             hits += sum(n in words for n in neighbours)
             total += len(neighbours)
     assert hits / total >= 0.9, f"{model}: only {hits}/{total} of the top-5 neighbours share the planted class"
+
+
+def test_compiled_sgns_step_gives_the_same_vectors(make_cfg, tmp_path):
+    eager = train(make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / "eager"))["model"].word_vectors()
+    cfg = make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / "compiled")
+    cfg.model.compile = True
+    compiled = train(cfg)["model"].word_vectors()
+    assert eager.words == compiled.words
+    assert np.allclose(eager.vectors, compiled.vectors, atol=1e-4)

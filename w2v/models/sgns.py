@@ -7,6 +7,7 @@ through autograd on the same loss.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from w2v.data.sampling import noise_distribution
@@ -16,24 +17,35 @@ from w2v.models.losses import sgns_gradients, sgns_loss
 
 
 class NoiseSampler(torch.nn.Module):
-    """Draws noise words with probability ∝ count^power, from a generator seeded per batch."""
+    """Draws noise words with probability ∝ count^power, from a generator seeded per batch.
 
-    def __init__(self, counts, power: float = 0.75):
+    Like word2vec, it looks draws up in a table where each word fills a share of the slots equal to
+    its probability: one random integer and one lookup per draw, with probabilities rounded to
+    1/`table_size` (every word that occurs keeps at least one slot).
+    """
+
+    def __init__(self, counts, power: float = 0.75, table_size: int = 1 << 24):
         super().__init__()
-        probs = torch.as_tensor(noise_distribution(counts, power), dtype=torch.float32)
-        self.register_buffer("probs", probs, persistent=False)
+        probs = noise_distribution(counts, power)
+        slots = np.floor(probs * table_size).astype(np.int64)
+        slots[(probs > 0) & (slots == 0)] = 1
+        # Hand the rounding remainder to the most probable words, so the table is exactly full.
+        shortfall = table_size - slots.sum()
+        order = np.argsort(-(probs * table_size - slots), kind="stable")
+        slots[order[: max(shortfall, 0)]] += 1
+        table = np.repeat(np.arange(len(probs), dtype=np.int32), slots)
+        self.register_buffer("table", torch.from_numpy(table), persistent=False)
         self._generator: torch.Generator | None = None
 
     def sample(self, rows: int, k: int, seed: int | None = None) -> torch.Tensor:
         """(rows, k) noise word ids."""
-        if rows == 0:
-            return torch.zeros(0, k, dtype=torch.long, device=self.probs.device)
         generator = None
         if seed is not None:
-            if self._generator is None or self._generator.device != self.probs.device:
-                self._generator = torch.Generator(device=self.probs.device)
+            if self._generator is None or self._generator.device != self.table.device:
+                self._generator = torch.Generator(device=self.table.device)
             generator = self._generator.manual_seed(seed)
-        return torch.multinomial(self.probs, rows * k, replacement=True, generator=generator).view(rows, k)
+        slots = torch.randint(len(self.table), (rows, k), generator=generator, device=self.table.device)
+        return self.table[slots].long()
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -56,9 +68,12 @@ def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Ten
 class SGNS(Word2VecModule):
     """SGNS: for every (center, context) pair, K=`negatives` noise words drawn from count^`noise_power`."""
 
-    def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, **kwargs):
+    def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, compile: bool = False, **kwargs):
         super().__init__(vocab, **kwargs)
         self.check_negatives(negatives)
+        # torch.compile fuses the small batched products and element-wise steps of the gradient
+        # (2-3x faster on CPU) after a one-time compilation of about 20 s; the results are the same.
+        self._gradients = torch.compile(sgns_gradients, dynamic=True) if compile else sgns_gradients
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         self.noise = NoiseSampler(vocab.counts, noise_power)
         self.automatic_optimization = not self.sparse  # the hand-written SGD path updates the weights itself
@@ -92,11 +107,15 @@ class SGNS(Word2VecModule):
         if len(targets) == 0:
             return None
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
-        grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = sgns_gradients(w_in[contexts], mask, w_out[targets])
+        ctx_rows, tgt_rows = contexts.reshape(-1), targets.reshape(-1)  # (B*C,), (B*(1+K),)
+        # index_select on flat ids is several times faster on CPU than advanced indexing with a 2-D index.
+        ctx_vecs = w_in.index_select(0, ctx_rows).view(*contexts.shape, -1)  # (B, C, D)
+        tgt_vecs = w_out.index_select(0, tgt_rows).view(*targets.shape, -1)  # (B, 1+K, D)
+        grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = self._gradients(ctx_vecs, mask, tgt_vecs)
         lr = self.optimizers().param_groups[0]["lr"]
         dim = w_in.shape[1]
-        damped_row_update(w_in, contexts.reshape(-1), grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1), lr)
-        damped_row_update(w_out, targets.reshape(-1), grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1), lr)
+        damped_row_update(w_in, ctx_rows, grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1), lr)
+        damped_row_update(w_out, tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1), lr)
         self.optimizers().step()  # no-op (the parameters carry no gradient); keeps Lightning's step count
         scheduler = self.lr_schedulers()
         if scheduler is not None:
