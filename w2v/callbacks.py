@@ -96,14 +96,105 @@ class EmbeddingProjector(L.Callback):
 
 
 class ExportVectors(L.Callback):
-    """At the end of training, writes `vectors.txt` (word2vec text format) and `vocab.tsv` into the run directory."""
+    """At the end of training, writes the vectors into the run directory, with `vocab.tsv`.
 
-    def __init__(self, dirpath: str, binary: bool = False):
-        self.dirpath, self.binary = Path(dirpath), binary
+    formats: `text` (vectors.txt) and `binary` (vectors.bin), both word2vec formats that gensim's
+    `KeyedVectors.load_word2vec_format` reads, and `projector` (vectors.tsv + metadata.tsv, for the
+    standalone TensorBoard projector).
+    """
+
+    FORMATS = ("text", "binary", "projector")
+
+    def __init__(self, dirpath: str, formats: Sequence[str] = ("text",)):
+        from w2v.errors import ConfigError
+
+        unknown = sorted(set(formats) - set(self.FORMATS))
+        if unknown:
+            raise ConfigError(f"callbacks.export.formats: {unknown[0]!r} is unknown; use any of {', '.join(self.FORMATS)}")
+        self.dirpath, self.formats = Path(dirpath), list(formats)
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module) -> None:
+        from w2v.vectors import save_projector_tsv
+
         pl_module.vocab.save_tsv(self.dirpath / "vocab.tsv")
-        name = "vectors.bin" if self.binary else "vectors.txt"
-        pl_module.word_vectors().save_word2vec_format(self.dirpath / name, binary=self.binary)
-        log.info("Saved %s and vocab.tsv in %s", name, self.dirpath)
+        vectors = pl_module.word_vectors()
+        if "text" in self.formats:
+            vectors.save_word2vec_format(self.dirpath / "vectors.txt")
+        if "binary" in self.formats:
+            vectors.save_word2vec_format(self.dirpath / "vectors.bin", binary=True)
+        if "projector" in self.formats:
+            save_projector_tsv(vectors, self.dirpath / "vectors.tsv", self.dirpath / "metadata.tsv")
+        log.info("Saved vectors (%s) and vocab.tsv in %s", ", ".join(self.formats), self.dirpath)
+
+
+class IntrinsicEvaluation(L.Callback):
+    """Scores the vectors on WordSim-353, SimLex-999 and the Google analogies every `every_n_epochs`.
+
+    Files default to gensim's copies; name others in the config. Without them (no gensim), training
+    goes on and one warning says how to get the files.
+    """
+
+    metric_names = ("eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/analogy_3cosadd", "eval/analogy_3cosmul")
+
+    def __init__(self, every_n_epochs: int = 1, wordsim: str | None = None, simlex: str | None = None,
+                 analogies: str | None = None, restrict_vocab: int = 300_000):
+        self.every_n_epochs = every_n_epochs
+        self.files = {"wordsim": wordsim, "simlex": simlex, "analogies": analogies}
+        self.restrict_vocab = restrict_vocab
+        self._disabled = False
+
+    def scores(self, pl_module) -> dict[str, float]:
+        from w2v.evaluation import evaluate_all
+
+        metrics = evaluate_all(pl_module.word_vectors(), restrict_vocab=self.restrict_vocab, **self.files)
+        return {
+            "eval/wordsim353_spearman": metrics["wordsim353/spearman"],
+            "eval/wordsim353_oov": metrics["wordsim353/oov"],
+            "eval/simlex999_spearman": metrics["simlex999/spearman"],
+            "eval/simlex999_oov": metrics["simlex999/oov"],
+            "eval/analogy_3cosadd": metrics["analogy_3cosadd/accuracy"],
+            "eval/analogy_3cosmul": metrics["analogy_3cosmul/accuracy"],
+            "eval/analogy_semantic": metrics["analogy_3cosadd/semantic"],
+            "eval/analogy_syntactic": metrics["analogy_3cosadd/syntactic"],
+        }
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        last = trainer.current_epoch + 1 >= trainer.max_epochs
+        if self._disabled or ((trainer.current_epoch + 1) % self.every_n_epochs and not last):
+            return
+        from w2v.errors import ConfigError
+
+        try:
+            scores = self.scores(pl_module)
+        except ConfigError as err:
+            log.warning("intrinsic evaluation skipped: %s", err)
+            self._disabled = True
+            return
+        # NaN (too few known pairs) would break the logger's aggregation; it is left out instead.
+        scores = {k: v for k, v in scores.items() if v == v}
+        pl_module.log_dict(scores, on_step=False, on_epoch=True)
+        log.info("evaluation after epoch %d: %s", trainer.current_epoch,
+                 ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in scores.items()))
+
+
+class TsneFigure(L.Callback):
+    """At the end of training, the t-SNE map of the probe words' neighbourhoods: TensorBoard figure and PNG."""
+
+    def __init__(self, path: str, probe_words: Sequence[str] = PROBE_WORDS, k: int = 10):
+        self.path, self.probe_words, self.k = Path(path), list(probe_words), k
+
+    @rank_zero_only
+    def on_train_end(self, trainer, pl_module) -> None:
+        from w2v.plots import tsne_figure
+
+        figure = tsne_figure(pl_module.word_vectors(), self.probe_words, self.k)
+        if figure is None:
+            log.warning("t-SNE figure skipped: none of the probe words is in the vocabulary")
+            return
+        from w2v.plots import save_figure
+
+        save_figure(figure, self.path)
+        writer = _tensorboard(trainer)
+        if writer is not None:
+            writer.add_figure("tsne_neighbours", figure, global_step=trainer.global_step)

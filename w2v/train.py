@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from w2v.errors import ConfigError
+from w2v.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +106,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
-        logger.log_hyperparams(flat_hparams(cfg))
+        # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
+        declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
+        logger.log_hyperparams(flat_hparams(cfg), metrics={m: float("nan") for m in declared})
 
+    start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["wall_seconds"] = time.perf_counter() - start
+    metrics["epochs"] = trainer.current_epoch
+    with atomic_write(output_dir / "metrics.json") as out:
+        json.dump(metrics, out, indent=1)
     log.info("Finished: %s; outputs in %s", metrics, output_dir)
     return {"output_dir": output_dir, "metrics": metrics, "model": model, "datamodule": datamodule, "trainer": trainer}
 

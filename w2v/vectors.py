@@ -69,6 +69,21 @@ class WordVectors:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(self.words[i], float(scores[i])) for i in best]
 
+    def doesnt_match(self, words: Iterable[str]) -> str:
+        """The word farthest from the mean of the others' unit vectors."""
+        words = list(words)
+        if len(words) < 2:
+            raise ConfigError("doesnt-match needs at least two words")
+        unit = self.unit[[self._id(w) for w in words]]  # (n, D)
+        mean = unit.mean(0)
+        return words[int(np.argmin(unit @ mean))]
+
+    def close_spellings(self, word: str, n: int = 5) -> list[str]:
+        """Vocabulary words spelled like `word`, for 'did you mean' messages."""
+        import difflib
+
+        return difflib.get_close_matches(word, self.words, n=n, cutoff=0.7)
+
     def save_word2vec_format(self, path: str | os.PathLike, binary: bool = False) -> None:
         """Write the word2vec format (text or binary) that gensim's load_word2vec_format reads."""
         for word in self.words:
@@ -126,3 +141,25 @@ def _looks_like_text(sample: bytes) -> bool:
         return True
     except UnicodeDecodeError as err:
         return err.start > len(sample) - 4  # a multi-byte character cut at the sample's end
+
+
+def save_projector_tsv(vectors: WordVectors, vectors_path: str | os.PathLike, metadata_path: str | os.PathLike) -> None:
+    """The `vectors.tsv` + `metadata.tsv` pair that the standalone TensorBoard projector loads."""
+    with atomic_write(vectors_path) as out:
+        for row in vectors.vectors:
+            out.write("\t".join(f"{x:.6g}" for x in row) + "\n")
+    with atomic_write(metadata_path) as out:
+        out.write("".join(f"{word}\n" for word in vectors.words))
+
+
+def load_vectors(path: str | os.PathLike) -> WordVectors:
+    """Vectors from a word2vec file (text or binary) or a run directory (its vectors.txt or vectors.bin)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in ("vectors.txt", "vectors.bin"):
+            if (path / name).is_file():
+                return WordVectors.load_word2vec_format(path / name)
+        raise ConfigError(f"{path} holds no vectors.txt or vectors.bin; pass a finished run directory or a vectors file")
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; pass a run directory or a word2vec vectors file")
+    return WordVectors.load_word2vec_format(path)
