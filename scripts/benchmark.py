@@ -1,0 +1,258 @@
+"""Side-by-side benchmark on one preprocessed IMDb corpus and one vocabulary, in one run.
+
+    python scripts/benchmark.py            # all 100,000 reviews, 5 epochs (SGNS) -- the README's table
+    python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: a few minutes
+
+Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimension 100, window 5,
+5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
+on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
+Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
+Skip-gram against a minimal re-implementation of the notebooks' loop (materialized pairs in a
+DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and
+CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak.
+
+Each contender runs in its own process, so its peak memory (maximum resident set size) is its own.
+Words/second count corpus tokens (after the vocabulary) times epochs over training wall time,
+preprocessing and evaluation excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+THREADS = 2
+
+
+def load_corpus(max_docs: int | None, vocab: str):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from w2v.train import CONFIG_DIR
+
+    overrides = [f"data/vocab={vocab}"] + (["data.tokenizer.lemmatize=true"] if vocab == "notebook" else [])
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    with open_dict(cfg):
+        cfg.data.max_docs = max_docs
+        cfg.paths.cache_dir = os.environ.get("W2V_CACHE_DIR", "cache")
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def scores(vectors) -> dict:
+    from w2v.evaluation import evaluate_all
+
+    m = evaluate_all(vectors)
+    return {"wordsim353": m["wordsim353/spearman"], "simlex999": m["simlex999/spearman"],
+            "analogies": m["analogy_3cosadd/accuracy"]}
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+# -- workers (each in its own process) ------------------------------------------------------------
+
+def worker_w2v_sgns(max_docs, epochs) -> dict:
+    import lightning as L
+    import torch
+
+    from w2v.models import SGNS
+
+    torch.set_num_threads(THREADS)
+    dm = load_corpus(max_docs, "word2vec")
+    L.seed_everything(1, verbose=False)
+    model = SGNS(dm.vocab, embedding_dim=100, window=5, subsample=1e-3, negatives=5, compile=True,
+                 optimizer={"name": "sgd", "lr": 0.025, "schedule": "linear", "min_lr_ratio": 1e-4})
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "words_per_sec": len(dm.corpus) * epochs / seconds, "peak_gib": peak_gib(),
+            **scores(model.word_vectors())}
+
+
+def worker_gensim_sgns(max_docs, epochs) -> dict:
+    from gensim.models import Word2Vec
+
+    from w2v.vectors import WordVectors
+
+    dm = load_corpus(max_docs, "word2vec")
+    words, ids, offsets = dm.vocab.words, dm.corpus.ids, dm.corpus.offsets
+    sentences = [[words[i] for i in ids[offsets[d]:offsets[d + 1]]] for d in range(dm.corpus.n_docs)]
+    model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=1, sg=1, hs=0, alpha=0.025,
+                     min_alpha=0.0001, workers=THREADS, seed=1)
+    model.build_vocab(sentences)
+    start = time.perf_counter()
+    model.train(sentences, total_examples=len(sentences), epochs=epochs)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "words_per_sec": len(dm.corpus) * epochs / seconds, "peak_gib": peak_gib(),
+            **scores(WordVectors(model.wv.index_to_key, model.wv.vectors))}
+
+
+def _full_softmax_batches(dm, window, batch_size, n_batches):
+    from w2v.data.datamodule import EpochBatches
+    from w2v.data.sampling import SamplerSettings, WindowSampler
+
+    sampler = WindowSampler(dm.corpus, dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
+    batches = []
+    for i, batch in enumerate(EpochBatches(sampler, batch_size, True, 0, epoch=lambda: 0)):
+        if i == n_batches:
+            break
+        batches.append(batch)
+    return batches
+
+
+def worker_w2v_full(max_docs, arch, n_batches) -> dict:
+    """w2v's CBOW / Skip-gram training steps (Adam, autograd) on pre-drawn batches."""
+    import torch
+
+    from w2v.models import CBOW, SkipGram
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    dm = load_corpus(max_docs, "notebook")
+    # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
+    batches = _full_softmax_batches(dm, 4, 256 if arch == "cbow" else 64, n_batches)
+    model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
+                                                   optimizer={"name": "adam", "lr": 0.001})
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    examples = 0
+    start = time.perf_counter()
+    for batch in batches:
+        losses = model.example_losses(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses.mean().backward()
+        optimizer.step()
+        examples += losses.numel()
+    seconds = time.perf_counter() - start
+    flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else sum(int(b["mask"].any(1).sum()) for b in batches))
+    return {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
+            "peak_gib": peak_gib()}
+
+
+def worker_notebook_full(max_docs, arch, n_batches) -> dict:
+    """The notebooks' loop: all examples materialized, a shuffled DataLoader, Embedding + Linear, Adam."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from w2v.data.sampling import context_windows
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    dm = load_corpus(max_docs, "notebook")
+    ids, window, vocab = dm.corpus.ids, 4, len(dm.vocab)
+    positions = np.arange(len(ids))
+    ctx, mask = context_windows(positions, dm.corpus.offsets, window, window)
+    full = mask.all(1)  # the notebooks kept only centers with a full window
+    if arch == "cbow":
+        data = TensorDataset(torch.from_numpy(ids[ctx[full]]).long(), torch.from_numpy(ids[positions[full]]).long())
+        batch_size = 256
+    else:
+        centers = np.repeat(ids[positions[full]], 2 * window)
+        data = TensorDataset(torch.from_numpy(centers).long(), torch.from_numpy(ids[ctx[full]].reshape(-1)).long())
+        batch_size = 512
+    embed, out = nn.Embedding(vocab, 100), nn.Linear(100, vocab)
+    optimizer = torch.optim.Adam([*embed.parameters(), *out.parameters()], lr=0.001)
+    loss_fn = nn.CrossEntropyLoss()
+    examples = 0
+    start = time.perf_counter()
+    for i, (x, y) in enumerate(DataLoader(data, batch_size=batch_size, shuffle=True)):
+        if i == n_batches:
+            break
+        hidden = embed(x).mean(1) if arch == "cbow" else embed(x)
+        loss = loss_fn(out(hidden), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        examples += len(y)
+    seconds = time.perf_counter() - start
+    flop = 6 * 100 * vocab * examples
+    return {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
+            "peak_gib": peak_gib()}
+
+
+def worker_matmul_peak() -> dict:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = max(best, 10 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return {"gflops": best}
+
+
+WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_full": worker_w2v_full,
+           "notebook_full": worker_notebook_full, "matmul_peak": worker_matmul_peak}
+
+
+def run_worker(name: str, *args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, json.dumps(args)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20,000 reviews, 1 epoch, fewer full-softmax batches")
+    parser.add_argument("--epochs", type=int, help="SGNS epochs (default 5, or 1 with --quick)")
+    parser.add_argument("--max-docs", type=int, help="reviews for SGNS (default all, or 20,000 with --quick)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](*json.loads(args.args))))
+        return
+    epochs = args.epochs or (1 if args.quick else 5)
+    max_docs = args.max_docs or (20_000 if args.quick else None)
+    n_batches = 300 if args.quick else 1000
+
+    print(f"## SGNS, {'first ' + format(max_docs, ',') if max_docs else 'all'} IMDb reviews, {epochs} epoch(s), "
+          f"{THREADS} threads\n")
+    ours, theirs = run_worker("w2v_sgns", max_docs, epochs), run_worker("gensim_sgns", max_docs, epochs)
+    print("| | words/s | wall s | peak GiB | WordSim-353 | SimLex-999 | analogies |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in (("w2v SGNS", ours), ("gensim SGNS", theirs)):
+        print(f"| {name} | {r['words_per_sec']:,.0f} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
+              f"{r['wordsim353']:.3f} | {r['simlex999']:.3f} | {r['analogies']:.1%} |")
+    print(f"| w2v / gensim | {ours['words_per_sec'] / theirs['words_per_sec']:.2f}x | | | "
+          f"{ours['wordsim353'] - theirs['wordsim353']:+.3f} | {ours['simlex999'] - theirs['simlex999']:+.3f} | "
+          f"{(ours['analogies'] - theirs['analogies']) * 100:+.1f} pt |\n", flush=True)
+
+    peak = run_worker("matmul_peak")["gflops"]
+    print(f"## Full softmax, notebooks' setting (first 10,000 reviews, 10,002 words), {n_batches} batches\n")
+    print(f"2048x2048 float32 matrix product: {peak:.0f} GFLOP/s\n")
+    print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB |")
+    print("|---|---|---|---|---|")
+    for arch, unit in (("cbow", "centers"), ("skipgram", "pairs")):
+        ours = run_worker("w2v_full", 10_000, arch, n_batches)
+        theirs = run_worker("notebook_full", 10_000, arch, n_batches)
+        for name, r in ((f"w2v {arch}", ours), (f"notebook loop {arch}", theirs)):
+            print(f"| {name} ({unit}) | {r['examples_per_sec']:,.0f} | {r['gflops']:.0f} | {r['gflops'] / peak:.0%} | "
+                  f"{r['peak_gib']:.2f} |")
+        print(f"| w2v / notebook loop | {ours['examples_per_sec'] / theirs['examples_per_sec']:.1f}x | | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
