@@ -96,7 +96,7 @@ class EmbeddingProjector(L.Callback):
 
 
 class ExportVectors(L.Callback):
-    """At the end of training, writes the vectors into the run directory, with `vocab.tsv`.
+    """At the end of training, writes the vectors into the run directory (train.py wrote `vocab.tsv`).
 
     formats: `text` (vectors.txt) and `binary` (vectors.bin), both word2vec formats that gensim's
     `KeyedVectors.load_word2vec_format` reads, and `projector` (vectors.tsv + metadata.tsv, for the
@@ -117,7 +117,6 @@ class ExportVectors(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         from w2v.vectors import save_projector_tsv
 
-        pl_module.vocab.save_tsv(self.dirpath / "vocab.tsv")
         vectors = pl_module.word_vectors()
         if "text" in self.formats:
             vectors.save_word2vec_format(self.dirpath / "vectors.txt")
@@ -125,7 +124,7 @@ class ExportVectors(L.Callback):
             vectors.save_word2vec_format(self.dirpath / "vectors.bin", binary=True)
         if "projector" in self.formats:
             save_projector_tsv(vectors, self.dirpath / "vectors.tsv", self.dirpath / "metadata.tsv")
-        log.info("Saved vectors (%s) and vocab.tsv in %s", ", ".join(self.formats), self.dirpath)
+        log.info("Saved vectors (%s) in %s", ", ".join(self.formats), self.dirpath)
 
 
 class IntrinsicEvaluation(L.Callback):

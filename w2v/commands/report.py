@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if param not in swept and param not in rows[0]:
         raise ConfigError(f"--param {param} was not swept; choose one of {', '.join(swept)}")
     print(save_figure(sweep_plot(rows, args.metric, param, by), out / "metric.png"))
-    tags = ["train/loss_epoch", "eval/wordsim353_spearman", "eval/analogy_3cosadd"]
+    tags = ["train/loss_step", "eval/wordsim353_spearman", "eval/analogy_3cosadd"]
     print(save_figure(curves_plot(read_curves(sweep_dir, rows, swept, tags), tags), out / "curves.png"))
     return 0
 
