@@ -1,0 +1,103 @@
+"""On-disk cache of tokenized corpora, keyed by the corpus and every setting that changes the tokens.
+
+An entry is a folder holding `ids.npy`, `offsets.npy`, `words.txt` and `meta.json` (written last,
+with each file's size and sha256). It is built in a temporary folder and renamed into place under a
+lock, so concurrent runs of a sweep build it once and never read a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from w2v.data.tokenize import TokenizedCorpus
+from w2v.fileio import atomic_write, file_lock
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+_FILES = ("ids.npy", "offsets.npy", "words.txt")
+
+
+def cache_key(description: dict) -> str:
+    """A short stable hash of a JSON-serialisable description of the corpus and settings."""
+    blob = json.dumps({"format": CACHE_FORMAT, **description}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_entry(folder: Path, corpus: TokenizedCorpus, description: dict) -> None:
+    np.save(folder / "ids.npy", corpus.ids.astype(np.int32, copy=False))
+    np.save(folder / "offsets.npy", corpus.offsets.astype(np.int64, copy=False))
+    # One word per line: spaCy tokens never contain a newline once whitespace tokens are skipped.
+    (folder / "words.txt").write_text("".join(w.replace("\n", " ") + "\n" for w in corpus.words), encoding="utf-8")
+    files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _FILES}
+    with atomic_write(folder / "meta.json") as out:
+        json.dump({"format": CACHE_FORMAT, "description": description, "files": files}, out, indent=1, default=str)
+
+
+def _entry_problem(folder: Path) -> str | None:
+    """None if the entry is complete and intact, else what is wrong with it."""
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return "no meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        for name, expected in meta["files"].items():
+            path = folder / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != expected["size"]:
+                return f"{name} has {path.stat().st_size} bytes, expected {expected['size']}"
+            if _sha256(path) != expected["sha256"]:
+                return f"{name} fails its checksum"
+    except (ValueError, KeyError, TypeError) as err:
+        return f"meta.json is unreadable ({err})"
+    return None
+
+
+def _load_entry(folder: Path) -> TokenizedCorpus:
+    words = (folder / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    return TokenizedCorpus(
+        words=words,
+        ids=np.load(folder / "ids.npy", mmap_mode="r"),
+        offsets=np.load(folder / "offsets.npy"),
+    )
+
+
+def cached_tokens(cache_dir: str | Path, name: str, description: dict, build: Callable[[], TokenizedCorpus]) -> TokenizedCorpus:
+    """The cached tokenized corpus for `description`, calling `build()` once if it is absent or damaged."""
+    cache_dir = Path(cache_dir).expanduser()
+    folder = cache_dir / f"{name}-{cache_key(description)}"
+    with file_lock(cache_dir / f".{folder.name}.lock"):
+        if folder.exists():
+            problem = _entry_problem(folder)
+            if problem is None:
+                log.info("Loading tokenized corpus from cache %s", folder)
+                return _load_entry(folder)
+            log.warning("Cache entry %s is damaged (%s); rebuilding it", folder, problem)
+            shutil.rmtree(folder)
+        corpus = build()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
+        try:
+            _write_entry(tmp, corpus, description)
+            tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info("Cached tokenized corpus in %s", folder)
+        return _load_entry(folder)

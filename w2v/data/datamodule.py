@@ -1,0 +1,235 @@
+"""LightningDataModules for the corpora: IMDb reviews and the user's own text file.
+
+Both share one pipeline: read documents -> spaCy tokens (cached) -> vocabulary -> vocabulary ids ->
+per-epoch batches of (center, context window) examples, shaped for the model being trained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any, Callable, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from w2v.data import imdb
+from w2v.data.cache import cached_tokens
+from w2v.data.corpus import Corpus, count_words
+from w2v.data.sampling import SamplerSettings, WindowSampler
+from w2v.data.text import check_text_file, read_lines
+from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, resolve_workers, tokenize
+from w2v.data.vocab import Vocabulary, check_vocab_settings
+from w2v.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_DONE = object()  # end-of-epoch marker in the batch queue
+
+
+class EpochBatches(IterableDataset):
+    """One epoch of batches: corpus positions in (shuffled) order, `batch_size` positions a batch.
+
+    The batch count is fixed (every position is visited), so the progress bar and the linear
+    learning-rate decay know the length of an epoch; subsampling only thins each batch.
+    """
+
+    def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int, epoch: Callable[[], int]):
+        self.sampler, self.batch_size, self.shuffle, self.seed, self.epoch = sampler, batch_size, shuffle, seed, epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler.corpus) / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Batches are made in a background thread, overlapping with training (NumPy releases the GIL);
+        # one thread draws them all in order, so they are the same as if made in the loop.
+        queue: Queue = Queue(maxsize=4)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._produce, args=(queue, stop), daemon=True)
+        thread.start()
+        try:
+            while (item := queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(Empty):
+                    queue.get(timeout=0.05)
+
+    def _produce(self, queue: Queue, stop: threading.Event) -> None:
+        try:
+            for batch in self._batches():
+                if stop.is_set():
+                    return
+                queue.put(batch)
+            queue.put(_DONE)
+        except BaseException as err:  # handed to the consumer, which raises it
+            queue.put(err)
+
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        # A per-epoch generator: each epoch draws anew, and a run resumed at an epoch boundary
+        # draws exactly what the uninterrupted run would have.
+        rng = np.random.default_rng([self.seed, self.epoch()])
+        self.sampler.start_epoch(rng)
+        n = len(self.sampler.corpus)
+        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        if self.shuffle:
+            rng.shuffle(order)
+        for i in range(len(self)):
+            positions = order[i * self.batch_size : (i + 1) * self.batch_size]
+            centers, contexts, mask = self.sampler.batch(positions, rng)
+            yield {
+                "centers": torch.from_numpy(centers).long(),  # (B,)
+                "contexts": torch.from_numpy(contexts).long(),  # (B, 2W)
+                "mask": torch.from_numpy(mask),  # (B, 2W)
+                "n_tokens": len(positions),
+                # Seeds the model's own draws (noise words), so that a batch is the same wherever it runs.
+                "seed": int(rng.integers(2**62)),
+            }
+
+
+class CorpusDataModule(L.LightningDataModule, ABC):
+    """Shared pipeline; subclasses say how to read documents and how to fingerprint the source."""
+
+    name = "corpus"
+
+    def __init__(
+        self,
+        cache_dir: str,
+        batch_size: int = 4096,
+        max_docs: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        tokenizer: dict | None = None,
+        vocab: dict | None = None,
+    ):
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (center words per batch)")
+        if max_docs is not None and max_docs < 1:
+            raise ConfigError(f"data.max_docs={max_docs} must be a positive count, or null for the whole corpus")
+        tokenizer = dict(tokenizer or {})
+        self.n_process = resolve_workers(tokenizer.pop("n_process", -1))
+        self.tokenizer = TokenizerSettings(**tokenizer)
+        self.vocab_settings = {"max_size": None, "min_count": 1, "specials": ["<PAD>", "<UNK>"], "oov": "unk", "unk_token": "<UNK>", **(vocab or {})}
+        self.vocab_settings["specials"] = list(self.vocab_settings["specials"])
+        check_vocab_settings(**self.vocab_settings)
+        self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
+        self.vocab: Vocabulary | None = None
+        self.corpus: Corpus | None = None
+        self.raw_tokens = 0
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def check_source(self) -> None:
+        """Raise a one-line ConfigError if the source cannot be read; called before any heavy work."""
+
+    @abstractmethod
+    def source_description(self) -> dict:
+        """What identifies the source's content, for the cache key (path, size, modification time)."""
+
+    @abstractmethod
+    def read_documents(self) -> list[str]:
+        """The documents, in a fixed order, the first `max_docs` only."""
+
+    # -- the shared pipeline ---------------------------------------------------------------
+    def tokens(self) -> TokenizedCorpus:
+        description = {"source": self.source_description(), "max_docs": self.max_docs, "tokenizer": vars(self.tokenizer)}
+        return cached_tokens(self.cache_dir, self.name, description, self._tokenize)
+
+    def _tokenize(self) -> TokenizedCorpus:
+        docs = self.read_documents()
+        tokens = tokenize(docs, self.tokenizer, self.n_process)
+        if len(tokens.ids) == 0:
+            raise ConfigError(
+                f"no token left after preprocessing {len(docs)} documents; check the corpus text or relax "
+                f"data.tokenizer (alpha_only={self.tokenizer.alpha_only})"
+            )
+        return tokens
+
+    def prepare_data(self) -> None:
+        self.check_source()
+        self.tokens()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.corpus is not None:
+            return
+        self.check_source()
+        tokens = self.tokens()
+        self.raw_tokens = len(tokens.ids)
+        self.vocab = Vocabulary.build(count_words(tokens), tokens.words, **self.vocab_settings)
+        self.corpus = Corpus.from_tokens(tokens, self.vocab)
+        log.info("%d documents, %s", tokens.n_docs, self.vocab.describe(self.raw_tokens))
+
+    def train_dataloader(self) -> DataLoader:
+        module = self.trainer.lightning_module
+        settings: SamplerSettings = module.sampler_settings()
+        sampler = WindowSampler(self.corpus, self.vocab.counts, settings)
+        dataset = EpochBatches(sampler, self.batch_size, self.shuffle, self.seed, epoch=lambda: self.trainer.current_epoch)
+        return DataLoader(dataset, batch_size=None, num_workers=0)
+
+
+class ImdbDataModule(CorpusDataModule):
+    """The IMDb Large Movie Review dataset: 100,000 reviews, found locally or downloaded once."""
+
+    name = "imdb"
+
+    def __init__(self, data_dir: str | None = None, archive: str | None = None, url: str = imdb.IMDB_URL,
+                 md5: str | None = imdb.IMDB_MD5, download: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.data_dir, self.archive, self.url, self.md5, self.download = data_dir, archive, url, md5, download
+        self._archive_path: Path | None = None
+
+    def archive_path(self) -> Path:
+        if self._archive_path is None:
+            found = imdb.locate_archive(self.data_dir, self.archive)
+            if found is None:
+                if not self.download or self.data_dir is None:
+                    raise ConfigError(
+                        f"IMDb archive {imdb.ARCHIVE_NAME} not found; download it from {self.url} into the data "
+                        f"directory (W2V_DATA_DIR or paths.data_dir) or pass data.archive=PATH"
+                    )
+                found = imdb.download_archive(self.url, Path(self.data_dir).expanduser() / imdb.ARCHIVE_NAME, self.md5)
+            self._archive_path = found
+        return self._archive_path
+
+    def check_source(self) -> None:
+        self.archive_path()
+
+    def source_description(self) -> dict:
+        path = self.archive_path().resolve()
+        stat = path.stat()
+        return {"archive": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def read_documents(self) -> list[str]:
+        return imdb.read_reviews(self.archive_path(), self.max_docs)
+
+
+class TextDataModule(CorpusDataModule):
+    """The user's own corpus: a UTF-8 text file (plain or .gz), one document per line."""
+
+    name = "text"
+
+    def __init__(self, path: str, **kwargs):
+        super().__init__(**kwargs)
+        if not path:
+            raise ConfigError("data=text needs a corpus file; pass data.path=PATH (UTF-8 text, one document per line)")
+        self.path = path
+
+    def check_source(self) -> None:
+        check_text_file(self.path)
+
+    def source_description(self) -> dict:
+        path = Path(self.path).expanduser().resolve()
+        stat = path.stat()
+        return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def read_documents(self) -> list[str]:
+        return read_lines(self.path, self.max_docs)

@@ -1,0 +1,102 @@
+"""Vectorized training-sample generation: subsampling, (shrunk) context windows, noise distribution.
+
+All of it runs on whole batches of center positions with NumPy; nothing loops over tokens in
+Python and no epoch's pairs are ever materialized at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from w2v.data.corpus import Corpus
+from w2v.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """What a model asks of the data: its window and, for SGNS, frequent-word subsampling."""
+
+    window: int
+    shrink_window: bool = True
+    subsample: float | None = None  # word2vec's `sample` threshold t; None or 0 keeps every token
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ConfigError(f"model.window={self.window} must be an integer of at least 1 (words on each side)")
+        if self.subsample is not None and self.subsample < 0:
+            raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
+
+
+def keep_probabilities(counts: np.ndarray, threshold: float | None) -> np.ndarray:
+    """(V,) probability of keeping each word: min(1, sqrt(t/f) + t/f), f its relative frequency."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if not threshold:
+        return np.ones_like(counts)
+    freq = counts / counts.sum()
+    with np.errstate(divide="ignore"):
+        ratio = threshold / freq
+    return np.minimum(1.0, np.sqrt(ratio) + ratio)
+
+
+def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
+    """(V,) noise distribution for negative sampling: count^power, normalized."""
+    weights = np.asarray(counts, dtype=np.float64) ** power
+    weights[np.asarray(counts) == 0] = 0.0
+    return weights / weights.sum()
+
+
+def window_offsets(window: int) -> np.ndarray:
+    """(2W,) relative positions -W..-1, 1..W of a context window."""
+    return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+
+
+def context_windows(
+    positions: np.ndarray, offsets: np.ndarray, window: int, radius: np.ndarray | int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Context positions around each center and which are valid (within radius and the same document).
+
+    positions: (B,) center positions in a sequence whose documents start at `offsets`.
+    radius: (B,) or scalar, the per-center window size (<= window).
+    Returns (B, 2W) context positions (clipped into range where invalid) and a (B, 2W) bool mask.
+    """
+    rel = window_offsets(window)  # (2W,)
+    doc = np.searchsorted(offsets, positions, side="right") - 1  # (B,)
+    start, end = offsets[doc], offsets[doc + 1]  # (B,), (B,)
+    ctx = positions[:, None] + rel[None, :]  # (B, 2W)
+    mask = (ctx >= start[:, None]) & (ctx < end[:, None]) & (np.abs(rel)[None, :] <= np.asarray(radius).reshape(-1, 1))
+    return np.where(mask, ctx, positions[:, None]), mask
+
+
+class WindowSampler:
+    """Turns batches of corpus positions into (center, context window) examples, afresh each epoch."""
+
+    def __init__(self, corpus: Corpus, counts: np.ndarray, settings: SamplerSettings):
+        self.corpus = corpus
+        self.settings = settings
+        self.keep_prob = keep_probabilities(counts, settings.subsample).astype(np.float32)
+        self._subsampling = bool(settings.subsample) and bool((self.keep_prob < 1).any())
+        self._keep = None
+
+    def start_epoch(self, rng: np.random.Generator) -> None:
+        """Draw this epoch's subsampling: kept tokens form a shorter sequence, documents stay apart."""
+        if not self._subsampling:
+            self._seq, self._seq_offsets, self._rank = self.corpus.ids, self.corpus.offsets, None
+            self._keep = None
+            return
+        ids = self.corpus.ids
+        keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (N,)
+        rank = np.cumsum(keep, dtype=np.int64).astype(np.int32) - 1  # (N,) position of each kept token in the subsampled sequence
+        kept_before = np.concatenate([[0], rank + 1])
+        self._keep, self._rank = keep, rank
+        self._seq, self._seq_offsets = ids[keep], kept_before[self.corpus.offsets]
+
+    def batch(self, positions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """centers (B,), contexts (B, 2W) and mask (B, 2W) for the kept tokens among corpus `positions`."""
+        if self._keep is not None:
+            positions = self._rank[positions[self._keep[positions]]]
+        window = self.settings.window
+        radius = rng.integers(1, window + 1, size=len(positions)) if self.settings.shrink_window else window
+        ctx, mask = context_windows(positions, self._seq_offsets, window, radius)
+        return self._seq[positions], self._seq[ctx], mask
