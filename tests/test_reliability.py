@@ -1,0 +1,69 @@
+"""Shared caches under concurrent runs, and bad bytes fed to the reader and the tokenizer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from w2v.data import TextDataModule
+from w2v.errors import ConfigError
+
+PREPARE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from w2v.data import TextDataModule
+dm = TextDataModule(path=sys.argv[1], cache_dir=sys.argv[2], tokenizer={"n_process": 1},
+                    vocab={"min_count": 1, "specials": [], "oov": "drop"})
+dm.setup()
+print(len(dm.corpus))
+"""
+
+
+def test_two_processes_started_together_tokenize_once(tmp_path, planted_corpus):
+    cache = tmp_path / "cache"
+    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(planted_corpus), str(cache)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    logs = "".join(err for _, err in outputs)
+    assert logs.count("Cached tokenized corpus") == 1
+    assert outputs[0][0] == outputs[1][0]
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [next(cache.glob("text-*")).name]
+
+
+def _fuzz_lines(rng: np.random.Generator) -> bytes:
+    pieces = [
+        rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(),  # random bytes, NULs included
+        b"\xff\xfe\xc3\x28 invalid utf-8 \xa0\xa1\n",
+        b"\x00\x00 nul bytes \x00 inside words\n",
+        b"\n\n\n   \n\t\n",
+        b"!!! ... ??? --- ;;; \xe2\x80\x94\n",
+        b"word " * (2 * 1024 * 1024) + b"\n",  # a 10 MB line
+        "caf\u00e9 na\u00efve \u4e2d\u6587 \U0001f600\n".encode(),
+    ]
+    order = rng.permutation(len(pieces))
+    return b"".join(pieces[i] for i in order)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bad_bytes_never_crash(tmp_path, seed):
+    path = tmp_path / "fuzz.txt"
+    path.write_bytes(_fuzz_lines(np.random.default_rng(seed)))
+    dm = TextDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), tokenizer={"n_process": 1},
+                        vocab={"min_count": 1, "specials": [], "oov": "drop"})
+    dm.setup()
+    assert "word" in dm.vocab and len(dm.corpus) > 0
+
+
+def test_corpus_of_punctuation_and_noise_only_is_a_clear_error(tmp_path):
+    path = tmp_path / "noise.txt"
+    path.write_bytes(b"!!! ??? ...\n\x00\x01\x02\n12345 678\n\xff\xfe\n")
+    dm = TextDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), tokenizer={"n_process": 1},
+                        vocab={"min_count": 1, "specials": [], "oov": "drop"})
+    with pytest.raises(ConfigError, match="no token left after preprocessing"):
+        dm.setup()
+    assert not any((tmp_path / "cache").glob("text-*"))  # nothing half-built left behind
