@@ -9,7 +9,7 @@ from w2v.errors import ConfigError
 
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a command's main; a ConfigError becomes one `error:` line and exit status 2, not a traceback."""
+    """Run a command's main; a ConfigError becomes one `error:` line on stderr and exit status 1, not a traceback."""
     try:
         sys.exit(main(argv))
     except ConfigError as err:
