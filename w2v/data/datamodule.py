@@ -125,6 +125,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
         self.vocab: Vocabulary | None = None
         self.corpus: Corpus | None = None
+        self._tokens: TokenizedCorpus | None = None
         self.raw_tokens = 0
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -141,8 +142,12 @@ class CorpusDataModule(L.LightningDataModule, ABC):
 
     # -- the shared pipeline ---------------------------------------------------------------
     def tokens(self) -> TokenizedCorpus:
-        description = {"source": self.source_description(), "max_docs": self.max_docs, "tokenizer": vars(self.tokenizer)}
-        return cached_tokens(self.cache_dir, self.name, description, self._tokenize)
+        """The tokenized corpus, built or verified and loaded from the cache once per datamodule."""
+        if self._tokens is None:
+            description = {"source": self.source_description(), "max_docs": self.max_docs,
+                           "tokenizer": vars(self.tokenizer)}
+            self._tokens = cached_tokens(self.cache_dir, self.name, description, self._tokenize)
+        return self._tokens
 
     def _tokenize(self) -> TokenizedCorpus:
         docs = self.read_documents()
