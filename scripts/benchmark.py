@@ -54,8 +54,7 @@ def scores(vectors) -> dict:
     from w2v.evaluation import evaluate_all
 
     m = evaluate_all(vectors)
-    return {"wordsim353": m["wordsim353/spearman"], "simlex999": m["simlex999/spearman"],
-            "analogies": m["analogy_3cosadd/accuracy"]}
+    return {"wordsim353": m["wordsim353_spearman"], "simlex999": m["simlex999_spearman"], "analogies": m["analogy_3cosadd"]}
 
 
 def peak_gib() -> float:

@@ -147,16 +147,7 @@ class IntrinsicEvaluation(L.Callback):
         from w2v.evaluation import evaluate_all
 
         metrics = evaluate_all(pl_module.word_vectors(), restrict_vocab=self.restrict_vocab, **self.files)
-        return {
-            "eval/wordsim353_spearman": metrics["wordsim353/spearman"],
-            "eval/wordsim353_oov": metrics["wordsim353/oov"],
-            "eval/simlex999_spearman": metrics["simlex999/spearman"],
-            "eval/simlex999_oov": metrics["simlex999/oov"],
-            "eval/analogy_3cosadd": metrics["analogy_3cosadd/accuracy"],
-            "eval/analogy_3cosmul": metrics["analogy_3cosmul/accuracy"],
-            "eval/analogy_semantic": metrics["analogy_3cosadd/semantic"],
-            "eval/analogy_syntactic": metrics["analogy_3cosadd/syntactic"],
-        }
+        return {f"eval/{name}": value for name, value in metrics.items()}
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         last = trainer.current_epoch + 1 >= trainer.max_epochs
@@ -185,14 +176,12 @@ class TsneFigure(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module) -> None:
-        from w2v.plots import tsne_figure
+        from w2v.plots import save_figure, tsne_figure
 
         figure = tsne_figure(pl_module.word_vectors(), self.probe_words, self.k)
         if figure is None:
             log.warning("t-SNE figure skipped: none of the probe words is in the vocabulary")
             return
-        from w2v.plots import save_figure
-
         save_figure(figure, self.path)
         writer = _tensorboard(trainer)
         if writer is not None:

@@ -205,19 +205,24 @@ def evaluate_word_analogies(vectors: WordVectors, analogies_path: str | os.PathL
     )
 
 
+def benchmark_paths(wordsim: str | None = None, simlex: str | None = None,
+                    analogies: str | None = None) -> dict[str, Path]:
+    """The benchmark files to use: those named, else gensim's copies."""
+    named = {"wordsim353": wordsim, "simlex999": simlex, "analogies": analogies}
+    return {key: Path(path) if path else gensim_test_file(BENCHMARK_FILES[key]) for key, path in named.items()}
+
+
 def evaluate_all(vectors: WordVectors, wordsim: str | None = None, simlex: str | None = None, analogies: str | None = None,
                  restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB) -> dict[str, float]:
-    """The standard scores as flat `name: value` metrics (files default to gensim's copies)."""
-    wordsim = wordsim or gensim_test_file(BENCHMARK_FILES["wordsim353"])
-    simlex = simlex or gensim_test_file(BENCHMARK_FILES["simlex999"])
-    analogies = analogies or gensim_test_file(BENCHMARK_FILES["analogies"])
+    """The headline scores as flat `name: value` metrics (files default to gensim's copies)."""
+    paths = benchmark_paths(wordsim, simlex, analogies)
     metrics: dict[str, float] = {}
-    for name, path in (("wordsim353", wordsim), ("simlex999", simlex)):
-        scores = evaluate_word_pairs(vectors, path, restrict_vocab)
-        metrics.update({f"{name}/spearman": scores.spearman, f"{name}/pearson": scores.pearson, f"{name}/oov": scores.oov_ratio})
+    for name in ("wordsim353", "simlex999"):
+        scores = evaluate_word_pairs(vectors, paths[name], restrict_vocab)
+        metrics.update({f"{name}_spearman": scores.spearman, f"{name}_oov": scores.oov_ratio})
     for method in ("3cosadd", "3cosmul"):
-        scores = evaluate_word_analogies(vectors, analogies, method, restrict_vocab)
-        metrics.update({f"analogy_{method}/accuracy": scores.accuracy, f"analogy_{method}/semantic": scores.semantic,
-                        f"analogy_{method}/syntactic": scores.syntactic})
-    metrics["analogy/skipped"] = float(scores.skipped)
+        scores = evaluate_word_analogies(vectors, paths["analogies"], method, restrict_vocab)
+        metrics[f"analogy_{method}"] = scores.accuracy
+        if method == "3cosadd":
+            metrics.update({"analogy_semantic": scores.semantic, "analogy_syntactic": scores.syntactic})
     return metrics

@@ -6,19 +6,18 @@ import argparse
 import json
 
 from w2v.commands import run_command
-from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, evaluate_word_analogies, evaluate_word_pairs, gensim_test_file, BENCHMARK_FILES
+from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, benchmark_paths, evaluate_word_analogies, evaluate_word_pairs
 from w2v.vectors import load_vectors
 
 
 def evaluate(path: str, wordsim: str | None, simlex: str | None, analogies: str | None, restrict_vocab: int) -> dict:
     vectors = load_vectors(path)
+    paths = benchmark_paths(wordsim, simlex, analogies)
     result: dict = {"vectors": str(path), "words": len(vectors), "dim": vectors.dim, "restrict_vocab": restrict_vocab}
-    for name, given in (("wordsim353", wordsim), ("simlex999", simlex)):
-        scores = evaluate_word_pairs(vectors, given or gensim_test_file(BENCHMARK_FILES[name]), restrict_vocab)
-        result[name] = vars(scores)
-    file = analogies or gensim_test_file(BENCHMARK_FILES["analogies"])
+    for name in ("wordsim353", "simlex999"):
+        result[name] = vars(evaluate_word_pairs(vectors, paths[name], restrict_vocab))
     for method in ("3cosadd", "3cosmul"):
-        result[f"analogy_{method}"] = vars(evaluate_word_analogies(vectors, file, method, restrict_vocab))
+        result[f"analogy_{method}"] = vars(evaluate_word_analogies(vectors, paths["analogies"], method, restrict_vocab))
     return result
 
 
