@@ -107,7 +107,7 @@ def _full_softmax_batches(dm, window, batch_size, n_batches):
 
     sampler = WindowSampler(dm.corpus, dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
     batches = []
-    for i, batch in enumerate(EpochBatches(sampler, batch_size, True, 0, epoch=lambda: 0)):
+    for i, batch in enumerate(EpochBatches(sampler, batch_size, True, 0, progress=lambda: (0, 0))):
         if i == n_batches:
             break
         batches.append(batch)

@@ -31,7 +31,7 @@ def test_context_windows_match_naive_loop():
 def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
     corpus = _corpus()
     sampler = WindowSampler(corpus, np.ones(40), SamplerSettings(window=2, shrink_window=False))
-    batches = EpochBatches(sampler, batch_size=3, shuffle=True, seed=1, epoch=lambda: 0)
+    batches = EpochBatches(sampler, batch_size=3, shuffle=True, seed=1, progress=lambda: (0, 0))
     pairs = set()
     for batch in batches:
         for c, row, m in zip(batch["centers"], batch["contexts"], batch["mask"]):
@@ -41,6 +41,32 @@ def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
                 (32, 31), (32, 33), (33, 31), (33, 32)}
     assert pairs == expected  # document 2 (a single word) has no pair; nothing crosses documents
     assert len(batches) == 4 and sum(b["n_tokens"] for b in batches) == len(corpus)
+
+
+def _centers(batches) -> list[list[int]]:
+    return [b["centers"].tolist() for b in batches]
+
+
+def test_ranks_share_an_epoch_and_a_resume_skips_done_batches():
+    corpus = Corpus(ids=np.arange(40) % 13, offsets=np.array([0, 17, 40]))
+    sampler = WindowSampler(corpus, np.bincount(np.arange(40) % 13), SamplerSettings(window=2, subsample=0.2))
+
+    def loader(rank=0, world=1):
+        return EpochBatches(sampler, batch_size=4, shuffle=True, seed=3, progress=lambda: (2, 0), rank=rank, world_size=world)
+
+    def batches(rank=0, world=1):
+        return list(loader(rank, world))
+
+    whole = batches()  # 10 batches
+    rank0, rank1, rank2 = (batches(r, 3) for r in range(3))
+    assert len(whole) == 10 and len(rank0) == len(rank1) == len(rank2) == 4
+    for r, part in enumerate((rank0, rank1, rank2)):  # batch i goes to rank i mod 3; the last rank wraps around
+        assert _centers(part) == _centers([whole[i % 10] for i in range(r, 12, 3)])
+        assert [b["seed"] for b in part] == [whole[i % 10]["seed"] for i in range(r, 12, 3)]
+    resumed = loader()
+    resumed.load_state_dict({"epoch": 2, "batches_done": 6})
+    assert _centers(resumed) == _centers(whole[6:])
+    assert _centers(resumed) == _centers(whole)  # a resume state applies once, to its own epoch
 
 
 def test_shrunk_windows_are_uniform():

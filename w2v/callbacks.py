@@ -31,9 +31,15 @@ class WordsPerSecond(L.Callback):
     def __init__(self, log_every_n_steps: int = 50):
         self.log_every_n_steps = log_every_n_steps
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
+    def _start(self) -> None:
         self._epoch_start = self._window_start = time.perf_counter()
         self._epoch_words = self._window_words = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start()  # a run resumed mid-epoch starts without on_train_epoch_start
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._epoch_words += batch["n_tokens"]

@@ -14,10 +14,13 @@ import hydra
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
+from w2v.resume import TrainingInterrupted, check_resumable, resolve_checkpoint, resume_overrides
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +87,28 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one run as `cfg` describes; returns what it produced."""
+    """Train one run as `cfg` describes; returns what it produced.
+
+    In a data-parallel run every process calls this; only the first (global rank 0, known from the
+    launcher's environment before the trainer exists) writes the run's files.
+    """
     check_model_config(cfg.model)  # bad settings fail before any data work
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
+    if checkpoint is not None:
+        check_resumable(cfg, checkpoint)
     output_dir = Path(cfg.paths.output_dir)
-    claim_run_dir(output_dir)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    writer = rank_zero_only.rank == 0
+    if writer:
+        claim_run_dir(output_dir)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
     datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
+    if writer:
+        datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     # Partial first: the vocabulary must reach the model as it is, not converted into a config node.
@@ -111,23 +124,48 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams(flat_hparams(cfg), metrics={m: float("nan") for m in declared})
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if checkpoint is not None:
+        log.info("Resuming from %s", checkpoint)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["wall_seconds"] = time.perf_counter() - start
     metrics["epochs"] = trainer.current_epoch
-    with atomic_write(output_dir / "metrics.json") as out:
-        json.dump(metrics, out, indent=1)
-    log.info("Finished: %s; outputs in %s", metrics, output_dir)
+    if trainer.is_global_zero:
+        with atomic_write(output_dir / "metrics.json") as out:
+            json.dump(metrics, out, indent=1)
+        log.info("Finished: %s; outputs in %s", metrics, output_dir)
     return {"output_dir": output_dir, "metrics": metrics, "model": model, "datamodule": datamodule, "trainer": trainer}
+
+
+def config_for_resume(cfg: DictConfig) -> DictConfig:
+    """With `ckpt_path`, the config composed from the interrupted run's overrides, updated by this command's."""
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
+    if checkpoint is None:
+        return cfg
+    current = list(HydraConfig.get().overrides.task)
+    overrides = resume_overrides(checkpoint.parent, current)
+    if overrides is None:
+        return cfg
+    resumed = compose(config_name="config", overrides=overrides)
+    with open_dict(resumed):
+        resumed.ckpt_path = str(checkpoint)
+    log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent, " ".join(overrides))
+    return resumed
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
-        result = train(cfg)
+        result = train(config_for_resume(cfg))
     except ConfigError as err:
         log.error("%s", err)
         raise SystemExit(f"error: {err}") from None
+    except TrainingInterrupted as stop:
+        log.warning("%s", stop)
+        raise SystemExit(stop.exit_status) from None
     return result["metrics"].get("train/loss_epoch")
 
 

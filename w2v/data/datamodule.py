@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
 
 from w2v.data import imdb
 from w2v.data.cache import cached_tokens
@@ -38,17 +38,38 @@ class EpochBatches(IterableDataset):
 
     The batch count is fixed (every position is visited), so the progress bar and the linear
     learning-rate decay know the length of an epoch; subsampling only thins each batch.
+
+    Every batch draws from its own generator, seeded by (seed, epoch, batch index): a process of a
+    data-parallel run makes only its own share of the batches (batch i goes to rank i mod
+    `world_size`), and a run resumed mid-epoch skips the batches it has done without making them,
+    both drawing exactly what one uninterrupted process would. Lightning saves `state_dict()` in
+    checkpoints and hands it back to `load_state_dict()` on resume.
     """
 
-    def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int, epoch: Callable[[], int]):
-        self.sampler, self.batch_size, self.shuffle, self.seed, self.epoch = sampler, batch_size, shuffle, seed, epoch
+    def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
+                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
+        self.sampler, self.batch_size, self.shuffle, self.seed = sampler, batch_size, shuffle, seed
+        self.progress = progress  # () -> (epoch, batches this process has completed in it)
+        self.rank, self.world_size = rank, world_size
+        self._resume: tuple[int, int] | None = None
 
-    def __len__(self) -> int:
+    def total_batches(self) -> int:
         return math.ceil(len(self.sampler.corpus) / self.batch_size)
 
+    def __len__(self) -> int:
+        # Every rank runs the same number of steps (DDP steps in lockstep); the last ranks of an
+        # uneven split wrap around to the epoch's first batches.
+        return math.ceil(self.total_batches() / self.world_size)
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, done = self.progress()
+        return {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["batches_done"]))
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        # Batches are made in a background thread, overlapping with training (NumPy releases the GIL);
-        # one thread draws them all in order, so they are the same as if made in the loop.
+        # Batches are made in a background thread, overlapping with training (NumPy releases the GIL).
         queue: Queue = Queue(maxsize=4)
         stop = threading.Event()
         thread = threading.Thread(target=self._produce, args=(queue, stop), daemon=True)
@@ -75,24 +96,31 @@ class EpochBatches(IterableDataset):
             queue.put(err)
 
     def _batches(self) -> Iterator[dict[str, Any]]:
-        # A per-epoch generator: each epoch draws anew, and a run resumed at an epoch boundary
-        # draws exactly what the uninterrupted run would have.
-        rng = np.random.default_rng([self.seed, self.epoch()])
+        epoch = self.progress()[0]
+        start = 0
+        if self._resume is not None and self._resume[0] == epoch:
+            start = self._resume[1]
+            log.info("Resuming epoch %d at batch %d of %d", epoch, start, len(self))
+        self._resume = None
+        # Subsampling and the order are drawn per epoch, identically on every rank.
+        rng = np.random.default_rng([self.seed, epoch])
         self.sampler.start_epoch(rng)
-        n = len(self.sampler.corpus)
+        n, total = len(self.sampler.corpus), self.total_batches()
         order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
         if self.shuffle:
             rng.shuffle(order)
-        for i in range(len(self)):
-            positions = order[i * self.batch_size : (i + 1) * self.batch_size]
-            centers, contexts, mask = self.sampler.batch(positions, rng)
+        for step in range(start, len(self)):
+            index = (step * self.world_size + self.rank) % total
+            batch_rng = np.random.default_rng([self.seed, epoch, index])
+            positions = order[index * self.batch_size : (index + 1) * self.batch_size]
+            centers, contexts, mask = self.sampler.batch(positions, batch_rng)
             yield {
                 "centers": torch.from_numpy(centers).long(),  # (B,)
                 "contexts": torch.from_numpy(contexts).long(),  # (B, 2W)
                 "mask": torch.from_numpy(mask),  # (B, 2W)
                 "n_tokens": len(positions),
                 # Seeds the model's own draws (noise words), so that a batch is the same wherever it runs.
-                "seed": int(rng.integers(2**62)),
+                "seed": int(batch_rng.integers(2**62)),
             }
 
 
@@ -173,12 +201,17 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.corpus = Corpus.from_tokens(tokens, self.vocab)
         log.info("%d documents, %s", tokens.n_docs, self.vocab.describe(self.raw_tokens))
 
-    def train_dataloader(self) -> DataLoader:
-        module = self.trainer.lightning_module
-        settings: SamplerSettings = module.sampler_settings()
+    def train_dataloader(self) -> EpochBatches:
+        trainer = self.trainer
+        settings: SamplerSettings = trainer.lightning_module.sampler_settings()
         sampler = WindowSampler(self.corpus, self.vocab.counts, settings)
-        dataset = EpochBatches(sampler, self.batch_size, self.shuffle, self.seed, epoch=lambda: self.trainer.current_epoch)
-        return DataLoader(dataset, batch_size=None, num_workers=0)
+
+        def progress() -> tuple[int, int]:
+            return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+        # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
+        return EpochBatches(sampler, self.batch_size, self.shuffle, self.seed, progress,
+                            rank=trainer.global_rank, world_size=trainer.world_size)
 
 
 class ImdbDataModule(CorpusDataModule):

@@ -109,9 +109,18 @@ class Word2VecModule(L.LightningModule, ABC):
             optimizer = torch.optim.Adam(self.parameters(), lr=opt["lr"])
         if opt["schedule"] == "constant":
             return optimizer
-        total = max(1, self.trainer.estimated_stepping_batches)
-        floor = opt["min_lr_ratio"]
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(floor, 1.0 - step / total))
+        floor, total = opt["min_lr_ratio"], []
+
+        def factor(step: int) -> float:
+            # The step count is asked for at the first step, not here: estimating it now would start
+            # the data loader before Lightning restores a checkpoint's position in the epoch.
+            if step == 0:
+                return 1.0
+            if not total:
+                total.append(max(1, self.trainer.estimated_stepping_batches))
+            return max(floor, 1.0 - step / total[0])
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # -- vectors ----------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Interrupted runs: Ctrl-C or SIGTERM mid-epoch leaves a checkpoint, and resuming ends where the whole run would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from w2v.errors import ConfigError
+from w2v.resume import CHECKPOINT_NAME, resolve_checkpoint, resume_overrides
+
+
+def _command(planted_corpus: Path, run_dir: Path, *extra: str) -> list[str]:
+    # Small batches make an epoch long enough (about 1,500 steps) to be interrupted in its middle.
+    return [sys.executable, "-m", "w2v", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
+            "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false", "callbacks.tsne=null", "callbacks.projector=null",
+            f"hydra.run.dir={run_dir}", *extra]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def _run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_vectors(tmp_path_factory, planted_corpus) -> bytes:
+    tmp_path = tmp_path_factory.mktemp("whole")
+    reference = _run(_command(planted_corpus, tmp_path / "run"), tmp_path)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    return (tmp_path / "run" / "vectors.txt").read_bytes()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path, planted_corpus, signum,
+                                                                          uninterrupted_vectors):
+    first, resumed = tmp_path / "first", tmp_path / "resumed"
+    proc = subprocess.Popen(_command(planted_corpus, first), cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # wait until training has started, then interrupt it
+        if "Ctrl-C or SIGTERM stops training" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signum, output[-3000:]
+    stop = re.search(r"stopped in epoch (\d) after batch (\d+) of (\d+)", output)
+    assert stop, output[-3000:]
+    epoch, batch, batches = map(int, stop.groups())
+    assert epoch < 2 and 0 < batch < batches  # mid-epoch
+    assert (first / CHECKPOINT_NAME).is_file() and not (first / "vectors.txt").exists()
+
+    # The run directory alone is enough: the resumed run takes the interrupted run's overrides.
+    done = _run([sys.executable, "-m", "w2v", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"Resuming epoch {epoch} at batch {batch}" in done.stdout + done.stderr
+    assert OmegaConf.load(resumed / "config.yaml").data.batch_size == 16
+    assert OmegaConf.load(resumed / "metrics.json")["epochs"] == 2
+    vectors = (resumed / "vectors.txt").read_text().splitlines()
+    assert len(vectors) == 1 + int(vectors[0].split()[0]) == 1 + 36
+    assert (resumed / "vectors.txt").read_bytes() == uninterrupted_vectors
+
+
+def test_checkpoint_lookup(tmp_path):
+    with pytest.raises(ConfigError, match="ckpt_path=last: no last.ckpt under"):
+        resolve_checkpoint("last", tmp_path)
+    with pytest.raises(ConfigError, match="pass a run directory holding last.ckpt"):
+        resolve_checkpoint(str(tmp_path), tmp_path)
+    older, newer = tmp_path / "runs" / "a" / CHECKPOINT_NAME, tmp_path / "multiruns" / "b" / "0" / CHECKPOINT_NAME
+    for path, mtime in ((older, 1_000), (newer, 2_000)):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+        os.utime(path, (mtime, mtime))
+    assert resolve_checkpoint("last", tmp_path) == newer
+    assert resolve_checkpoint(str(older.parent), tmp_path) == older
+    assert resolve_checkpoint(None, tmp_path) is None
+
+
+def test_resume_overrides_update_the_interrupted_runs(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(["model=cbow", "trainer.max_epochs=3", "data.batch_size=64"]),
+                   tmp_path / ".hydra" / "overrides.yaml")
+    merged = resume_overrides(tmp_path, ["trainer.max_epochs=5", "ckpt_path=last"])
+    assert merged == ["model=cbow", "trainer.max_epochs=5", "data.batch_size=64", "ckpt_path=last"]
+    assert resume_overrides(tmp_path / "elsewhere", []) is None
+
+
+def test_resuming_with_other_model_settings_is_a_clear_error(make_cfg, tmp_path):
+    from w2v.resume import check_resumable
+
+    run = tmp_path / "run0"
+    run.mkdir()
+    OmegaConf.save(make_cfg(), run / "config.yaml", resolve=True)
+    check_resumable(make_cfg(["trainer.max_epochs=4"]), run / CHECKPOINT_NAME)  # training longer is fine
+    with pytest.raises(ConfigError, match=r"its run had model.window=5, this one 3; resume with the same"):
+        check_resumable(make_cfg(["model.window=3"]), run / CHECKPOINT_NAME)

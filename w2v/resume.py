@@ -1,0 +1,152 @@
+"""Interrupting and resuming runs: a clean stop on Ctrl-C/SIGTERM with a checkpoint, and `ckpt_path` lookup.
+
+A stopped run leaves `last.ckpt` in its run directory, saved between two batches, and the data
+loader's position in it; `w2v-train ckpt_path=last` (the newest checkpoint under the outputs) or
+`ckpt_path=RUN_DIR` resumes it in a new run directory, with the interrupted run's settings, and
+draws exactly the batches the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from w2v.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.ckpt"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving `checkpoint`; the exit status is 128 + the signal number."""
+
+    def __init__(self, signum: int, checkpoint: Path, epoch: int, batch: int, batches: int):
+        self.signum, self.checkpoint = signum, checkpoint
+        self.exit_status = 128 + signum
+        super().__init__(
+            f"{signal.Signals(signum).name} received: stopped in epoch {epoch} after batch {batch} of {batches}; "
+            f"checkpoint {checkpoint}; resume with: w2v-train ckpt_path={checkpoint.parent}"
+        )
+
+
+class GracefulStop(L.Callback):
+    """On Ctrl-C or SIGTERM, finishes the current batch, saves `dirpath/last.ckpt` and stops the run.
+
+    A second Ctrl-C stops at once, without a checkpoint. In a data-parallel run every process
+    learns of a signal any of them received, so all of them stop after the same batch.
+    """
+
+    def __init__(self, dirpath: str):
+        self.dirpath = Path(dirpath)
+        self._signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self._signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._signal = signum
+        log.warning("%s received: stopping after this batch (Ctrl-C again stops at once, without a checkpoint)",
+                    signal.Signals(signum).name)
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._signal = None
+        try:
+            self._previous = {s: signal.signal(s, self._handle) for s in _STOP_SIGNALS}
+        except ValueError:  # not the main thread (a notebook's worker, for instance): no handlers there
+            log.debug("signal handlers not installed: training does not run in the main thread")
+            return
+        log.info("Ctrl-C or SIGTERM stops training after the current batch and saves %s", self.dirpath / CHECKPOINT_NAME)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        received = self._signal
+        stop = received is not None
+        if trainer.world_size > 1:  # one collective per step; any rank's signal stops them all
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
+            return
+        path = self.dirpath / CHECKPOINT_NAME
+        trainer.save_checkpoint(path)  # written to a temporary name and moved into place by Lightning
+        raise TrainingInterrupted(received or signal.SIGTERM, path, trainer.current_epoch, batch_idx + 1,
+                                  trainer.num_training_batches)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._restore()
+
+
+def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path | None:
+    """The checkpoint file that `ckpt_path` names: a .ckpt file, a run directory, or `last`."""
+    if ckpt_path is None or str(ckpt_path) == "":
+        return None
+    if str(ckpt_path) == "last":
+        found = sorted(Path(outputs_root).rglob(CHECKPOINT_NAME), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise ConfigError(f"ckpt_path=last: no {CHECKPOINT_NAME} under {outputs_root}; "
+                              f"pass ckpt_path=RUN_DIR or the path of a .ckpt file")
+        return found[-1]
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; pass a run directory holding "
+                          f"{CHECKPOINT_NAME}, a .ckpt file, or ckpt_path=last")
+    return path
+
+
+# Settings that may differ between a run and its resumption: where things are, and how long to train.
+_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
+
+
+def _flat(node: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in node.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flat(value, name) if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
+    """A one-line error if the model, data or seed differ from those of the run that saved `checkpoint`."""
+    saved_path = checkpoint.parent / "config.yaml"
+    if not saved_path.is_file():
+        return  # a checkpoint from elsewhere: Lightning reports a model that does not fit it
+    saved = _flat({k: v for k, v in OmegaConf.to_container(OmegaConf.load(saved_path)).items()
+                   if k in ("model", "data", "seed")})
+    current = _flat({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("model", "data", "seed")})
+    for key in sorted(set(saved) | set(current)):
+        if key not in _MAY_DIFFER and saved.get(key) != current.get(key):
+            raise ConfigError(
+                f"ckpt_path={checkpoint}: its run had {key}={saved.get(key)!r}, this one {current.get(key)!r}; "
+                f"resume with the same model and data settings, or start a new run without ckpt_path"
+            )
+
+
+def resume_overrides(run_dir: Path, current: list[str]) -> list[str] | None:
+    """The overrides of the run in `run_dir` (its .hydra/overrides.yaml) updated by `current`, or None without them.
+
+    So `w2v-train ckpt_path=RUN_DIR` alone resumes a run with every setting it was started with,
+    and `w2v-train ckpt_path=RUN_DIR trainer.max_epochs=10` extends it.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    saved_path = run_dir / ".hydra" / "overrides.yaml"
+    if not saved_path.is_file():
+        return None
+    saved = [str(o) for o in OmegaConf.load(saved_path)]
+    parser = OverridesParser.create()
+    merged = {o.get_key_element(): o.input_line for o in parser.parse_overrides(saved)}
+    merged.update({o.get_key_element(): o.input_line for o in parser.parse_overrides(current)})
+    return list(merged.values())
