@@ -40,6 +40,17 @@ def write_planted_corpus(path: Path, n_docs: int = 600, doc_len: int = 40, seed:
     return path
 
 
+def planted_neighbour_share(vectors, topn: int = 5) -> float:
+    """The share of each planted word's `topn` nearest neighbours that belong to its own class."""
+    hits = total = 0
+    for words in PLANTED_CLASSES.values():
+        for word in words:
+            neighbours = [w for w, _ in vectors.most_similar(word, topn=topn)]
+            hits += sum(n in words for n in neighbours)
+            total += len(neighbours)
+    return hits / total
+
+
 @pytest.fixture(scope="session")
 def planted_corpus(tmp_path_factory) -> Path:
     return write_planted_corpus(tmp_path_factory.mktemp("corpus") / "planted.txt")

@@ -46,15 +46,18 @@ class WordsPerSecond(L.Callback):
         self._window_words += batch["n_tokens"]
         if (batch_idx + 1) % self.log_every_n_steps == 0:
             now = time.perf_counter()
-            pl_module.log("train/words_per_sec", self._window_words / max(now - self._window_start, 1e-9),
-                          on_step=True, on_epoch=False, prog_bar=True)
+            # Data-parallel processes step in lockstep on equal batches: the run's rate is this one's times their number.
+            rate = self._window_words * trainer.world_size / max(now - self._window_start, 1e-9)
+            pl_module.log("train/words_per_sec", rate, on_step=True, on_epoch=False, prog_bar=True, rank_zero_only=True)
             self._window_start, self._window_words = now, 0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self._epoch_start
-        rate = self._epoch_words / max(seconds, 1e-9)
-        pl_module.log("train/epoch_words_per_sec", rate, on_step=False, on_epoch=True)
-        log.info("epoch %d: %s words in %.1f s, %.0f words/s", trainer.current_epoch, f"{self._epoch_words:,}", seconds, rate)
+        words = int(trainer.strategy.reduce(torch.tensor(float(self._epoch_words), device=pl_module.device), reduce_op="sum"))
+        rate = words / max(seconds, 1e-9)
+        pl_module.log("train/epoch_words_per_sec", rate, on_step=False, on_epoch=True, rank_zero_only=True)
+        if trainer.is_global_zero:
+            log.info("epoch %d: %s words in %.1f s, %.0f words/s", trainer.current_epoch, f"{words:,}", seconds, rate)
 
 
 class NearestNeighbours(L.Callback):
@@ -155,6 +158,7 @@ class IntrinsicEvaluation(L.Callback):
         metrics = evaluate_all(pl_module.word_vectors(), restrict_vocab=self.restrict_vocab, **self.files)
         return {f"eval/{name}": value for name, value in metrics.items()}
 
+    @rank_zero_only  # the processes of a data-parallel run hold the same vectors
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         last = trainer.current_epoch + 1 >= trainer.max_epochs
         if self._disabled or ((trainer.current_epoch + 1) % self.every_n_epochs and not last):
@@ -169,7 +173,7 @@ class IntrinsicEvaluation(L.Callback):
             return
         # NaN (too few known pairs) would break the logger's aggregation; it is left out instead.
         scores = {k: v for k, v in scores.items() if v == v}
-        pl_module.log_dict(scores, on_step=False, on_epoch=True)
+        pl_module.log_dict(scores, on_step=False, on_epoch=True, rank_zero_only=True)
         log.info("evaluation after epoch %d: %s", trainer.current_epoch,
                  ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in scores.items()))
 

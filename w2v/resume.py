@@ -26,11 +26,13 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after saving `checkpoint`; the exit status is 128 + the signal number."""
 
-    def __init__(self, signum: int, checkpoint: Path, epoch: int, batch: int, batches: int):
+    def __init__(self, signum: int | None, checkpoint: Path, epoch: int, batch: int, batches: int):
+        # signum None: another process of a data-parallel run was signalled.
         self.signum, self.checkpoint = signum, checkpoint
-        self.exit_status = 128 + signum
+        self.exit_status = 128 + (signum or signal.SIGTERM)
+        cause = f"{signal.Signals(signum).name} received" if signum else "another process was signalled"
         super().__init__(
-            f"{signal.Signals(signum).name} received: stopped in epoch {epoch} after batch {batch} of {batches}; "
+            f"{cause}: stopped in epoch {epoch} after batch {batch} of {batches}; "
             f"checkpoint {checkpoint}; resume with: w2v-train ckpt_path={checkpoint.parent}"
         )
 
@@ -38,7 +40,7 @@ class TrainingInterrupted(Exception):
 class GracefulStop(L.Callback):
     """On Ctrl-C or SIGTERM, finishes the current batch, saves `dirpath/last.ckpt` and stops the run.
 
-    A second Ctrl-C stops at once, without a checkpoint. In a data-parallel run every process
+    A second signal stops at once, without a checkpoint. In a data-parallel run every process
     learns of a signal any of them received, so all of them stop after the same batch.
     """
 
@@ -48,10 +50,11 @@ class GracefulStop(L.Callback):
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:
-        if self._signal is not None and signum == signal.SIGINT:
+        if self._signal is not None:  # the second one: stop now, through Lightning's own shutdown
+            self._restore()
             raise KeyboardInterrupt
         self._signal = signum
-        log.warning("%s received: stopping after this batch (Ctrl-C again stops at once, without a checkpoint)",
+        log.warning("%s received: stopping after this batch (a second signal stops at once, without a checkpoint)",
                     signal.Signals(signum).name)
 
     def _restore(self) -> None:
@@ -77,7 +80,7 @@ class GracefulStop(L.Callback):
             return
         path = self.dirpath / CHECKPOINT_NAME
         trainer.save_checkpoint(path)  # written to a temporary name and moved into place by Lightning
-        raise TrainingInterrupted(received or signal.SIGTERM, path, trainer.current_epoch, batch_idx + 1,
+        raise TrainingInterrupted(received, path, trainer.current_epoch, batch_idx + 1,
                                   trainer.num_training_batches)
 
     def on_train_end(self, trainer, pl_module) -> None:

@@ -96,10 +96,20 @@ class Word2VecModule(L.LightningModule, ABC):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         losses = self.example_losses(batch)
         if losses.numel() == 0:  # every center of the batch was subsampled away or had no context
-            return None
+            if self.trainer.world_size == 1:
+                return None
+            # A data-parallel process still takes part in the step's collectives (DDP's gradient
+            # reduction, the loss's sync): a zero loss with zero gradients, logged with weight 0.
+            self.log_loss(losses.sum(), 0)
+            return losses.sum()
         loss = losses.mean()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=losses.numel())
+        self.log_loss(loss, losses.numel())
         return loss
+
+    def log_loss(self, loss: torch.Tensor, examples: int) -> None:
+        """The batch's mean loss; averaged over the processes of a data-parallel run (every one must log it)."""
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=examples,
+                 sync_dist=self.trainer.world_size > 1)
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer

@@ -14,6 +14,7 @@ from w2v.data.sampling import noise_distribution
 from w2v.errors import ConfigError
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import sgns_gradients, sgns_loss
+from w2v.models.sync import gather_row_updates
 
 
 class NoiseSampler(torch.nn.Module):
@@ -104,23 +105,28 @@ class SGNS(Word2VecModule):
         if self.automatic_optimization:
             return super().training_step(batch, batch_idx)
         contexts, mask, targets = self.windows(batch)  # (B, C), (B, C), (B, 1+K)
-        if len(targets) == 0:
+        distributed = self.trainer.world_size > 1
+        if len(targets) == 0 and not distributed:  # a data-parallel process takes part in the collectives anyway
             return None
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         ctx_rows, tgt_rows = contexts.reshape(-1), targets.reshape(-1)  # (B*C,), (B*(1+K),)
         # index_select on flat ids is several times faster on CPU than advanced indexing with a 2-D index.
-        ctx_vecs = w_in.index_select(0, ctx_rows).view(*contexts.shape, -1)  # (B, C, D)
-        tgt_vecs = w_out.index_select(0, tgt_rows).view(*targets.shape, -1)  # (B, 1+K, D)
+        ctx_vecs = w_in.index_select(0, ctx_rows).view(*contexts.shape, w_in.shape[1])  # (B, C, D)
+        tgt_vecs = w_out.index_select(0, tgt_rows).view(*targets.shape, w_out.shape[1])  # (B, 1+K, D)
         grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = self._gradients(ctx_vecs, mask, tgt_vecs)
         lr = self.optimizers().param_groups[0]["lr"]
         dim = w_in.shape[1]
-        damped_row_update(w_in, ctx_rows, grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1), lr)
-        damped_row_update(w_out, tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1), lr)
+        ctx_update = (ctx_rows, grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1))  # (B*C,), (B*C, D), (B*C,)
+        tgt_update = (tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1))  # (B*(1+K),), ...
+        if distributed:  # every process applies every process's update
+            ctx_update, tgt_update = gather_row_updates(*ctx_update), gather_row_updates(*tgt_update)
+        damped_row_update(w_in, *ctx_update, lr)
+        damped_row_update(w_out, *tgt_update, lr)
         self.optimizers().step()  # no-op (the parameters carry no gradient); keeps Lightning's step count
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        self.log("train/loss", losses.mean(), prog_bar=True, on_step=True, on_epoch=True, batch_size=len(losses))
+        self.log_loss(losses.mean() if len(losses) else losses.sum(), len(losses))
         return None
 
     def output_matrix(self) -> torch.Tensor:

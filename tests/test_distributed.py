@@ -1,0 +1,61 @@
+"""Data-parallel training: the combined SGNS update against a one-process reference, and a 2-process DDP run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from tests.conftest import planted_neighbour_share
+from w2v.models.sgns import damped_row_update
+from w2v.models.sync import gather_row_updates
+from w2v.vectors import WordVectors
+
+VOCAB, DIM, LR = 12, 4, 0.5
+
+
+def _update(rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Process `rank`'s batch update: rows with repeats, and rows the other process also touches."""
+    generator = torch.Generator().manual_seed(rank)
+    rows = torch.randint(0, VOCAB, (9 + 4 * rank,), generator=generator)  # the ranks' batches differ in size
+    return rows, torch.randn(len(rows), DIM, generator=generator), torch.rand(len(rows), generator=generator)
+
+
+def _apply_on_rank(rank: int, world: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    weight = torch.ones(VOCAB, DIM)
+    damped_row_update(weight, *gather_row_updates(*_update(rank)), LR)
+    torch.save(weight, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_gathered_update_equals_the_update_of_the_joined_batch(tmp_path):
+    mp.spawn(_apply_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "weight")), nprocs=2)
+    joined = [torch.cat(parts) for parts in zip(_update(0), _update(1))]  # one process, both batches
+    expected = torch.ones(VOCAB, DIM)
+    damped_row_update(expected, *joined, LR)
+    for rank in range(2):
+        assert torch.allclose(torch.load(tmp_path / f"weight.{rank}"), expected, atol=1e-6)
+
+
+def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
+         "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=5",
+         "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
+        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    logs = done.stdout + done.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs  # two processes, one run directory
+    assert logs.count("Saved vectors") == 1 and logs.count("epoch 4: 24,000 words") == 1  # rank 0 writes; ranks share the corpus
+    assert sorted(p.name for p in run.iterdir() if p.is_file() and not p.name.startswith(".")) == [
+        "config.yaml", "last.ckpt", "metrics.json", "train.log", "train_ddp_process_1.log", "vectors.txt", "vocab.tsv"]
+    vectors = WordVectors.load_word2vec_format(run / "vectors.txt")
+    assert planted_neighbour_share(vectors) >= 0.9
