@@ -89,8 +89,9 @@ def worker_gensim_sgns(max_docs, epochs) -> dict:
     from w2v.vectors import WordVectors
 
     dm = load_corpus(max_docs, "word2vec")
-    words, ids, offsets = dm.vocab.words, dm.corpus.ids, dm.corpus.offsets
-    sentences = [[words[i] for i in ids[offsets[d]:offsets[d + 1]]] for d in range(dm.corpus.n_docs)]
+    words = dm.vocab.words
+    ids, offsets = dm.corpus.all_ids()
+    sentences = [[words[i] for i in ids[offsets[d]:offsets[d + 1]]] for d in range(len(offsets) - 1)]
     model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=1, sg=1, hs=0, alpha=0.025,
                      min_alpha=0.0001, workers=THREADS, seed=1)
     model.build_vocab(sentences)
@@ -105,9 +106,9 @@ def _full_softmax_batches(dm, window, batch_size, n_batches):
     from w2v.data.datamodule import EpochBatches
     from w2v.data.sampling import SamplerSettings, WindowSampler
 
-    sampler = WindowSampler(dm.corpus, dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
+    sampler = WindowSampler(dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
     batches = []
-    for i, batch in enumerate(EpochBatches(sampler, batch_size, True, 0, progress=lambda: (0, 0))):
+    for i, batch in enumerate(EpochBatches(dm.corpus, sampler, batch_size, True, 0, progress=lambda: (0, 0))):
         if i == n_batches:
             break
         batches.append(batch)
@@ -153,9 +154,9 @@ def worker_notebook_full(max_docs, arch, n_batches) -> dict:
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    ids, window, vocab = dm.corpus.ids, 4, len(dm.vocab)
+    (ids, offsets), window, vocab = dm.corpus.all_ids(), 4, len(dm.vocab)
     positions = np.arange(len(ids))
-    ctx, mask = context_windows(positions, dm.corpus.offsets, window, window)
+    ctx, mask = context_windows(positions, offsets, window, window)
     full = mask.all(1)  # the notebooks kept only centers with a full window
     if arch == "cbow":
         data = TensorDataset(torch.from_numpy(ids[ctx[full]]).long(), torch.from_numpy(ids[positions[full]]).long())

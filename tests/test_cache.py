@@ -19,11 +19,11 @@ def test_second_setup_reads_the_cache(tmp_path, planted_corpus, monkeypatch):
     first = _dm(tmp_path, planted_corpus)
     first.setup()
     calls = []
-    monkeypatch.setattr(datamodule_module, "tokenize", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(datamodule_module, "tokenize_stream", lambda *a, **k: calls.append(1))
     second = _dm(tmp_path, planted_corpus)
     second.setup()
     assert calls == []
-    assert np.array_equal(first.corpus.ids, second.corpus.ids) and first.vocab.words == second.vocab.words
+    assert np.array_equal(first.corpus.all_ids()[0], second.corpus.all_ids()[0]) and first.vocab.words == second.vocab.words
 
 
 def test_settings_and_content_change_the_key(tmp_path, planted_corpus):
@@ -39,10 +39,10 @@ def test_damaged_entry_is_rebuilt_and_reported(tmp_path, planted_corpus, caplog)
     good = _dm(tmp_path, planted_corpus)
     good.setup()
     entry = next((tmp_path / "cache").glob("text-*"))
-    ids = entry / "ids.npy"
+    ids = entry / "ids.int32"
     ids.write_bytes(ids.read_bytes()[:-40])  # truncated
     with caplog.at_level(logging.WARNING):
         again = _dm(tmp_path, planted_corpus)
         again.setup()
-    assert any("damaged" in r.message and "ids.npy" in r.message for r in caplog.records)
-    assert np.array_equal(good.corpus.ids, again.corpus.ids)
+    assert any("damaged" in r.message and "ids.int32" in r.message for r in caplog.records)
+    assert np.array_equal(good.corpus.all_ids()[0], again.corpus.all_ids()[0])

@@ -5,19 +5,46 @@ import pytest
 import torch
 
 from w2v.data.corpus import Corpus
+from w2v.data.tokenize import TokenizedCorpus
+from w2v.data.vocab import Vocabulary
 from w2v.data.datamodule import EpochBatches
 from w2v.data.sampling import SamplerSettings, WindowSampler, context_windows, keep_probabilities, noise_distribution
 from w2v.errors import ConfigError
 from w2v.models.sgns import NoiseSampler
 
 
-def _corpus():
+class _Block:
+    """A corpus of one block, as the sampler sees it."""
+
+    def __init__(self, ids, offsets):
+        self.ids, self.offsets = np.asarray(ids), np.asarray(offsets)
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def _block():
     # three documents of lengths 5, 1 and 4
-    return Corpus(ids=np.array([10, 11, 12, 13, 14, 20, 30, 31, 32, 33]), offsets=np.array([0, 5, 6, 10]))
+    return _Block([10, 11, 12, 13, 14, 20, 30, 31, 32, 33], [0, 5, 6, 10])
+
+
+def _sampler(ids, offsets, counts, settings, seed=0):
+    sampler = WindowSampler(counts, settings)
+    sampler.start_block(np.asarray(ids), np.asarray(offsets), np.random.default_rng(seed))
+    return sampler
+
+
+def _tokens_corpus(words, ids, offsets, block_tokens):
+    ids = np.asarray(ids, dtype=np.int32)
+    tokens = TokenizedCorpus(words=words, ids=ids, offsets=np.asarray(offsets), counts=np.bincount(ids, minlength=len(words)))
+    vocab = Vocabulary.build(tokens.counts, words, specials=[], oov="drop", min_count=1)
+    corpus = Corpus(tokens, vocab, block_tokens)
+    corpus.vocab = vocab  # for the tests' own use
+    return corpus
 
 
 def test_context_windows_match_naive_loop():
-    corpus = _corpus()
+    corpus = _block()
     positions = np.arange(len(corpus))
     radius = np.array([2, 1, 2, 3, 1, 2, 2, 1, 3, 2])
     ctx, mask = context_windows(positions, corpus.offsets, 3, radius)
@@ -28,14 +55,21 @@ def test_context_windows_match_naive_loop():
         assert set(ctx[i][mask[i]]) == expected
 
 
+def _loader(corpus, settings, batch_size, seed=1, epoch=0, rank=0, world=1):
+    sampler = WindowSampler(corpus.vocab.counts, settings)
+    return EpochBatches(corpus, sampler, batch_size=batch_size, shuffle=True, seed=seed, progress=lambda: (epoch, 0),
+                        rank=rank, world_size=world)
+
+
 def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
-    corpus = _corpus()
-    sampler = WindowSampler(corpus, np.ones(40), SamplerSettings(window=2, shrink_window=False))
-    batches = EpochBatches(sampler, batch_size=3, shuffle=True, seed=1, progress=lambda: (0, 0))
+    words = [str(i) for i in range(40)]
+    corpus = _tokens_corpus(words, [10, 11, 12, 13, 14, 20, 30, 31, 32, 33], [0, 5, 6, 10], block_tokens=100)
+    batches = _loader(corpus, SamplerSettings(window=2, shrink_window=False), batch_size=3)
+    vocab_words = corpus.vocab.words
     pairs = set()
     for batch in batches:
         for c, row, m in zip(batch["centers"], batch["contexts"], batch["mask"]):
-            pairs |= {(int(c), int(o)) for o in row[m]}
+            pairs |= {(int(vocab_words[c]), int(vocab_words[o])) for o in row[m]}
     expected = {(10, 11), (10, 12), (11, 10), (11, 12), (11, 13), (12, 10), (12, 11), (12, 13), (12, 14), (13, 11),
                 (13, 12), (13, 14), (14, 12), (14, 13), (30, 31), (30, 32), (31, 30), (31, 32), (31, 33), (32, 30),
                 (32, 31), (32, 33), (33, 31), (33, 32)}
@@ -43,37 +77,42 @@ def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
     assert len(batches) == 4 and sum(b["n_tokens"] for b in batches) == len(corpus)
 
 
+def test_an_epoch_over_blocks_visits_every_token_once():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 30, 1000)
+    corpus = _tokens_corpus([f"w{i}" for i in range(30)], ids, [0, 130, 600, 1000], block_tokens=64)
+    assert corpus.n_blocks == 16
+    centers = np.concatenate([b["centers"].numpy() for b in _loader(corpus, SamplerSettings(window=3), batch_size=10)])
+    assert np.array_equal(np.sort(centers), np.sort(corpus.lookup[ids]))
+
+
 def _centers(batches) -> list[list[int]]:
     return [b["centers"].tolist() for b in batches]
 
 
 def test_ranks_share_an_epoch_and_a_resume_skips_done_batches():
-    corpus = Corpus(ids=np.arange(40) % 13, offsets=np.array([0, 17, 40]))
-    sampler = WindowSampler(corpus, np.bincount(np.arange(40) % 13), SamplerSettings(window=2, subsample=0.2))
+    corpus = _tokens_corpus([f"w{i}" for i in range(13)], np.arange(40) % 13, [0, 17, 40], block_tokens=9)
+    settings = SamplerSettings(window=2, subsample=0.2)
 
     def loader(rank=0, world=1):
-        return EpochBatches(sampler, batch_size=4, shuffle=True, seed=3, progress=lambda: (2, 0), rank=rank, world_size=world)
+        return _loader(corpus, settings, batch_size=4, seed=3, epoch=2, rank=rank, world=world)
 
-    def batches(rank=0, world=1):
-        return list(loader(rank, world))
-
-    whole = batches()  # 10 batches
-    rank0, rank1, rank2 = (batches(r, 3) for r in range(3))
-    assert len(whole) == 10 and len(rank0) == len(rank1) == len(rank2) == 4
-    for r, part in enumerate((rank0, rank1, rank2)):  # batch i goes to rank i mod 3; the last rank wraps around
-        assert _centers(part) == _centers([whole[i % 10] for i in range(r, 12, 3)])
-        assert [b["seed"] for b in part] == [whole[i % 10]["seed"] for i in range(r, 12, 3)]
+    whole = list(loader())  # blocks of 9, 9, 9, 9, 4 tokens: 3 + 3 + 3 + 3 + 1 batches
+    total = len(whole)
+    parts = [list(loader(r, 3)) for r in range(3)]
+    assert total == 13 and [len(p) for p in parts] == [5, 5, 5]
+    for r, part in enumerate(parts):  # batch i goes to rank i mod 3; the last ranks wrap around
+        assert _centers(part) == _centers([whole[i % total] for i in range(r, 15, 3)])
+        assert [b["seed"] for b in part] == [whole[i % total]["seed"] for i in range(r, 15, 3)]
     resumed = loader()
-    resumed.load_state_dict({"epoch": 2, "batches_done": 6})
-    assert _centers(resumed) == _centers(whole[6:])
+    resumed.load_state_dict({"epoch": 2, "batches_done": 7})
+    assert _centers(resumed) == _centers(whole[7:])
     assert _centers(resumed) == _centers(whole)  # a resume state applies once, to its own epoch
 
 
 def test_shrunk_windows_are_uniform():
     n = 20_000
-    corpus = Corpus(ids=np.zeros(n, dtype=np.int64), offsets=np.array([0, n]))
-    sampler = WindowSampler(corpus, np.array([n]), SamplerSettings(window=4))
-    sampler.start_epoch(np.random.default_rng(0))
+    sampler = _sampler(np.zeros(n, dtype=np.int64), [0, n], np.array([n]), SamplerSettings(window=4))
     _, _, mask = sampler.batch(np.arange(10, n - 10), np.random.default_rng(1))
     radius = mask.sum(1) // 2
     freq = np.bincount(radius, minlength=5)[1:] / len(radius)
@@ -83,10 +122,9 @@ def test_shrunk_windows_are_uniform():
 def test_subsampling_keeps_words_at_the_formula_rate():
     counts = np.array([50_000, 5_000, 500, 50])
     ids = np.repeat(np.arange(4), counts)
-    corpus = Corpus(ids=np.random.default_rng(0).permutation(ids), offsets=np.array([0, len(ids)]))
     threshold = 1e-3
-    sampler = WindowSampler(corpus, counts, SamplerSettings(window=1, subsample=threshold))
-    sampler.start_epoch(np.random.default_rng(0))
+    sampler = _sampler(np.random.default_rng(0).permutation(ids), [0, len(ids)], counts,
+                       SamplerSettings(window=1, subsample=threshold))
     kept = np.bincount(sampler._seq, minlength=4) / counts
     freq = counts / counts.sum()
     expected = np.minimum(1, np.sqrt(threshold / freq) + threshold / freq)
@@ -98,11 +136,10 @@ def test_subsampling_keeps_words_at_the_formula_rate():
 
 def test_subsampling_redraws_each_epoch_but_is_reproducible():
     counts = np.array([5000, 100])
-    corpus = Corpus(ids=np.repeat([0, 1], counts), offsets=np.array([0, 5100]))
-    sampler = WindowSampler(corpus, counts, SamplerSettings(window=2, subsample=1e-2))
+    sampler = WindowSampler(counts, SamplerSettings(window=2, subsample=1e-2))
     draws = []
     for seed in ([0, 0], [0, 1], [0, 0]):
-        sampler.start_epoch(np.random.default_rng(seed))
+        sampler.start_block(np.repeat([0, 1], counts), np.array([0, 5100]), np.random.default_rng(seed))
         draws.append(sampler._seq.copy())
     assert not np.array_equal(draws[0], draws[1]) and np.array_equal(draws[0], draws[2])
 

@@ -3,41 +3,46 @@
 import numpy as np
 import pytest
 
-from w2v.data.corpus import Corpus, count_words
+from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
 
 WORDS = ["b", "a", "c", "d"]
-TOKENS = TokenizedCorpus(words=WORDS, ids=np.array([0, 1, 1, 2, 1, 0, 3, 2, 1], dtype=np.int32), offsets=np.array([0, 4, 9]))
+IDS = np.array([0, 1, 1, 2, 1, 0, 3, 2, 1], dtype=np.int32)
+TOKENS = TokenizedCorpus(words=WORDS, ids=IDS, offsets=np.array([0, 4, 9]), counts=np.bincount(IDS))
 # counts: a=4, b=2, c=2, d=1
 
 
 def test_most_frequent_first_ties_by_first_appearance_and_counts_kept():
-    vocab = Vocabulary.build(count_words(TOKENS), WORDS, specials=["<PAD>", "<UNK>"])
+    vocab = Vocabulary.build(TOKENS.counts, WORDS, specials=["<PAD>", "<UNK>"])
     assert vocab.words == ["<PAD>", "<UNK>", "a", "b", "c", "d"]
     assert vocab.counts.tolist() == [0, 0, 4, 2, 2, 1]
 
 
 def test_max_size_counts_specials_and_unk_collects_the_rest():
-    vocab = Vocabulary.build(count_words(TOKENS), WORDS, max_size=4, specials=["<PAD>", "<UNK>"], oov="unk")
+    vocab = Vocabulary.build(TOKENS.counts, WORDS, max_size=4, specials=["<PAD>", "<UNK>"], oov="unk")
     assert vocab.words == ["<PAD>", "<UNK>", "a", "b"]
     assert vocab.counts.tolist() == [0, 3, 4, 2]
-    corpus = Corpus.from_tokens(TOKENS, vocab)
-    assert corpus.ids.tolist() == [3, 2, 2, 1, 2, 3, 1, 1, 2]
+    ids, offsets = Corpus(TOKENS, vocab).all_ids()
+    assert ids.tolist() == [3, 2, 2, 1, 2, 3, 1, 1, 2]
     assert "covers" not in vocab.describe(9) and "66.67%" in vocab.describe(9)
 
 
 def test_drop_policy_removes_oov_tokens_and_keeps_documents_apart():
-    vocab = Vocabulary.build(count_words(TOKENS), WORDS, min_count=2, specials=[], oov="drop")
+    vocab = Vocabulary.build(TOKENS.counts, WORDS, min_count=2, specials=[], oov="drop")
     assert vocab.words == ["a", "b", "c"]
-    corpus = Corpus.from_tokens(TOKENS, vocab)
-    assert corpus.ids.tolist() == [1, 0, 0, 2, 0, 1, 2, 0]
-    assert corpus.offsets.tolist() == [0, 4, 8]
+    for block_tokens in (100, 3):  # one block, or blocks cut inside documents
+        corpus = Corpus(TOKENS, vocab, block_tokens=block_tokens)
+        assert len(corpus) == 8
+        ids, offsets = corpus.all_ids()
+        assert ids.tolist() == [1, 0, 0, 2, 0, 1, 2, 0]
+        assert offsets.tolist() == ([0, 4, 8] if block_tokens == 100 else [0, 3, 4, 6, 8])  # cuts after 3 and 6
+    assert Corpus(TOKENS, vocab, block_tokens=3).block(2)[0].tolist() == [2, 0]  # tokens 6-8 are d, c, a: d is dropped
 
 
 def test_vocab_tsv_round_trip(tmp_path):
-    vocab = Vocabulary.build(count_words(TOKENS), WORDS, specials=["<UNK>"])
+    vocab = Vocabulary.build(TOKENS.counts, WORDS, specials=["<UNK>"])
     vocab.save_tsv(tmp_path / "vocab.tsv")
     assert (tmp_path / "vocab.tsv").read_text().splitlines()[:2] == ["<UNK>\t0", "a\t4"]
     loaded = Vocabulary.load_tsv(tmp_path / "vocab.tsv")
@@ -53,10 +58,10 @@ def test_vocab_tsv_round_trip(tmp_path):
 ])
 def test_bad_vocabulary_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
-        Vocabulary.build(count_words(TOKENS), WORDS, **kwargs)
+        Vocabulary.build(TOKENS.counts, WORDS, **kwargs)
 
 
 def test_no_word_reaching_min_count_is_a_clear_error():
-    vocab = Vocabulary.build(count_words(TOKENS), WORDS, min_count=10, specials=[], oov="drop")
+    vocab = Vocabulary.build(TOKENS.counts, WORDS, min_count=10, specials=[], oov="drop")
     with pytest.raises(ConfigError, match="lower data.vocab.min_count"):
-        Corpus.from_tokens(TOKENS, vocab)
+        Corpus(TOKENS, vocab)

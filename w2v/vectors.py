@@ -107,6 +107,8 @@ class WordVectors:
             count, dim = (int(x) for x in header.split())
         except ValueError:
             raise ConfigError(f"{path}: first line must be '<count> <dimension>', found {header[:60]!r}") from None
+        if count < 1 or dim < 1:
+            raise ConfigError(f"{path}: header announces {count} vectors of dimension {dim}; both must be positive")
         if binary is None:
             binary = b"\0" in body[: 4 * dim + 200] or not _looks_like_text(body[:4096])
         words, rows = [], []
@@ -114,7 +116,7 @@ class WordVectors:
             pos = 0
             for line_no in range(count):
                 end = body.find(b" ", pos)
-                if end < 0 or end + 4 * dim > len(body):
+                if end < 0 or end + 1 + 4 * dim > len(body):
                     raise ConfigError(f"{path}: truncated at vector {line_no + 1} of {count}; re-export the vectors")
                 words.append(body[pos:end].decode("utf-8", errors="replace").lstrip("\n"))
                 rows.append(np.frombuffer(body, dtype="<f4", count=dim, offset=end + 1))
@@ -128,7 +130,10 @@ class WordVectors:
                 if len(parts) != dim + 1:
                     raise ConfigError(f"{path}:{line_no}: expected a word and {dim} numbers, found {len(parts) - 1} values")
                 words.append(parts[0])
-                rows.append(np.array(parts[1:], dtype=np.float32))
+                try:
+                    rows.append(np.array(parts[1:], dtype=np.float32))
+                except ValueError:
+                    raise ConfigError(f"{path}:{line_no}: a value is not a number; re-export the vectors") from None
         vectors = np.vstack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
         if not np.isfinite(vectors).all():
             raise ConfigError(f"{path}: vectors contain NaN or infinite values; retrain or re-export them")

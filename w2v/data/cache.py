@@ -1,8 +1,10 @@
 """On-disk cache of tokenized corpora, keyed by the corpus and every setting that changes the tokens.
 
-An entry is a folder holding `ids.npy`, `offsets.npy`, `words.txt` and `meta.json` (written last,
-with each file's size and sha256). It is built in a temporary folder and renamed into place under a
-lock, so concurrent runs of a sweep build it once and never read a half-written entry.
+An entry is a folder holding `ids.int32` (the token ids, raw little-endian int32, written as the
+tokenizer produces them and memory-mapped on load), `offsets.npy`, `words.txt`, `counts.npy` and
+`meta.json` (written last, with each file's size and sha256). It is built in a temporary folder and
+renamed into place under a lock, so concurrent runs of a sweep build it once and never read a
+half-written entry.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 
-from w2v.data.tokenize import TokenizedCorpus
+from w2v.data.tokenize import TokenizedCorpus, TokenMerger
 from w2v.fileio import atomic_write, file_lock
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
-_FILES = ("ids.npy", "offsets.npy", "words.txt")
+CACHE_FORMAT = 2
+_FILES = ("ids.int32", "offsets.npy", "words.txt", "counts.npy")
+ID_DTYPE = np.dtype("<i4")
 
 
 def cache_key(description: dict) -> str:
@@ -40,14 +43,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_entry(folder: Path, corpus: TokenizedCorpus, description: dict) -> None:
-    np.save(folder / "ids.npy", corpus.ids.astype(np.int32, copy=False))
-    np.save(folder / "offsets.npy", corpus.offsets.astype(np.int64, copy=False))
+def _write_entry(folder: Path, build: Callable[[BinaryIO], TokenMerger], description: dict) -> None:
+    with open(folder / "ids.int32", "wb") as ids_file:
+        merger = build(ids_file)
+    np.save(folder / "offsets.npy", merger.offsets())
+    np.save(folder / "counts.npy", merger.counts)
     # One word per line: spaCy tokens never contain a newline once whitespace tokens are skipped.
-    (folder / "words.txt").write_text("".join(w.replace("\n", " ") + "\n" for w in corpus.words), encoding="utf-8")
+    (folder / "words.txt").write_text("".join(w.replace("\n", " ") + "\n" for w in merger.words), encoding="utf-8")
     files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _FILES}
     with atomic_write(folder / "meta.json") as out:
         json.dump({"format": CACHE_FORMAT, "description": description, "files": files}, out, indent=1, default=str)
+
+
+def id_sink(handle: BinaryIO) -> Callable[[np.ndarray], None]:
+    """Appends each array of token ids to `handle` in the cache's format."""
+    return lambda ids: handle.write(np.ascontiguousarray(ids, dtype=ID_DTYPE).tobytes())
 
 
 def _entry_problem(folder: Path) -> str | None:
@@ -74,13 +84,16 @@ def _load_entry(folder: Path) -> TokenizedCorpus:
     words = (folder / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
     return TokenizedCorpus(
         words=words,
-        ids=np.load(folder / "ids.npy", mmap_mode="r"),
+        ids=np.memmap(folder / "ids.int32", dtype=ID_DTYPE, mode="r"),
         offsets=np.load(folder / "offsets.npy"),
+        counts=np.load(folder / "counts.npy"),
     )
 
 
-def cached_tokens(cache_dir: str | Path, name: str, description: dict, build: Callable[[], TokenizedCorpus]) -> TokenizedCorpus:
-    """The cached tokenized corpus for `description`, calling `build()` once if it is absent or damaged."""
+def cached_tokens(cache_dir: str | Path, name: str, description: dict,
+                  build: Callable[[BinaryIO], TokenMerger]) -> TokenizedCorpus:
+    """The cached tokenized corpus for `description`; if it is absent or damaged, `build(ids_file)`
+    tokenizes once, streaming the ids into the open file, and returns its merger (words, counts, offsets)."""
     cache_dir = Path(cache_dir).expanduser()
     folder = cache_dir / f"{name}-{cache_key(description)}"
     with file_lock(cache_dir / f".{folder.name}.lock"):
@@ -91,10 +104,9 @@ def cached_tokens(cache_dir: str | Path, name: str, description: dict, build: Ca
                 return _load_entry(folder)
             log.warning("Cache entry %s is damaged (%s); rebuilding it", folder, problem)
             shutil.rmtree(folder)
-        corpus = build()
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
         try:
-            _write_entry(tmp, corpus, description)
+            _write_entry(tmp, build, description)
             tmp.rename(folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

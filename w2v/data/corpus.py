@@ -1,8 +1,13 @@
-"""A corpus in vocabulary ids: one flat id array and document offsets, ready for sample generation."""
+"""A tokenized corpus seen through a vocabulary, read block by block so that memory stays flat.
+
+The token ids stay on disk (the cache's file); a block of `block_tokens` tokens is read, mapped to
+vocabulary ids (out-of-vocabulary tokens become <UNK> or are dropped) and handed to the sampler.
+Blocks are cut at fixed token positions: a document spanning a cut is treated as two there.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 
@@ -10,37 +15,65 @@ from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
 
+DEFAULT_BLOCK_TOKENS = 1 << 22  # about 4 M tokens, some 100 MB of working memory per block
 
-@dataclass
+
 class Corpus:
-    """`ids[offsets[d]:offsets[d+1]]` are the vocabulary ids of document d."""
+    """Vocabulary ids of `tokens`, in blocks; `len()` counts the tokens that remain after `vocab`."""
 
-    ids: np.ndarray  # (N,) int32 vocabulary ids
-    offsets: np.ndarray  # (n_docs + 1,) int64
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def n_docs(self) -> int:
-        return len(self.offsets) - 1
-
-    @classmethod
-    def from_tokens(cls, tokens: TokenizedCorpus, vocab: Vocabulary) -> "Corpus":
-        """Map tokens to vocabulary ids; out-of-vocabulary tokens become <UNK> or are dropped, per `vocab`."""
-        ids = vocab.lookup_table(tokens.words).astype(np.int32)[np.asarray(tokens.ids)]
-        offsets = np.asarray(tokens.offsets, dtype=np.int64)
-        if vocab.unk_id is None:
-            kept = ids >= 0
-            kept_before = np.concatenate([[0], np.cumsum(kept)])
-            ids, offsets = ids[kept], kept_before[offsets]
-        if len(ids) == 0:
+    def __init__(self, tokens: TokenizedCorpus, vocab: Vocabulary, block_tokens: int = DEFAULT_BLOCK_TOKENS):
+        if not isinstance(block_tokens, int) or block_tokens < 1:
+            raise ConfigError(f"data.block_tokens={block_tokens} must be a positive integer (tokens read at once)")
+        self.tokens, self.block_tokens = tokens, block_tokens
+        self.lookup = vocab.lookup_table(tokens.words).astype(np.int32)  # (len(tokens.words),) vocab id or -1
+        self.drop = vocab.unk_id is None
+        n_blocks = max(1, math.ceil(len(tokens.ids) / block_tokens))
+        self.bounds = [(b * block_tokens, min((b + 1) * block_tokens, len(tokens.ids))) for b in range(n_blocks)]
+        # Tokens left in each block: a pass over the file when out-of-vocabulary tokens are dropped.
+        self.block_sizes = np.array([len(self._token_ids(s, e)) if not self.drop else
+                                     int((self.lookup[self._token_ids(s, e)] >= 0).sum()) for s, e in self.bounds],
+                                    dtype=np.int64)
+        if self.block_sizes.sum() == 0:
             raise ConfigError(
                 "no token of the corpus is in the vocabulary; lower data.vocab.min_count or use a larger corpus"
             )
-        return cls(ids=ids, offsets=offsets)
 
+    def __len__(self) -> int:
+        return int(self.block_sizes.sum())
 
-def count_words(tokens: TokenizedCorpus) -> np.ndarray:
-    """(len(tokens.words),) corpus frequency of each distinct token."""
-    return np.bincount(np.asarray(tokens.ids), minlength=len(tokens.words)).astype(np.int64)
+    @property
+    def n_docs(self) -> int:
+        return self.tokens.n_docs
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.bounds)
+
+    def _token_ids(self, start: int, end: int) -> np.ndarray:
+        ids = self.tokens.ids
+        if isinstance(ids, np.memmap):
+            # A plain read, not a slice of the mapping: the pages of blocks already used do not stay
+            # in the process's memory.
+            return np.fromfile(ids.filename, dtype=ids.dtype, count=end - start, offset=start * ids.dtype.itemsize)
+        return np.asarray(ids[start:end])
+
+    def block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Block `b`: its vocabulary ids (n,) int32 and its document offsets (m + 1,) int64, from 0 to n."""
+        start, end = self.bounds[b]
+        ids = self.lookup[self._token_ids(start, end)]  # (n,)
+        doc_offsets = self.tokens.offsets
+        inside = doc_offsets[(doc_offsets > start) & (doc_offsets < end)] - start
+        offsets = np.concatenate([[0], inside, [end - start]]).astype(np.int64)
+        if self.drop:
+            kept = ids >= 0
+            kept_before = np.concatenate([[0], np.cumsum(kept)])
+            ids, offsets = ids[kept], kept_before[offsets]
+        return ids, offsets
+
+    def all_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole corpus in memory: ids (N,) and document offsets; for baselines and small corpora only."""
+        parts = [self.block(b) for b in range(self.n_blocks)]
+        ids = np.concatenate([p[0] for p in parts])
+        starts = np.cumsum([0] + [len(p[0]) for p in parts])
+        offsets = np.unique(np.concatenate([p[1] + s for p, s in zip(parts, starts)]))
+        return ids, offsets

@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import lightning as L
 import numpy as np
@@ -21,11 +21,11 @@ import torch
 from torch.utils.data import IterableDataset
 
 from w2v.data import imdb
-from w2v.data.cache import cached_tokens
-from w2v.data.corpus import Corpus, count_words
+from w2v.data.cache import cached_tokens, id_sink
+from w2v.data.corpus import DEFAULT_BLOCK_TOKENS, Corpus
 from w2v.data.sampling import SamplerSettings, WindowSampler
-from w2v.data.text import check_text_file, read_lines
-from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, resolve_workers, tokenize
+from w2v.data.text import check_text_file, iter_lines
+from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, TokenMerger, resolve_workers, tokenize_stream
 from w2v.data.vocab import Vocabulary, check_vocab_settings
 from w2v.errors import ConfigError
 
@@ -34,7 +34,8 @@ _DONE = object()  # end-of-epoch marker in the batch queue
 
 
 class EpochBatches(IterableDataset):
-    """One epoch of batches: corpus positions in (shuffled) order, `batch_size` positions a batch.
+    """One epoch of batches: the corpus's blocks in (shuffled) order, each block's positions in
+    (shuffled) order, `batch_size` positions a batch.
 
     The batch count is fixed (every position is visited), so the progress bar and the linear
     learning-rate decay know the length of an epoch; subsampling only thins each batch.
@@ -46,15 +47,16 @@ class EpochBatches(IterableDataset):
     checkpoints and hands it back to `load_state_dict()` on resume.
     """
 
-    def __init__(self, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
+    def __init__(self, corpus: Corpus, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
                  progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
-        self.sampler, self.batch_size, self.shuffle, self.seed = sampler, batch_size, shuffle, seed
+        self.corpus, self.sampler, self.batch_size, self.shuffle, self.seed = corpus, sampler, batch_size, shuffle, seed
         self.progress = progress  # () -> (epoch, batches this process has completed in it)
         self.rank, self.world_size = rank, world_size
+        self.block_batches = -(-corpus.block_sizes // batch_size)  # (n_blocks,) batches of each block
         self._resume: tuple[int, int] | None = None
 
     def total_batches(self) -> int:
-        return math.ceil(len(self.sampler.corpus) / self.batch_size)
+        return int(self.block_batches.sum())
 
     def __len__(self) -> int:
         # Every rank runs the same number of steps (DDP steps in lockstep); the last ranks of an
@@ -102,17 +104,25 @@ class EpochBatches(IterableDataset):
             start = self._resume[1]
             log.info("Resuming epoch %d at batch %d of %d", epoch, start, len(self))
         self._resume = None
-        # Subsampling and the order are drawn per epoch, identically on every rank.
-        rng = np.random.default_rng([self.seed, epoch])
-        self.sampler.start_epoch(rng)
-        n, total = len(self.sampler.corpus), self.total_batches()
-        order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-        if self.shuffle:
-            rng.shuffle(order)
+        # The block order is drawn per epoch, identically on every rank.
+        epoch_rng = np.random.default_rng([self.seed, epoch])
+        blocks = epoch_rng.permutation(self.corpus.n_blocks) if self.shuffle else np.arange(self.corpus.n_blocks)
+        first = np.concatenate([[0], np.cumsum(self.block_batches[blocks])])  # (n_blocks + 1,) first batch index of each
+        total, loaded = self.total_batches(), None
         for step in range(start, len(self)):
             index = (step * self.world_size + self.rank) % total
-            batch_rng = np.random.default_rng([self.seed, epoch, index])
-            positions = order[index * self.batch_size : (index + 1) * self.batch_size]
+            k = int(np.searchsorted(first, index, side="right")) - 1  # the index's block, in this epoch's order
+            if k != loaded:  # a block's subsampling and order are drawn from its own generator
+                block_rng = np.random.default_rng([self.seed, epoch, 1, int(blocks[k])])
+                ids, offsets = self.corpus.block(int(blocks[k]))
+                self.sampler.start_block(ids, offsets, block_rng)
+                order = np.arange(len(ids), dtype=np.int32)
+                if self.shuffle:
+                    block_rng.shuffle(order)
+                loaded = k
+            j = index - first[k]
+            positions = order[j * self.batch_size : (j + 1) * self.batch_size]
+            batch_rng = np.random.default_rng([self.seed, epoch, 0, index])
             centers, contexts, mask = self.sampler.batch(positions, batch_rng)
             yield {
                 "centers": torch.from_numpy(centers).long(),  # (B,)
@@ -138,6 +148,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         seed: int = 0,
         tokenizer: dict | None = None,
         vocab: dict | None = None,
+        block_tokens: int = DEFAULT_BLOCK_TOKENS,
     ):
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -151,6 +162,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.vocab_settings["specials"] = list(self.vocab_settings["specials"])
         check_vocab_settings(**self.vocab_settings)
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
+        self.block_tokens = block_tokens
         self.vocab: Vocabulary | None = None
         self.corpus: Corpus | None = None
         self._tokens: TokenizedCorpus | None = None
@@ -165,8 +177,8 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         """What identifies the source's content, for the cache key (path, size, modification time)."""
 
     @abstractmethod
-    def read_documents(self) -> list[str]:
-        """The documents, in a fixed order, the first `max_docs` only."""
+    def documents(self) -> Iterable[str]:
+        """The documents, in a fixed order, the first `max_docs` only; read as they are consumed where the source allows."""
 
     # -- the shared pipeline ---------------------------------------------------------------
     def tokens(self) -> TokenizedCorpus:
@@ -177,15 +189,14 @@ class CorpusDataModule(L.LightningDataModule, ABC):
             self._tokens = cached_tokens(self.cache_dir, self.name, description, self._tokenize)
         return self._tokens
 
-    def _tokenize(self) -> TokenizedCorpus:
-        docs = self.read_documents()
-        tokens = tokenize(docs, self.tokenizer, self.n_process)
-        if len(tokens.ids) == 0:
+    def _tokenize(self, ids_file: BinaryIO) -> TokenMerger:
+        merger = tokenize_stream(self.documents(), self.tokenizer, self.n_process, id_sink(ids_file))
+        if merger.n_tokens == 0:
             raise ConfigError(
-                f"no token left after preprocessing {len(docs)} documents; check the corpus text or relax "
-                f"data.tokenizer (alpha_only={self.tokenizer.alpha_only})"
+                f"no token left after preprocessing {len(merger.offsets()) - 1} documents; check the corpus text "
+                f"or relax data.tokenizer (alpha_only={self.tokenizer.alpha_only})"
             )
-        return tokens
+        return merger
 
     def prepare_data(self) -> None:
         self.check_source()
@@ -197,20 +208,20 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.check_source()
         tokens = self.tokens()
         self.raw_tokens = len(tokens.ids)
-        self.vocab = Vocabulary.build(count_words(tokens), tokens.words, **self.vocab_settings)
-        self.corpus = Corpus.from_tokens(tokens, self.vocab)
+        self.vocab = Vocabulary.build(tokens.counts, tokens.words, **self.vocab_settings)
+        self.corpus = Corpus(tokens, self.vocab, self.block_tokens)
         log.info("%d documents, %s", tokens.n_docs, self.vocab.describe(self.raw_tokens))
 
     def train_dataloader(self) -> EpochBatches:
         trainer = self.trainer
         settings: SamplerSettings = trainer.lightning_module.sampler_settings()
-        sampler = WindowSampler(self.corpus, self.vocab.counts, settings)
+        sampler = WindowSampler(self.vocab.counts, settings)
 
         def progress() -> tuple[int, int]:
             return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
-        return EpochBatches(sampler, self.batch_size, self.shuffle, self.seed, progress,
+        return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress,
                             rank=trainer.global_rank, world_size=trainer.world_size)
 
 
@@ -246,7 +257,7 @@ class ImdbDataModule(CorpusDataModule):
         stat = path.stat()
         return {"archive": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    def read_documents(self) -> list[str]:
+    def documents(self) -> list[str]:
         return imdb.read_reviews(self.archive_path(), self.max_docs)
 
 
@@ -269,5 +280,5 @@ class TextDataModule(CorpusDataModule):
         stat = path.stat()
         return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    def read_documents(self) -> list[str]:
-        return read_lines(self.path, self.max_docs)
+    def documents(self) -> Iterator[str]:
+        return iter_lines(self.path, self.max_docs)

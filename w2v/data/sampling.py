@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from w2v.data.corpus import Corpus
 from w2v.errors import ConfigError
 
 
@@ -70,30 +69,27 @@ def context_windows(
 
 
 class WindowSampler:
-    """Turns batches of corpus positions into (center, context window) examples, afresh each epoch."""
+    """Turns batches of positions in a block of the corpus into (center, context window) examples."""
 
-    def __init__(self, corpus: Corpus, counts: np.ndarray, settings: SamplerSettings):
-        self.corpus = corpus
+    def __init__(self, counts: np.ndarray, settings: SamplerSettings):
         self.settings = settings
-        self.keep_prob = keep_probabilities(counts, settings.subsample).astype(np.float32)
+        self.keep_prob = keep_probabilities(counts, settings.subsample).astype(np.float32)  # (V,)
         self._subsampling = bool(settings.subsample) and bool((self.keep_prob < 1).any())
-        self._keep = None
 
-    def start_epoch(self, rng: np.random.Generator) -> None:
-        """Draw this epoch's subsampling: kept tokens form a shorter sequence, documents stay apart."""
+    def start_block(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator) -> None:
+        """Take block `ids` (n,) with document `offsets` and draw its subsampling: kept tokens form a
+        shorter sequence, documents stay apart."""
         if not self._subsampling:
-            self._seq, self._seq_offsets, self._rank = self.corpus.ids, self.corpus.offsets, None
-            self._keep = None
+            self._seq, self._seq_offsets, self._keep, self._rank = ids, offsets, None, None
             return
-        ids = self.corpus.ids
-        keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (N,)
-        rank = np.cumsum(keep, dtype=np.int64).astype(np.int32) - 1  # (N,) position of each kept token in the subsampled sequence
+        keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (n,)
+        rank = np.cumsum(keep, dtype=np.int64).astype(np.int32) - 1  # (n,) position of each kept token in the subsampled sequence
         kept_before = np.concatenate([[0], rank + 1])
         self._keep, self._rank = keep, rank
-        self._seq, self._seq_offsets = ids[keep], kept_before[self.corpus.offsets]
+        self._seq, self._seq_offsets = ids[keep], kept_before[offsets]
 
     def batch(self, positions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """centers (B,), contexts (B, 2W) and mask (B, 2W) for the kept tokens among corpus `positions`."""
+        """centers (B,), contexts (B, 2W) and mask (B, 2W) for the kept tokens among block `positions`."""
         if self._keep is not None:
             positions = self._rank[positions[self._keep[positions]]]
         window = self.settings.window

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import Iterator
 
 from w2v.errors import ConfigError
 
@@ -23,20 +24,25 @@ def check_text_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_lines(path: str | os.PathLike, max_docs: int | None = None) -> list[str]:
-    """The non-blank lines of `path` (gzip if it ends in .gz), at most `max_docs` of them."""
+def iter_lines(path: str | os.PathLike, max_docs: int | None = None) -> Iterator[str]:
+    """The non-blank lines of `path` (gzip if it ends in .gz), at most `max_docs` of them, read as consumed."""
     path = check_text_file(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    docs: list[str] = []
+    count = 0
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 if line.strip():
-                    docs.append(line)
-                    if max_docs is not None and len(docs) >= max_docs:
-                        break
+                    yield line
+                    count += 1
+                    if max_docs is not None and count >= max_docs:
+                        return
     except (OSError, EOFError) as err:
         raise ConfigError(f"could not read corpus file {path} ({err}); check that it is intact text or gzip") from err
-    if not docs:
+    if count == 0:
         raise ConfigError(f"corpus file {path} has no non-blank line; add documents, one per line")
-    return docs
+
+
+def read_lines(path: str | os.PathLike, max_docs: int | None = None) -> list[str]:
+    """All of `iter_lines` in a list."""
+    return list(iter_lines(path, max_docs))

@@ -1,16 +1,20 @@
 """spaCy preprocessing: tokenize, keep alphabetic tokens, lemmatize, lower-case; in parallel, with progress.
 
-Workers return each chunk as its own small word list plus int32 ids into it, which is far
-cheaper to send between processes than lists of strings, and the parent merges them.
+Documents are read as they are needed, a few chunks ahead of the workers. Workers return each
+chunk as its own small word list plus int32 ids into it, far cheaper to send between processes
+than lists of strings; the parent merges them and streams the ids on (to the cache file).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import multiprocessing as mp
 import os
+from collections import deque
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, Sized
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,8 +47,9 @@ class TokenizedCorpus:
     """A corpus as one flat array of ids into `words`, with `offsets[i]:offsets[i+1]` the i-th document."""
 
     words: list[str]
-    ids: np.ndarray  # (N,) int32 indices into words
+    ids: np.ndarray  # (N,) int32 indices into words; memory-mapped when loaded from the cache
     offsets: np.ndarray  # (n_docs + 1,) int64
+    counts: np.ndarray  # (len(words),) int64 corpus frequency of each word
 
     @property
     def n_docs(self) -> int:
@@ -121,18 +126,38 @@ def _tokenize_chunk(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.nda
     return list(index), np.asarray(ids, dtype=np.int32), lengths
 
 
-def _merge(chunks: Iterable[tuple[list[str], np.ndarray, np.ndarray]]) -> TokenizedCorpus:
-    index: dict[str, int] = {}
-    id_parts, length_parts = [], []
-    for local_words, local_ids, lengths in chunks:
+class TokenMerger:
+    """Merges chunk results, in order, into one id space; the ids go to `sink` as they come, so a
+    corpus of any size passes through without being held: only its words, their counts and the
+    document lengths stay in memory."""
+
+    def __init__(self, sink: Callable[[np.ndarray], None]):
+        self.sink = sink
+        self.index: dict[str, int] = {}
+        self.counts = np.zeros(0, dtype=np.int64)
+        self._lengths: list[np.ndarray] = []
+        self.n_tokens = 0
+
+    def add(self, local_words: list[str], local_ids: np.ndarray, lengths: np.ndarray) -> None:
+        index = self.index
         remap = np.fromiter((index.setdefault(w, len(index)) for w in local_words), dtype=np.int32, count=len(local_words))
-        id_parts.append(remap[local_ids] if len(local_ids) else local_ids)
-        length_parts.append(lengths)
-    lengths = np.concatenate(length_parts) if length_parts else np.zeros(0, dtype=np.int64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
-    return TokenizedCorpus(words=list(index), ids=ids, offsets=offsets)
+        ids = remap[local_ids] if len(local_ids) else local_ids  # (n,) int32
+        if len(index) > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(len(index) - len(self.counts), dtype=np.int64)])
+        self.counts += np.bincount(ids, minlength=len(self.counts))
+        self._lengths.append(lengths)
+        self.n_tokens += len(ids)
+        self.sink(ids)
+
+    @property
+    def words(self) -> list[str]:
+        return list(self.index)
+
+    def offsets(self) -> np.ndarray:
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return offsets
 
 
 def resolve_workers(n_process: int) -> int:
@@ -142,15 +167,46 @@ def resolve_workers(n_process: int) -> int:
     return available if n_process == -1 else n_process
 
 
-def tokenize(texts: Sequence[str], settings: TokenizerSettings, n_process: int = -1) -> TokenizedCorpus:
-    """Tokenize `texts` with spaCy on `n_process` processes (-1: all cores), showing progress."""
+def _chunks(texts: Iterable[str]) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while chunk := list(itertools.islice(iterator, _CHUNK_DOCS)):
+        yield chunk
+
+
+def tokenize_stream(texts: Iterable[str], settings: TokenizerSettings, n_process: int,
+                    sink: Callable[[np.ndarray], None]) -> TokenMerger:
+    """Tokenize `texts` (any iterable, read as it goes) on `n_process` processes; ids go to `sink` in order."""
     workers = resolve_workers(n_process)
-    chunks = [texts[i : i + _CHUNK_DOCS] for i in range(0, len(texts), _CHUNK_DOCS)]
-    bar = dict(desc="preprocess (spaCy)", unit=" chunks", total=len(chunks))
-    if workers == 1 or len(texts) < _IN_PROCESS_BELOW:
-        _init_worker(settings)
-        return _merge(_tokenize_chunk(c) for c in tqdm(chunks, **bar))
-    log.info("Tokenizing %d documents on %d processes", len(texts), workers)
-    # spawn, not fork: the parent may already run torch's thread pools, which do not survive a fork.
-    with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
-        return _merge(tqdm(pool.imap(_tokenize_chunk, chunks), **bar))
+    merger = TokenMerger(sink)
+    chunks = _chunks(texts)
+    head = list(itertools.islice(chunks, _IN_PROCESS_BELOW // _CHUNK_DOCS))
+    total = math.ceil(len(texts) / _CHUNK_DOCS) if isinstance(texts, Sized) else None
+    bar = tqdm(desc="preprocess (spaCy)", unit=" chunks", total=total)
+    with bar:
+        if workers == 1 or len(head) < _IN_PROCESS_BELOW // _CHUNK_DOCS:
+            _init_worker(settings)
+            for chunk in itertools.chain(head, chunks):
+                merger.add(*_tokenize_chunk(chunk))
+                bar.update()
+            return merger
+        log.info("Tokenizing on %d processes", workers)
+        # spawn, not fork: the parent may already run torch's thread pools, which do not survive a fork.
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+            pending: deque = deque()
+            for chunk in itertools.chain(head, chunks):  # read here, a few chunks ahead of the workers
+                pending.append(pool.apply_async(_tokenize_chunk, (chunk,)))
+                if len(pending) >= 3 * workers:
+                    merger.add(*pending.popleft().get())
+                    bar.update()
+            while pending:
+                merger.add(*pending.popleft().get())
+                bar.update()
+    return merger
+
+
+def tokenize(texts: Iterable[str], settings: TokenizerSettings, n_process: int = -1) -> TokenizedCorpus:
+    """Tokenize `texts` in memory with spaCy on `n_process` processes (-1: all cores), showing progress."""
+    parts: list[np.ndarray] = []
+    merger = tokenize_stream(texts, settings, n_process, parts.append)
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return TokenizedCorpus(words=merger.words, ids=ids, offsets=merger.offsets(), counts=merger.counts)
