@@ -43,14 +43,18 @@ def test_gathered_update_equals_the_update_of_the_joined_batch(tmp_path):
         assert torch.allclose(torch.load(tmp_path / f"weight.{rank}"), expected, atol=1e-6)
 
 
-def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
-    run = tmp_path / "run"
-    done = subprocess.run(
+def _ddp_run(tmp_path, planted_corpus, run):
+    return subprocess.run(
         [sys.executable, "-m", "w2v", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
          "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=5",
          "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
         cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")},
         capture_output=True, text=True, timeout=300)
+
+
+def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
+    run = tmp_path / "run"
+    done = _ddp_run(tmp_path, planted_corpus, run)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     logs = done.stdout + done.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs  # two processes, one run directory
@@ -59,3 +63,6 @@ def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
         "config.yaml", "last.ckpt", "metrics.json", "train.log", "train_ddp_process_1.log", "vectors.txt", "vocab.tsv"]
     vectors = WordVectors.load_word2vec_format(run / "vectors.txt")
     assert planted_neighbour_share(vectors) >= 0.9
+    again = _ddp_run(tmp_path, planted_corpus, tmp_path / "again")  # same seed, same processes: same vectors
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "vectors.txt").read_bytes() == (run / "vectors.txt").read_bytes()

@@ -72,16 +72,18 @@ def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path
 
 
 def test_checkpoint_lookup(tmp_path):
-    with pytest.raises(ConfigError, match="ckpt_path=last: no last.ckpt under"):
+    with pytest.raises(ConfigError, match="ckpt_path=last: no interrupted run"):
         resolve_checkpoint("last", tmp_path)
     with pytest.raises(ConfigError, match="pass a run directory holding last.ckpt"):
         resolve_checkpoint(str(tmp_path), tmp_path)
     older, newer = tmp_path / "runs" / "a" / CHECKPOINT_NAME, tmp_path / "multiruns" / "b" / "0" / CHECKPOINT_NAME
-    for path, mtime in ((older, 1_000), (newer, 2_000)):
+    finished = tmp_path / "runs" / "c" / CHECKPOINT_NAME
+    for path, mtime in ((older, 1_000), (newer, 2_000), (finished, 3_000)):
         path.parent.mkdir(parents=True)
         path.write_bytes(b"x")
         os.utime(path, (mtime, mtime))
-    assert resolve_checkpoint("last", tmp_path) == newer
+    (finished.parent / "metrics.json").write_text("{}")
+    assert resolve_checkpoint("last", tmp_path) == newer  # the newest run that did not finish
     assert resolve_checkpoint(str(older.parent), tmp_path) == older
     assert resolve_checkpoint(None, tmp_path) is None
 

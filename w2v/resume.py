@@ -1,7 +1,7 @@
 """Interrupting and resuming runs: a clean stop on Ctrl-C/SIGTERM with a checkpoint, and `ckpt_path` lookup.
 
 A stopped run leaves `last.ckpt` in its run directory, saved between two batches, and the data
-loader's position in it; `w2v-train ckpt_path=last` (the newest checkpoint under the outputs) or
+loader's position in it; `w2v-train ckpt_path=last` (the newest interrupted run's checkpoint) or
 `ckpt_path=RUN_DIR` resumes it in a new run directory, with the interrupted run's settings, and
 draws exactly the batches the uninterrupted run would have.
 """
@@ -91,14 +91,17 @@ class GracefulStop(L.Callback):
 
 
 def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path | None:
-    """The checkpoint file that `ckpt_path` names: a .ckpt file, a run directory, or `last`."""
+    """The checkpoint file that `ckpt_path` names: a .ckpt file, a run directory, or `last` (the newest
+    checkpoint of an interrupted run under `outputs_root`)."""
     if ckpt_path is None or str(ckpt_path) == "":
         return None
     if str(ckpt_path) == "last":
-        found = sorted(Path(outputs_root).rglob(CHECKPOINT_NAME), key=lambda p: p.stat().st_mtime)
+        # The newest unfinished run: a finished one has written its metrics.json.
+        found = sorted((p for p in Path(outputs_root).rglob(CHECKPOINT_NAME) if not (p.parent / "metrics.json").exists()),
+                       key=lambda p: p.stat().st_mtime)
         if not found:
-            raise ConfigError(f"ckpt_path=last: no {CHECKPOINT_NAME} under {outputs_root}; "
-                              f"pass ckpt_path=RUN_DIR or the path of a .ckpt file")
+            raise ConfigError(f"ckpt_path=last: no interrupted run (a {CHECKPOINT_NAME} without metrics.json) under "
+                              f"{outputs_root}; pass ckpt_path=RUN_DIR or the path of a .ckpt file")
         return found[-1]
     path = Path(ckpt_path).expanduser()
     if path.is_dir():

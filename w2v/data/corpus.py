@@ -30,9 +30,8 @@ class Corpus:
         n_blocks = max(1, math.ceil(len(tokens.ids) / block_tokens))
         self.bounds = [(b * block_tokens, min((b + 1) * block_tokens, len(tokens.ids))) for b in range(n_blocks)]
         # Tokens left in each block: a pass over the file when out-of-vocabulary tokens are dropped.
-        self.block_sizes = np.array([len(self._token_ids(s, e)) if not self.drop else
-                                     int((self.lookup[self._token_ids(s, e)] >= 0).sum()) for s, e in self.bounds],
-                                    dtype=np.int64)
+        self.block_sizes = np.array([int((self.lookup[self._token_ids(s, e)] >= 0).sum()) if self.drop else e - s
+                                     for s, e in self.bounds], dtype=np.int64)
         if self.block_sizes.sum() == 0:
             raise ConfigError(
                 "no token of the corpus is in the vocabulary; lower data.vocab.min_count or use a larger corpus"
