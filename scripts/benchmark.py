@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py            # all 100,000 reviews, 5 epochs (SGNS) -- the README's table
     python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: a few minutes
+    python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (2,000 reviews, 1 epoch)
 
 Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimension 100, window 5,
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
@@ -10,6 +11,8 @@ Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window
 Skip-gram against a minimal re-implementation of the notebooks' loop (materialized pairs in a
 DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and
 CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak.
+Part 3 (--quality, on its own): both full-softmax implementations trained for the same epochs on
+the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
 Each contender runs in its own process, so its peak memory (maximum resident set size) is its own.
 Words/second count corpus tokens (after the vocabulary) times epochs over training wall time,
@@ -102,21 +105,21 @@ def worker_gensim_sgns(max_docs, epochs) -> dict:
             **scores(WordVectors(model.wv.index_to_key, model.wv.vectors))}
 
 
-def _full_softmax_batches(dm, window, batch_size, n_batches):
+def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
     from w2v.data.datamodule import EpochBatches
     from w2v.data.sampling import SamplerSettings, WindowSampler
 
     sampler = WindowSampler(dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
     batches = []
-    for i, batch in enumerate(EpochBatches(dm.corpus, sampler, batch_size, True, 0, progress=lambda: (0, 0))):
+    for i, batch in enumerate(EpochBatches(dm.corpus, sampler, batch_size, True, 0, progress=lambda: (epoch, 0))):
         if i == n_batches:
             break
         batches.append(batch)
     return batches
 
 
-def worker_w2v_full(max_docs, arch, n_batches) -> dict:
-    """w2v's CBOW / Skip-gram training steps (Adam, autograd) on pre-drawn batches."""
+def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict:
+    """w2v's CBOW / Skip-gram training steps (Adam, autograd) on pre-drawn batches (n_batches None: whole epochs)."""
     import torch
 
     from w2v.models import CBOW, SkipGram
@@ -124,26 +127,32 @@ def worker_w2v_full(max_docs, arch, n_batches) -> dict:
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
-    batches = _full_softmax_batches(dm, 4, 256 if arch == "cbow" else 64, n_batches)
     model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
                                                    optimizer={"name": "adam", "lr": 0.001})
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    examples = 0
-    start = time.perf_counter()
-    for batch in batches:
-        losses = model.example_losses(batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses.mean().backward()
-        optimizer.step()
-        examples += losses.numel()
-    seconds = time.perf_counter() - start
-    flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else sum(int(b["mask"].any(1).sum()) for b in batches))
-    return {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
-            "peak_gib": peak_gib()}
+    examples = centers = 0
+    seconds = 0.0
+    for epoch in range(epochs):
+        # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
+        batches = _full_softmax_batches(dm, 4, 256 if arch == "cbow" else 64, n_batches, epoch)
+        start = time.perf_counter()
+        for batch in batches:
+            losses = model.example_losses(batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses.mean().backward()
+            optimizer.step()
+            examples += losses.numel()
+        seconds += time.perf_counter() - start
+        centers += sum(int(b["mask"].any(1).sum()) for b in batches)
+    flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else centers)
+    result = {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
+              "peak_gib": peak_gib()}
+    if evaluate:
+        result.update(scores(model.word_vectors()))
+    return result
 
 
-def worker_notebook_full(max_docs, arch, n_batches) -> dict:
+def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict:
     """The notebooks' loop: all examples materialized, a shuffled DataLoader, Embedding + Linear, Adam."""
     import torch
     from torch import nn
@@ -170,19 +179,26 @@ def worker_notebook_full(max_docs, arch, n_batches) -> dict:
     loss_fn = nn.CrossEntropyLoss()
     examples = 0
     start = time.perf_counter()
-    for i, (x, y) in enumerate(DataLoader(data, batch_size=batch_size, shuffle=True)):
-        if i == n_batches:
-            break
-        hidden = embed(x).mean(1) if arch == "cbow" else embed(x)
-        loss = loss_fn(out(hidden), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        examples += len(y)
+    for _ in range(epochs):
+        for i, (x, y) in enumerate(DataLoader(data, batch_size=batch_size, shuffle=True)):
+            if i == n_batches:
+                break
+            hidden = embed(x).mean(1) if arch == "cbow" else embed(x)
+            loss = loss_fn(out(hidden), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            examples += len(y)
     seconds = time.perf_counter() - start
     flop = 6 * 100 * vocab * examples
-    return {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
-            "peak_gib": peak_gib()}
+    result = {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
+              "peak_gib": peak_gib()}
+    if evaluate:
+        from w2v.vectors import WordVectors
+
+        used = np.flatnonzero(dm.vocab.counts > 0)
+        result.update(scores(WordVectors([dm.vocab.words[i] for i in used], embed.weight.detach().numpy()[used])))
+    return result
 
 
 def worker_matmul_peak() -> dict:
@@ -213,16 +229,35 @@ def run_worker(name: str, *args) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def quality(max_docs: int, epochs: int) -> None:
+    """Part 3: the full-softmax models' scores after the same epochs on the same data, notebooks' setting."""
+    print(f"## Full softmax after {epochs} epoch(s), first {max_docs:,} reviews, notebooks' setting\n")
+    print("| | examples/s | WordSim-353 | SimLex-999 | analogies |")
+    print("|---|---|---|---|---|")
+    for arch in ("cbow", "skipgram"):
+        for name, worker in ((f"w2v {arch}", "w2v_full"), (f"notebook loop {arch}", "notebook_full")):
+            r = run_worker(worker, max_docs, arch, None, epochs, True)
+            print(f"| {name} | {r['examples_per_sec']:,.0f} | {r['wordsim353']:.3f} | {r['simlex999']:.3f} | "
+                  f"{r['analogies']:.1%} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20,000 reviews, 1 epoch, fewer full-softmax batches")
     parser.add_argument("--epochs", type=int, help="SGNS epochs (default 5, or 1 with --quick)")
     parser.add_argument("--max-docs", type=int, help="reviews for SGNS (default all, or 20,000 with --quick)")
+    parser.add_argument("--quality", action="store_true",
+                        help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
+    parser.add_argument("--quality-docs", type=int, default=2_000, help="reviews for --quality (default 2,000)")
+    parser.add_argument("--quality-epochs", type=int, default=1, help="epochs for --quality (default 1)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](*json.loads(args.args))))
+        return
+    if args.quality:
+        quality(args.quality_docs, args.quality_epochs)
         return
     epochs = args.epochs or (1 if args.quick else 5)
     max_docs = args.max_docs or (20_000 if args.quick else None)
