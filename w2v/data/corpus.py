@@ -22,8 +22,7 @@ class Corpus:
     """Vocabulary ids of `tokens`, in blocks; `len()` counts the tokens that remain after `vocab`."""
 
     def __init__(self, tokens: TokenizedCorpus, vocab: Vocabulary, block_tokens: int = DEFAULT_BLOCK_TOKENS):
-        if not isinstance(block_tokens, int) or block_tokens < 1:
-            raise ConfigError(f"data.block_tokens={block_tokens} must be a positive integer (tokens read at once)")
+        self.check_block_tokens(block_tokens)
         self.tokens, self.block_tokens = tokens, block_tokens
         self.lookup = vocab.lookup_table(tokens.words).astype(np.int32)  # (len(tokens.words),) vocab id or -1
         self.drop = vocab.unk_id is None
@@ -36,6 +35,11 @@ class Corpus:
             raise ConfigError(
                 "no token of the corpus is in the vocabulary; lower data.vocab.min_count or use a larger corpus"
             )
+
+    @staticmethod
+    def check_block_tokens(block_tokens) -> None:
+        if not isinstance(block_tokens, int) or block_tokens < 1:
+            raise ConfigError(f"data.block_tokens={block_tokens} must be a positive integer (tokens read at once)")
 
     def __len__(self) -> int:
         return int(self.block_sizes.sum())

@@ -162,6 +162,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.vocab_settings["specials"] = list(self.vocab_settings["specials"])
         check_vocab_settings(**self.vocab_settings)
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
+        Corpus.check_block_tokens(block_tokens)  # before any heavy work
         self.block_tokens = block_tokens
         self.vocab: Vocabulary | None = None
         self.corpus: Corpus | None = None
