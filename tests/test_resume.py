@@ -98,7 +98,7 @@ def test_resume_overrides_update_the_interrupted_runs(tmp_path):
 
 
 def test_resuming_with_other_model_settings_is_a_clear_error(make_cfg, tmp_path):
-    from w2v.resume import check_resumable
+    from w2v.train import check_resumable
 
     run = tmp_path / "run0"
     run.mkdir()

@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from w2v.errors import ConfigError
 
@@ -110,34 +110,6 @@ def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path 
         raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; pass a run directory holding "
                           f"{CHECKPOINT_NAME}, a .ckpt file, or ckpt_path=last")
     return path
-
-
-# Settings that may differ between a run and its resumption: where things are, and how long to train.
-_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
-
-
-def _flat(node: dict, prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for key, value in node.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        flat.update(_flat(value, name) if isinstance(value, dict) else {name: value})
-    return flat
-
-
-def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
-    """A one-line error if the model, data or seed differ from those of the run that saved `checkpoint`."""
-    saved_path = checkpoint.parent / "config.yaml"
-    if not saved_path.is_file():
-        return  # a checkpoint from elsewhere: Lightning reports a model that does not fit it
-    saved = _flat({k: v for k, v in OmegaConf.to_container(OmegaConf.load(saved_path)).items()
-                   if k in ("model", "data", "seed")})
-    current = _flat({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k in ("model", "data", "seed")})
-    for key in sorted(set(saved) | set(current)):
-        if key not in _MAY_DIFFER and saved.get(key) != current.get(key):
-            raise ConfigError(
-                f"ckpt_path={checkpoint}: its run had {key}={saved.get(key)!r}, this one {current.get(key)!r}; "
-                f"resume with the same model and data settings, or start a new run without ckpt_path"
-            )
 
 
 def resume_overrides(run_dir: Path, current: list[str]) -> list[str] | None:

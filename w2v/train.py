@@ -20,7 +20,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
-from w2v.resume import TrainingInterrupted, check_resumable, resolve_checkpoint, resume_overrides
+from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,42 @@ def check_model_config(model_cfg: DictConfig) -> None:
     model_cls.check_hparams(**kwargs)
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The config flattened to `a/b/c: value` scalars, for TensorBoard's HParams tab."""
+def flat_hparams(cfg: DictConfig, sep: str = "/") -> dict[str, Any]:
+    """The config flattened to `a/b/c: value` scalars, for TensorBoard's HParams tab (other values as strings)."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, f"{prefix}/{key}" if prefix else str(key))
+                walk(value, f"{prefix}{sep}{key}" if prefix else str(key))
         else:
             flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
+
+
+# Settings that may differ between a run and its resumption: where things are, and how long to train.
+_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
+
+
+def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
+    """A one-line error if the model, data or seed differ from those of the run that saved `checkpoint`."""
+    saved_path = checkpoint.parent / "config.yaml"
+    if not saved_path.is_file():
+        return  # a checkpoint from elsewhere: Lightning reports a model that does not fit it
+
+    def settings(node: DictConfig) -> dict[str, Any]:
+        return {k: v for k, v in flat_hparams(node, sep=".").items()
+                if k.split(".")[0] in ("model", "data", "seed") and k not in _MAY_DIFFER}
+
+    saved, current = settings(OmegaConf.load(saved_path)), settings(cfg)
+    for key in sorted(set(saved) | set(current)):
+        if saved.get(key) != current.get(key):
+            raise ConfigError(
+                f"ckpt_path={checkpoint}: its run had {key}={saved.get(key)!r}, this one {current.get(key)!r}; "
+                f"resume with the same model and data settings, or start a new run without ckpt_path"
+            )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -145,14 +168,12 @@ def config_for_resume(cfg: DictConfig) -> DictConfig:
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
     if checkpoint is None:
         return cfg
-    current = list(HydraConfig.get().overrides.task)
-    overrides = resume_overrides(checkpoint.parent, current)
-    if overrides is None:
-        return cfg
-    resumed = compose(config_name="config", overrides=overrides)
+    overrides = resume_overrides(checkpoint.parent, list(HydraConfig.get().overrides.task))
+    resumed = cfg if overrides is None else compose(config_name="config", overrides=overrides)
+    if overrides is not None:
+        log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent, " ".join(overrides))
     with open_dict(resumed):
-        resumed.ckpt_path = str(checkpoint)
-    log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent, " ".join(overrides))
+        resumed.ckpt_path = str(checkpoint)  # resolved once: train() need not search for `last` again
     return resumed
 
 
