@@ -75,7 +75,7 @@ def worker_w2v_sgns(max_docs, epochs) -> dict:
     torch.set_num_threads(THREADS)
     dm = load_corpus(max_docs, "word2vec")
     L.seed_everything(1, verbose=False)
-    model = SGNS(dm.vocab, embedding_dim=100, window=5, subsample=1e-3, negatives=5, compile=True,
+    model = SGNS(dm.vocab, embedding_dim=100, window=5, subsample=1e-3, negatives=5, kernels="auto",
                  optimizer={"name": "sgd", "lr": 0.025, "schedule": "linear", "min_lr_ratio": 1e-4})
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -5,6 +5,7 @@ import math
 import torch
 
 from w2v.models.losses import cbow_loss, sgns_gradients, sgns_loss, skipgram_loss
+from w2v.models import cpu_kernels
 from w2v.models.sgns import damped_row_update
 
 torch.manual_seed(0)
@@ -84,3 +85,30 @@ def test_damped_update_is_word2vec_step_for_a_single_row_and_bounded_for_many():
     damped_row_update(weight, rows, torch.ones(1000, 2), torch.ones(1000), lr=0.1)
     assert 0.9 < -weight[2, 0] < 1.0
 
+
+
+def test_fused_cpu_kernels_match_the_pytorch_step():
+    vocab = 30
+    gen = torch.Generator().manual_seed(3)
+    w_in, w_out = torch.randn(vocab, D, generator=gen), torch.randn(vocab, D, generator=gen)
+    contexts = torch.randint(vocab, (B, C), generator=gen)
+    targets = torch.randint(vocab, (B, 1 + K), generator=gen)
+    mask = _mask()
+    expected = sgns_gradients(w_in[contexts], mask, w_out[targets])
+    masked = torch.where(mask, contexts, -1)  # the kernels' convention for an empty slot
+    got = [torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(w_in.numpy(), w_out.numpy(), masked.numpy(),
+                                                                          targets.numpy())]
+    got[4] = got[4][mask]
+    for name, e, g in zip(["grad_context", "grad_target", "curv_context", "curv_target", "losses"], expected, got):
+        assert torch.allclose(e, g, atol=1e-5, rtol=1e-5), name
+    # The row update: the same as the PyTorch one, and bit-identical whatever the number of threads.
+    grads, curv = expected[0].reshape(-1, D), expected[2].reshape(-1)
+    reference = w_in.clone()
+    damped_row_update(reference, contexts.reshape(-1), grads, curv, lr=0.3)
+    results = []
+    for parts in (1, 2, 3):
+        weight = w_in.clone()
+        cpu_kernels.damped_row_update(weight.numpy(), masked.reshape(-1).numpy(), grads.numpy(), curv.numpy(), 0.3, parts)
+        results.append(weight)
+    assert torch.allclose(results[0], reference, atol=1e-6)
+    assert all(torch.equal(results[0], r) for r in results[1:])

@@ -8,9 +8,9 @@ from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
 from w2v.data.datamodule import EpochBatches
-from w2v.data.sampling import SamplerSettings, WindowSampler, context_windows, keep_probabilities, noise_distribution
+from w2v.data.sampling import (NoiseTable, SamplerSettings, WindowSampler, context_windows, keep_probabilities,
+                               noise_distribution)
 from w2v.errors import ConfigError
-from w2v.models.sgns import NoiseSampler
 
 
 class _Block:
@@ -92,7 +92,7 @@ def _centers(batches) -> list[list[int]]:
 
 def test_ranks_share_an_epoch_and_a_resume_skips_done_batches():
     corpus = _tokens_corpus([f"w{i}" for i in range(13)], np.arange(40) % 13, [0, 17, 40], block_tokens=9)
-    settings = SamplerSettings(window=2, subsample=0.2)
+    settings = SamplerSettings(window=2, subsample=0.2, negatives=2)
 
     def loader(rank=0, world=1):
         return _loader(corpus, settings, batch_size=4, seed=3, epoch=2, rank=rank, world=world)
@@ -103,7 +103,7 @@ def test_ranks_share_an_epoch_and_a_resume_skips_done_batches():
     assert total == 13 and [len(p) for p in parts] == [5, 5, 5]
     for r, part in enumerate(parts):  # batch i goes to rank i mod 3; the last ranks wrap around
         assert _centers(part) == _centers([whole[i % total] for i in range(r, 15, 3)])
-        assert [b["seed"] for b in part] == [whole[i % total]["seed"] for i in range(r, 15, 3)]
+        assert all(torch.equal(b["noise"], whole[i % total]["noise"]) for b, i in zip(part, range(r, 15, 3)))
     resumed = loader()
     resumed.load_state_dict({"epoch": 2, "batches_done": 7})
     assert _centers(resumed) == _centers(whole[7:])
@@ -113,7 +113,7 @@ def test_ranks_share_an_epoch_and_a_resume_skips_done_batches():
 def test_shrunk_windows_are_uniform():
     n = 20_000
     sampler = _sampler(np.zeros(n, dtype=np.int64), [0, n], np.array([n]), SamplerSettings(window=4))
-    _, _, mask = sampler.batch(np.arange(10, n - 10), np.random.default_rng(1))
+    mask = sampler.batch(np.arange(10, n - 10), np.random.default_rng(1))["mask"]
     radius = mask.sum(1) // 2
     freq = np.bincount(radius, minlength=5)[1:] / len(radius)
     assert np.allclose(freq, 0.25, atol=0.02)
@@ -149,9 +149,8 @@ def test_noise_words_follow_count_power():
     probs = noise_distribution(counts, 0.75)
     assert probs[0] == 0 and np.isclose(probs.sum(), 1)
     assert np.allclose(probs[1:-1] / probs[2:], 10 ** 0.75)
-    torch.manual_seed(0)
-    draws = NoiseSampler(counts, 0.75).sample(200_000, 1, seed=0).flatten()
-    freq = torch.bincount(draws, minlength=5).numpy() / 200_000
+    draws = NoiseTable(counts, 0.75).sample(200_000, 1, np.random.default_rng(0)).flatten()
+    freq = np.bincount(draws, minlength=5) / 200_000
     assert np.all(np.abs(freq - probs) <= 4 * np.sqrt(probs * (1 - probs) / 200_000) + 1e-9)
 
 
@@ -162,4 +161,16 @@ def test_bad_window_is_rejected(window):
 
 
 def test_noise_for_an_empty_batch_is_empty():
-    assert NoiseSampler(np.array([3, 2]), 0.75).sample(0, 5, seed=1).shape == (0, 5)
+    assert NoiseTable(np.array([3, 2]), 0.75).sample(0, 5, np.random.default_rng(1)).shape == (0, 5)
+
+
+def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
+    corpus = _tokens_corpus([str(i) for i in range(40)], [10, 11, 12, 13, 14, 20, 30, 31, 32, 33], [0, 5, 6, 10],
+                            block_tokens=100)
+    batches = list(_loader(corpus, SamplerSettings(window=2, negatives=3), batch_size=4))
+    centers = np.concatenate([b["centers"].numpy() for b in batches])
+    assert len(centers) == 9 and corpus.vocab.words.index("20") not in centers  # the one-word document has no pair
+    for b in batches:
+        assert b["noise"].shape == (len(b["centers"]), 3) and b["mask"].any(1).all()
+    again = list(_loader(corpus, SamplerSettings(window=2, negatives=3), batch_size=4))
+    assert all(torch.equal(a["noise"], b["noise"]) for a, b in zip(batches, again))  # drawn from the batch's seed

@@ -27,7 +27,7 @@ def test_every_model_and_trainer_composes(model, trainer):
 @pytest.mark.parametrize("model", MODELS)
 def test_fast_dev_run(make_cfg, model):
     result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true"]))
-    assert np.isfinite(result["metrics"]["train/loss"])
+    assert np.isfinite(result["metrics"]["train/loss_epoch"])
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -38,7 +38,7 @@ def test_every_experiment_runs(make_cfg, experiment):
         if cfg.model.get("subsample"):  # at 1e-5 each of its 36 words is so frequent that almost none is kept
             cfg.model.subsample = 1e-2
     result = train(cfg)
-    assert np.isfinite(result["metrics"]["train/loss"])
+    assert np.isfinite(result["metrics"]["train/loss_epoch"])
 
 
 def test_a_run_leaves_everything_behind(make_cfg, tmp_path):
@@ -58,7 +58,14 @@ def test_a_run_leaves_everything_behind(make_cfg, tmp_path):
 
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={"tensors": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/words_per_sec", "lr-SGD"} <= scalars, scalars
+    assert {"train/loss_step", "train/loss_epoch", "train/words_per_sec", "lr-SGD"} <= scalars, scalars
+    # Step values are written every log_every_n_steps steps of the run, in the second epoch too.
+    steps_per_epoch = result["trainer"].num_training_batches
+    for tag in ("train/loss_step", "train/words_per_sec"):
+        steps = [e.step for e in events.Scalars(tag)]
+        assert steps and max(steps) >= steps_per_epoch, (tag, steps, steps_per_epoch)
+    epoch_losses = [e.value for e in events.Scalars("train/loss_epoch") if np.isfinite(e.value)]  # NaN: hparams placeholder
+    assert len(epoch_losses) == 2 and epoch_losses[1] < epoch_losses[0]
     texts = events.Tags()["tensors"]
     assert any("neighbours" in t for t in texts), texts
     assert (out / "tensorboard" / "projector_config.pbtxt").is_file()
@@ -97,10 +104,13 @@ def test_planted_classes_are_nearest_neighbours(make_cfg, model):
     assert share >= 0.9, f"{model}: only {share:.0%} of the top-5 neighbours share the planted class"
 
 
-def test_compiled_sgns_step_gives_the_same_vectors(make_cfg, tmp_path):
-    eager = train(make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / "eager"))["model"].word_vectors()
-    cfg = make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / "compiled")
-    cfg.model.compile = True
-    compiled = train(cfg)["model"].word_vectors()
-    assert eager.words == compiled.words
-    assert np.allclose(eager.vectors, compiled.vectors, atol=1e-4)
+def test_sgns_step_gives_the_same_vectors_with_each_kernel(make_cfg, tmp_path):
+    """The fused CPU kernels (the default), PyTorch's operations and their compiled form train alike."""
+    vectors = {}
+    for name, kernels, compile in (("fused", "auto", False), ("torch", "torch", False), ("compiled", "torch", True)):
+        cfg = make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / name)
+        cfg.model.kernels, cfg.model.compile = kernels, compile
+        vectors[name] = train(cfg)["model"].word_vectors()
+    for name in ("torch", "compiled"):
+        assert vectors[name].words == vectors["fused"].words
+        assert np.allclose(vectors[name].vectors, vectors["fused"].vectors, atol=1e-4), name

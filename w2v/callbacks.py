@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 PROBE_WORDS = ("movie", "actor", "scene", "music", "dvd", "story", "funny", "laugh", "love", "director")
 
 
+def is_logging_step(trainer: L.Trainer) -> bool:
+    """Whether Lightning writes the values logged in this training step: every `log_every_n_steps`
+    steps counted over the whole run (not from each epoch's start). Values logged on other steps
+    are dropped, so computing them is wasted work. Lightning keeps this test on its logger connector."""
+    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
+
+
 def _tensorboard(trainer: L.Trainer):
     """The SummaryWriter of the run's TensorBoard logger, or None when there is none."""
     for logger in trainer.loggers:
@@ -27,9 +34,6 @@ def _tensorboard(trainer: L.Trainer):
 
 class WordsPerSecond(L.Callback):
     """Logs corpus words (center positions) processed per second: per logging interval and per epoch."""
-
-    def __init__(self, log_every_n_steps: int = 50):
-        self.log_every_n_steps = log_every_n_steps
 
     def _start(self) -> None:
         self._epoch_start = self._window_start = time.perf_counter()
@@ -44,7 +48,7 @@ class WordsPerSecond(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._epoch_words += batch["n_tokens"]
         self._window_words += batch["n_tokens"]
-        if (batch_idx + 1) % self.log_every_n_steps == 0:
+        if is_logging_step(trainer):
             now = time.perf_counter()
             # Data-parallel processes step in lockstep on equal batches: the run's rate is this one's times their number.
             rate = self._window_words * trainer.world_size / max(now - self._window_start, 1e-9)

@@ -123,15 +123,12 @@ class EpochBatches(IterableDataset):
             j = index - first[k]
             positions = order[j * self.batch_size : (j + 1) * self.batch_size]
             batch_rng = np.random.default_rng([self.seed, epoch, 0, index])
-            centers, contexts, mask = self.sampler.batch(positions, batch_rng)
-            yield {
-                "centers": torch.from_numpy(centers).long(),  # (B,)
-                "contexts": torch.from_numpy(contexts).long(),  # (B, 2W)
-                "mask": torch.from_numpy(mask),  # (B, 2W)
-                "n_tokens": len(positions),
-                # Seeds the model's own draws (noise words), so that a batch is the same wherever it runs.
-                "seed": int(batch_rng.integers(2**62)),
-            }
+            examples = self.sampler.batch(positions, batch_rng)
+            # centers (B,), contexts (B, 2W), mask (B, 2W) and for SGNS noise (B, K), as tensors
+            batch: dict[str, Any] = {k: torch.from_numpy(v).long() if v.dtype != bool else torch.from_numpy(v)
+                                     for k, v in examples.items()}
+            batch["n_tokens"] = len(positions)  # corpus tokens the batch covers, before subsampling
+            yield batch
 
 
 class CorpusDataModule(L.LightningDataModule, ABC):

@@ -1,7 +1,8 @@
-"""Vectorized training-sample generation: subsampling, (shrunk) context windows, noise distribution.
+"""Vectorized training-sample generation: subsampling, (shrunk) context windows, noise words.
 
-All of it runs on whole batches of center positions with NumPy; nothing loops over tokens in
-Python and no epoch's pairs are ever materialized at once.
+All of it runs on whole batches of center positions with NumPy, in the data loader's thread, so
+the training step receives ready examples; nothing loops over tokens in Python and no epoch's
+pairs are ever materialized at once.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ class SamplerSettings:
     window: int
     shrink_window: bool = True
     subsample: float | None = None  # word2vec's `sample` threshold t; None or 0 keeps every token
+    negatives: int = 0  # noise words drawn per center (SGNS); 0 draws none
+    noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
             raise ConfigError(f"model.window={self.window} must be an integer of at least 1 (words on each side)")
         if self.subsample is not None and self.subsample < 0:
             raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
+        if not isinstance(self.negatives, int) or self.negatives < 0:
+            raise ConfigError(f"model.negatives={self.negatives} must be a whole number (noise words per pair)")
 
 
 def keep_probabilities(counts: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -44,6 +49,29 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
     weights = np.asarray(counts, dtype=np.float64) ** power
     weights[np.asarray(counts) == 0] = 0.0
     return weights / weights.sum()
+
+
+class NoiseTable:
+    """Draws noise words with probability ∝ count^power.
+
+    Like word2vec, it looks draws up in a table where each word fills a share of the slots equal to
+    its probability: one random integer and one lookup per draw, with probabilities rounded to
+    1/`table_size` (every word that occurs keeps at least one slot).
+    """
+
+    def __init__(self, counts: np.ndarray, power: float = 0.75, table_size: int = 1 << 24):
+        probs = noise_distribution(counts, power)
+        slots = np.floor(probs * table_size).astype(np.int64)
+        slots[(probs > 0) & (slots == 0)] = 1
+        # Hand the rounding remainder to the most probable words, so the table is exactly full.
+        shortfall = table_size - slots.sum()
+        order = np.argsort(-(probs * table_size - slots), kind="stable")
+        slots[order[: max(shortfall, 0)]] += 1
+        self.table = np.repeat(np.arange(len(probs), dtype=np.int32), slots)  # (table_size,)
+
+    def sample(self, rows: int, k: int, rng: np.random.Generator) -> np.ndarray:
+        """(rows, k) noise word ids."""
+        return self.table[rng.integers(len(self.table), size=(rows, k))]
 
 
 def window_offsets(window: int) -> np.ndarray:
@@ -75,6 +103,7 @@ class WindowSampler:
         self.settings = settings
         self.keep_prob = keep_probabilities(counts, settings.subsample).astype(np.float32)  # (V,)
         self._subsampling = bool(settings.subsample) and bool((self.keep_prob < 1).any())
+        self.noise = NoiseTable(counts, settings.noise_power) if settings.negatives else None
 
     def start_block(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator) -> None:
         """Take block `ids` (n,) with document `offsets` and draw its subsampling: kept tokens form a
@@ -88,11 +117,18 @@ class WindowSampler:
         self._keep, self._rank = keep, rank
         self._seq, self._seq_offsets = ids[keep], kept_before[offsets]
 
-    def batch(self, positions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """centers (B,), contexts (B, 2W) and mask (B, 2W) for the kept tokens among block `positions`."""
+    def batch(self, positions: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The examples of the kept tokens among block `positions` that have a context word:
+        centers (B,), contexts (B, 2W) and mask (B, 2W) of the valid slots, and with negatives K
+        noise words (B, K) drawn once per center (Ji et al.), shared by the pairs of its window."""
         if self._keep is not None:
             positions = self._rank[positions[self._keep[positions]]]
         window = self.settings.window
         radius = rng.integers(1, window + 1, size=len(positions)) if self.settings.shrink_window else window
         ctx, mask = context_windows(positions, self._seq_offsets, window, radius)
-        return self._seq[positions], self._seq[ctx], mask
+        has_context = mask.any(1)  # a one-word document gives no example
+        positions, ctx, mask = positions[has_context], ctx[has_context], mask[has_context]
+        examples = {"centers": self._seq[positions], "contexts": self._seq[ctx], "mask": mask}
+        if self.noise is not None:
+            examples["noise"] = self.noise.sample(len(positions), self.settings.negatives, rng)
+        return examples

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from w2v.callbacks import is_logging_step
 from w2v.data.sampling import SamplerSettings
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
@@ -106,10 +107,26 @@ class Word2VecModule(L.LightningModule, ABC):
         self.log_loss(loss, losses.numel())
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # (loss sum, examples)
+
     def log_loss(self, loss: torch.Tensor, examples: int) -> None:
-        """The batch's mean loss; averaged over the processes of a data-parallel run (every one must log it)."""
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=examples,
-                 sync_dist=self.trainer.world_size > 1)
+        """Adds the batch's mean loss to the epoch's, and logs it on the steps Lightning writes.
+
+        Handing Lightning every step's value costs more than some models' whole step; the epoch's
+        mean is kept here instead, and logged at its end (summed over data-parallel processes).
+        """
+        if not hasattr(self, "_epoch_loss"):  # a run resumed mid-epoch starts without on_train_epoch_start
+            self.on_train_epoch_start()
+        self._epoch_loss += torch.stack([loss.detach().double() * examples, loss.new_tensor(examples, dtype=torch.float64)])
+        if is_logging_step(self.trainer):  # every process logs it: the value is averaged over them
+            self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples,
+                     sync_dist=self.trainer.world_size > 1)
+
+    def on_train_epoch_end(self) -> None:
+        total, examples = self.trainer.strategy.reduce(self._epoch_loss, reduce_op="sum").tolist()
+        self.log("train/loss_epoch", total / max(examples, 1), on_step=False, on_epoch=True, rank_zero_only=True)
+        del self._epoch_loss
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer

@@ -21,11 +21,9 @@ class CBOW(Word2VecModule):
         return self._max_norm
 
     def example_losses(self, batch):
-        mask = batch["mask"]  # (B, 2W)
-        has_context = mask.any(1)  # (B,)
-        contexts, mask = batch["contexts"][has_context], mask[has_context]  # (B', 2W)
-        context_vecs = self.in_embed(contexts)  # (B', 2W, D)
-        return cbow_loss(context_vecs, mask, self.out.weight, self.out.bias, batch["centers"][has_context])  # (B',)
+        contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W): every center has a context word
+        context_vecs = self.in_embed(contexts)  # (B, 2W, D)
+        return cbow_loss(context_vecs, mask, self.out.weight, self.out.bias, batch["centers"])  # (B,)
 
     def output_matrix(self) -> torch.Tensor:
         return self.out.weight

@@ -17,10 +17,8 @@ class SkipGram(Word2VecModule):
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
 
     def example_losses(self, batch):
-        mask = batch["mask"]  # (B, 2W)
-        has_context = mask.any(1)  # (B,)
-        center_vecs = self.in_embed(batch["centers"][has_context])  # (B', D)
-        return skipgram_loss(center_vecs, self.out.weight, self.out.bias, batch["contexts"][has_context], mask[has_context])
+        center_vecs = self.in_embed(batch["centers"])  # (B, D): every center has a context word
+        return skipgram_loss(center_vecs, self.out.weight, self.out.bias, batch["contexts"], batch["mask"])  # (P,)
 
     def output_matrix(self) -> torch.Tensor:
         return self.out.weight

@@ -1,0 +1,152 @@
+"""Fused CPU kernels (Numba) for SGNS's hand-written SGD step: the same maths as `losses.sgns_gradients`
+and `sgns.damped_row_update`, without the intermediate tensors.
+
+The PyTorch version of the step gathers every window's vectors into (B, C, D) copies and runs a
+dozen batched operations over them, each one a pass through memory; on a CPU that, not the
+arithmetic, bounds its speed. Here each center's window is handled in one pass over the rows it
+touches, with the dot products vectorised by LLVM, in parallel over centers.
+
+Both kernels are deterministic whatever the number of threads: the gradients of a center depend on
+that center alone, and the row update splits the rows (not the examples) between threads, each
+adding its rows' updates in example order. Masked context slots carry row -1 and are skipped.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# fastmath lets LLVM reorder the dot products' sums into SIMD lanes; the results differ from
+# PyTorch's in the last bits only. cache=True keeps the compiled code between runs.
+_JIT = {"parallel": True, "fastmath": True, "cache": True, "nogil": True}
+
+
+@njit(inline="always", fastmath=True)
+def _scores(v, w_out, tg, scores):  # pragma: no cover - compiled
+    """scores[j] = v · w_out[tg[j]], three rows a pass: v is read once for three products."""
+    dim, j = v.shape[0], 0
+    while j + 2 < len(tg):
+        u0, u1, u2 = w_out[tg[j]], w_out[tg[j + 1]], w_out[tg[j + 2]]
+        s0 = s1 = s2 = np.float32(0.0)
+        for d in range(dim):
+            s0 += v[d] * u0[d]
+            s1 += v[d] * u1[d]
+            s2 += v[d] * u2[d]
+        scores[j], scores[j + 1], scores[j + 2] = s0, s1, s2
+        j += 3
+    for j in range(j, len(tg)):
+        u0, s0 = w_out[tg[j]], np.float32(0.0)
+        for d in range(dim):
+            s0 += v[d] * u0[d]
+        scores[j] = s0
+
+
+@njit(inline="always", fastmath=True)
+def _combine(g, w_out, tg, coeff):  # pragma: no cover - compiled
+    """g += Σ_j coeff[j] · w_out[tg[j]], three rows a pass: g is loaded and stored once for three."""
+    dim, j = g.shape[0], 0
+    while j + 2 < len(tg):
+        u0, u1, u2 = w_out[tg[j]], w_out[tg[j + 1]], w_out[tg[j + 2]]
+        k0, k1, k2 = coeff[j], coeff[j + 1], coeff[j + 2]
+        for d in range(dim):
+            g[d] += k0 * u0[d] + k1 * u1[d] + k2 * u2[d]
+        j += 3
+    for j in range(j, len(tg)):
+        u0, k0 = w_out[tg[j]], coeff[j]
+        for d in range(dim):
+            g[d] += k0 * u0[d]
+
+
+@njit(**_JIT)
+def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover - compiled
+    """Gradients of the summed SGNS loss of each window, and Gauss-Newton curvatures, as `sgns_gradients`.
+
+    w_in, w_out (V, D) float32; contexts (B, C) int64 with -1 in masked slots; targets (B, 1+K) int64,
+    the center word then its noise words. Returns grad_context (B, C, D), grad_target (B, 1+K, D),
+    curv_context (B, C), curv_target (B, 1+K) and losses (B, C), all zero in masked slots.
+    """
+    n, c_max = contexts.shape
+    t_max = targets.shape[1]
+    dim = w_in.shape[1]
+    grad_ctx = np.zeros((n, c_max, dim), dtype=np.float32)
+    grad_tgt = np.zeros((n, t_max, dim), dtype=np.float32)
+    curv_ctx = np.zeros((n, c_max), dtype=np.float32)
+    curv_tgt = np.zeros((n, t_max), dtype=np.float32)
+    losses = np.zeros((n, c_max), dtype=np.float32)
+    coeffs = np.zeros((n, c_max, t_max), dtype=np.float32)  # d loss / d score of each (context, target)
+    one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)  # float32 throughout: float64 halves the SIMD width
+    for b in prange(n):
+        tg = targets[b]
+        tgt_sq = np.empty(t_max, dtype=np.float32)  # |u_j|^2
+        for j in range(t_max):
+            u = w_out[tg[j]]
+            acc = np.float32(0.0)
+            for d in range(dim):
+                acc += u[d] * u[d]
+            tgt_sq[j] = acc
+        for c in range(c_max):
+            row = contexts[b, c]
+            if row < 0:
+                continue
+            v, coeff = w_in[row], coeffs[b, c]
+            v_sq = np.float32(0.0)
+            for d in range(dim):
+                v_sq += v[d] * v[d]
+            _scores(v, w_out, tg, coeff)
+            loss = curv = np.float32(0.0)
+            for j in range(t_max):
+                prob = one / (one + np.exp(-coeff[j]))
+                # d loss / d score = σ(s) - label (1 for the center word, 0 for noise); the loss is
+                # -log σ(s) = -log p for the center, -log(1 - p) for noise, clamped as `sgns_gradients`
+                if j == 0:
+                    coeff[j] = prob - one
+                    loss -= np.log(max(prob, tiny))
+                else:
+                    coeff[j] = prob
+                    loss -= np.log(max(one - prob, tiny))
+                slope = prob * (one - prob)
+                curv += slope * tgt_sq[j]
+                curv_tgt[b, j] += slope * v_sq
+            curv_ctx[b, c], losses[b, c] = curv, loss
+            _combine(grad_ctx[b, c], w_out, tg, coeff)
+        for j in range(t_max):  # grad_target[j] = Σ_c coeff[c, j] · v_c
+            gt = grad_tgt[b, j]
+            for c in range(c_max):
+                row = contexts[b, c]
+                if row >= 0:
+                    k, v = coeffs[b, c, j], w_in[row]
+                    for d in range(dim):
+                        gt[d] += k * v[d]
+    return grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses
+
+
+@njit(**_JIT)
+def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no cover - compiled
+    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `sgns.damped_row_update`; rows < 0 are skipped.
+
+    weight (V, D) float32, rows (R,) int64, grads (R, D), curvature (R,), lr float; `parts` the number
+    of threads (any count gives the same result).
+    """
+    n, dim = grads.shape
+    total = np.zeros(weight.shape[0], dtype=np.float32)  # (V,) H_r
+    for part in prange(parts):  # each thread owns the rows r ≡ part (mod parts): no two threads touch a row
+        for i in range(n):
+            r = rows[i]
+            if r >= 0 and r % parts == part:
+                total[r] += curvature[i]
+        for i in range(n):
+            r = rows[i]
+            if r >= 0 and r % parts == part:
+                scale = np.float32(-lr / (1.0 + lr * total[r]))
+                w = weight[r]
+                g = grads[i]
+                for d in range(dim):
+                    w[d] += scale * g[d]
+
+
+def use_threads(count: int) -> None:
+    """Run the kernels on `count` threads (PyTorch's setting), within the pool Numba started with."""
+    count = max(1, min(count, numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != count:
+        numba.set_num_threads(count)
