@@ -145,8 +145,10 @@ def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no 
                     w[d] += scale * g[d]
 
 
-def use_threads(count: int) -> None:
-    """Run the kernels on `count` threads (PyTorch's setting), within the pool Numba started with."""
+def use_threads(count: int) -> int:
+    """Run the kernels on `count` threads (PyTorch's setting), within the pool Numba started with;
+    returns the number they will use."""
     count = max(1, min(count, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != count:
         numba.set_num_threads(count)
+    return count
