@@ -93,12 +93,13 @@ class SGNS(Word2VecModule):
             return None
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         fused = self.hparams.kernels == "auto" and w_in.device.type == "cpu"
+        if fused:
+            threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         ctx_update, tgt_update, losses = (self._fused_updates if fused else self._torch_updates)(contexts, mask, targets)
         if distributed:  # every process applies every process's update
             ctx_update, tgt_update = gather_row_updates(*ctx_update), gather_row_updates(*tgt_update)
         lr = self.optimizers().param_groups[0]["lr"]
         if fused:
-            threads = cpu_kernels.use_threads(torch.get_num_threads())
             cpu_kernels.damped_row_update(w_in.numpy(), *(t.numpy() for t in ctx_update), lr, threads)
             cpu_kernels.damped_row_update(w_out.numpy(), *(t.numpy() for t in tgt_update), lr, threads)
         else:
@@ -127,7 +128,6 @@ class SGNS(Word2VecModule):
         """As `_torch_updates`, by the fused CPU kernel; masked context slots get row -1 (skipped)."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         ctx_rows = torch.where(mask, contexts, -1)  # (B, C)
-        cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = (torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(
             w_in.numpy(), w_out.numpy(), ctx_rows.numpy(), targets.numpy()))
         dim = w_in.shape[1]
