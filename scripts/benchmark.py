@@ -158,21 +158,21 @@ def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) ->
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from w2v.data.sampling import context_windows
-
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
     (ids, offsets), window, vocab = dm.corpus.all_ids(), 4, len(dm.vocab)
-    positions = np.arange(len(ids))
-    ctx, mask = context_windows(positions, offsets, window, window)
-    full = mask.all(1)  # the notebooks kept only centers with a full window
+    # The notebooks kept only the centers with a full window inside their review.
+    every = np.arange(len(ids))
+    doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))  # (N,)
+    positions = every[(every - window >= offsets[doc]) & (every + window < offsets[doc + 1])]
+    ctx = positions[:, None] + np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # (n, 2W)
     if arch == "cbow":
-        data = TensorDataset(torch.from_numpy(ids[ctx[full]]).long(), torch.from_numpy(ids[positions[full]]).long())
+        data = TensorDataset(torch.from_numpy(ids[ctx]).long(), torch.from_numpy(ids[positions]).long())
         batch_size = 256
     else:
-        centers = np.repeat(ids[positions[full]], 2 * window)
-        data = TensorDataset(torch.from_numpy(centers).long(), torch.from_numpy(ids[ctx[full]].reshape(-1)).long())
+        centers = np.repeat(ids[positions], 2 * window)
+        data = TensorDataset(torch.from_numpy(centers).long(), torch.from_numpy(ids[ctx].reshape(-1)).long())
         batch_size = 512
     embed, out = nn.Embedding(vocab, 100), nn.Linear(100, vocab)
     optimizer = torch.optim.Adam([*embed.parameters(), *out.parameters()], lr=0.001)

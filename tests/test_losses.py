@@ -96,19 +96,22 @@ def test_fused_cpu_kernels_match_the_pytorch_step():
     mask = _mask()
     expected = sgns_gradients(w_in[contexts], mask, w_out[targets])
     masked = torch.where(mask, contexts, -1)  # the kernels' convention for an empty slot
-    got = [torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(w_in.numpy(), w_out.numpy(), masked.numpy(),
-                                                                          targets.numpy())]
-    got[4] = got[4][mask]
-    for name, e, g in zip(["grad_context", "grad_target", "curv_context", "curv_target", "losses"], expected, got):
+    rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(
+        w_in.numpy(), w_out.numpy(), masked.numpy(), targets.numpy()))
+    # The kernel packs the valid pairs in example order; the PyTorch step keeps zeros in empty slots.
+    assert torch.equal(rows, contexts[mask])
+    got = [grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses]
+    expected = [expected[0][mask], expected[1], expected[2][mask], expected[3],
+                torch.zeros(B).index_add_(0, mask.nonzero()[:, 0], expected[4])]  # each window's summed loss
+    for name, e, g in zip(["grad_context", "grad_target", "curv_context", "curv_target", "window losses"], expected, got):
         assert torch.allclose(e, g, atol=1e-5, rtol=1e-5), name
     # The row update: the same as the PyTorch one, and bit-identical whatever the number of threads.
-    grads, curv = expected[0].reshape(-1, D), expected[2].reshape(-1)
     reference = w_in.clone()
-    damped_row_update(reference, contexts.reshape(-1), grads, curv, lr=0.3)
+    damped_row_update(reference, rows, grad_ctx, curv_ctx, lr=0.3)
     results = []
     for parts in (1, 2, 3):
         weight = w_in.clone()
-        cpu_kernels.damped_row_update(weight.numpy(), masked.reshape(-1).numpy(), grads.numpy(), curv.numpy(), 0.3, parts)
+        cpu_kernels.damped_row_update(weight.numpy(), rows.numpy(), grad_ctx.numpy(), curv_ctx.numpy(), 0.3, parts)
         results.append(weight)
     assert torch.allclose(results[0], reference, atol=1e-6)
     assert all(torch.equal(results[0], r) for r in results[1:])

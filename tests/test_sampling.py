@@ -8,8 +8,7 @@ from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
 from w2v.data.datamodule import EpochBatches
-from w2v.data.sampling import (NoiseTable, SamplerSettings, WindowSampler, context_windows, keep_probabilities,
-                               noise_distribution)
+from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler, keep_probabilities, noise_distribution
 from w2v.errors import ConfigError
 
 
@@ -43,16 +42,32 @@ def _tokens_corpus(words, ids, offsets, block_tokens):
     return corpus
 
 
-def test_context_windows_match_naive_loop():
-    corpus = _block()
-    positions = np.arange(len(corpus))
-    radius = np.array([2, 1, 2, 3, 1, 2, 2, 1, 3, 2])
-    ctx, mask = context_windows(positions, corpus.offsets, 3, radius)
-    for i, pos in enumerate(positions):
-        doc = np.searchsorted(corpus.offsets, pos, side="right") - 1
-        start, end = corpus.offsets[doc], corpus.offsets[doc + 1]
-        expected = {pos + d for d in range(-radius[i], radius[i] + 1) if d != 0 and start <= pos + d < end}
-        assert set(ctx[i][mask[i]]) == expected
+def test_windows_match_naive_loop():
+    # three documents of lengths 5, 1 and 4, every word distinct; words 11 and 31 are often subsampled away
+    block = _block()
+    counts = np.ones(40)
+    counts[[11, 31]] = 400
+    settings = SamplerSettings(window=3, subsample=0.01)
+    doc_of = np.searchsorted(block.offsets, np.arange(len(block)), side="right") - 1
+    dropped = 0
+    for seed in range(20):
+        sampler = _sampler(block.ids, block.offsets, counts, settings, seed)
+        positions = np.random.default_rng(seed).permutation(len(block))
+        got = sampler.batch(positions, np.random.default_rng(100 + seed))
+        kept = list(np.flatnonzero(sampler._keep))
+        dropped += len(block) - len(kept)
+        centers = [pos for pos in positions if pos in kept]
+        radius = np.random.default_rng(100 + seed).integers(1, 4, size=len(centers))  # the batch's first draw
+        expected = []
+        for pos, reach in zip(centers, radius):
+            k = kept.index(pos)
+            window = [kept[j] for j in range(max(k - reach, 0), min(k + reach + 1, len(kept)))
+                      if j != k and doc_of[kept[j]] == doc_of[pos]]
+            if window:
+                expected.append((block.ids[pos], sorted(block.ids[window])))
+        assert [(c, sorted(ctx[m])) for c, ctx, m in zip(got["centers"], got["contexts"], got["mask"])] == expected
+        assert all((ctx[~m] == c).all() for c, ctx, m in zip(got["centers"], got["contexts"], got["mask"]))
+    assert dropped > 0  # subsampling took part
 
 
 def _loader(corpus, settings, batch_size, seed=1, epoch=0, rank=0, world=1):

@@ -1,6 +1,7 @@
 """Vectorized training-sample generation: subsampling, (shrunk) context windows, noise words.
 
-All of it runs on whole batches of center positions with NumPy, in the data loader's thread, so
+All of it runs on whole batches of center positions (NumPy, one Numba loop for the windows), in
+the data loader's thread, so
 the training step receives ready examples; nothing loops over tokens in Python and no epoch's
 pairs are ever materialized at once.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from w2v.errors import ConfigError
 
@@ -74,28 +76,6 @@ class NoiseTable:
         return self.table[rng.integers(len(self.table), size=(rows, k))]
 
 
-def window_offsets(window: int) -> np.ndarray:
-    """(2W,) relative positions -W..-1, 1..W of a context window."""
-    return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
-
-
-def context_windows(
-    positions: np.ndarray, offsets: np.ndarray, window: int, radius: np.ndarray | int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Context positions around each center and which are valid (within radius and the same document).
-
-    positions: (B,) center positions in a sequence whose documents start at `offsets`.
-    radius: (B,) or scalar, the per-center window size (<= window).
-    Returns (B, 2W) context positions (clipped into range where invalid) and a (B, 2W) bool mask.
-    """
-    rel = window_offsets(window)  # (2W,)
-    doc = np.searchsorted(offsets, positions, side="right") - 1  # (B,)
-    start, end = offsets[doc], offsets[doc + 1]  # (B,), (B,)
-    ctx = positions[:, None] + rel[None, :]  # (B, 2W)
-    mask = (ctx >= start[:, None]) & (ctx < end[:, None]) & (np.abs(rel)[None, :] <= np.asarray(radius).reshape(-1, 1))
-    return np.where(mask, ctx, positions[:, None]), mask
-
-
 class WindowSampler:
     """Turns batches of positions in a block of the corpus into (center, context window) examples."""
 
@@ -108,27 +88,64 @@ class WindowSampler:
     def start_block(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator) -> None:
         """Take block `ids` (n,) with document `offsets` and draw its subsampling: kept tokens form a
         shorter sequence, documents stay apart."""
-        if not self._subsampling:
-            self._seq, self._seq_offsets, self._keep, self._rank = ids, offsets, None, None
-            return
-        keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (n,)
+        if self._subsampling:
+            keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (n,)
+        else:
+            keep = np.ones(len(ids), dtype=bool)
         rank = np.cumsum(keep, dtype=np.int64).astype(np.int32) - 1  # (n,) position of each kept token in the subsampled sequence
         kept_before = np.concatenate([[0], rank + 1])
         self._keep, self._rank = keep, rank
-        self._seq, self._seq_offsets = ids[keep], kept_before[offsets]
+        self._seq, self._seq_offsets = ids[keep], kept_before[offsets]  # (m,), (docs + 1,)
+        self._doc_of = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(self._seq_offsets))  # (m,)
 
     def batch(self, positions: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The examples of the kept tokens among block `positions` that have a context word:
         centers (B,), contexts (B, 2W) and mask (B, 2W) of the valid slots, and with negatives K
         noise words (B, K) drawn once per center (Ji et al.), shared by the pairs of its window."""
-        if self._keep is not None:
-            positions = self._rank[positions[self._keep[positions]]]
+        positions = self._rank[positions[self._keep[positions]]]  # (n,) the kept ones, in the subsampled sequence
         window = self.settings.window
-        radius = rng.integers(1, window + 1, size=len(positions)) if self.settings.shrink_window else window
-        ctx, mask = context_windows(positions, self._seq_offsets, window, radius)
-        has_context = mask.any(1)  # a one-word document gives no example
-        positions, ctx, mask = positions[has_context], ctx[has_context], mask[has_context]
-        examples = {"centers": self._seq[positions], "contexts": self._seq[ctx], "mask": mask}
+        if self.settings.shrink_window:
+            radius = rng.integers(1, window + 1, size=len(positions))  # (n,)
+        else:
+            radius = np.full(len(positions), window)
+        centers, contexts, mask = _window_examples(positions, radius, window, self._seq, self._doc_of, self._seq_offsets)
+        examples = {"centers": centers, "contexts": contexts, "mask": mask}
         if self.noise is not None:
-            examples["noise"] = self.noise.sample(len(positions), self.settings.negatives, rng)
+            examples["noise"] = self.noise.sample(len(centers), self.settings.negatives, rng)
         return examples
+
+
+@njit(cache=True, nogil=True)
+def _window_examples(positions, radius, window, seq, doc_of, offsets):  # pragma: no cover - compiled
+    """centers (B,), contexts (B, 2W) int64 and mask (B, 2W) of the `positions` (n,) in the subsampled
+    sequence that have a context word within their `radius` (n,) in their document; empty slots
+    hold the center.
+
+    One pass per center instead of a dozen NumPy (B, 2W) temporaries: the data loader's thread
+    shares the CPU with the training step, so its time is the step's time.
+    """
+    n, width = len(positions), 2 * window
+    # The positions are scattered over the block: look every window's bounds up first, in a loop
+    # without branches, so that the processor overlaps the cache misses.
+    first = np.empty(n, dtype=np.int64)
+    last = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        doc = doc_of[positions[i]]
+        first[i] = max(offsets[doc], positions[i] - radius[i])  # the window's first and last valid positions
+        last[i] = min(offsets[doc + 1] - 1, positions[i] + radius[i])
+    centers = np.empty(n, dtype=np.int64)
+    contexts = np.empty((n, width), dtype=np.int64)
+    mask = np.empty((n, width), dtype=np.bool_)
+    found = 0
+    for i in range(n):
+        if first[i] == last[i]:  # a one-word document (or all its other words subsampled away): no example
+            continue
+        pos, center = positions[i], seq[positions[i]]
+        for s in range(width):
+            p = pos - window + s + (s >= window)  # offsets -W..-1, 1..W
+            valid = first[i] <= p <= last[i]
+            contexts[found, s] = seq[min(max(p, first[i]), last[i])] if valid else center  # clamped: no branch
+            mask[found, s] = valid
+        centers[found] = center
+        found += 1
+    return centers[:found], contexts[:found], mask[:found]

@@ -4,11 +4,12 @@ and `sgns.damped_row_update`, without the intermediate tensors.
 The PyTorch version of the step gathers every window's vectors into (B, C, D) copies and runs a
 dozen batched operations over them, each one a pass through memory; on a CPU that, not the
 arithmetic, bounds its speed. Here each center's window is handled in one pass over the rows it
-touches, with the dot products vectorised by LLVM, in parallel over centers.
+touches, with the dot products vectorised by LLVM, in parallel over centers, and only the valid
+(center, context) pairs get a gradient row.
 
 Both kernels are deterministic whatever the number of threads: the gradients of a center depend on
 that center alone, and the row update splits the rows (not the examples) between threads, each
-adding its rows' updates in example order. Masked context slots carry row -1 and are skipped.
+adding its rows' updates in example order.
 """
 
 from __future__ import annotations
@@ -63,18 +64,28 @@ def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover -
     """Gradients of the summed SGNS loss of each window, and Gauss-Newton curvatures, as `sgns_gradients`.
 
     w_in, w_out (V, D) float32; contexts (B, C) int64 with -1 in masked slots; targets (B, 1+K) int64,
-    the center word then its noise words. Returns grad_context (B, C, D), grad_target (B, 1+K, D),
-    curv_context (B, C), curv_target (B, 1+K) and losses (B, C), all zero in masked slots.
+    the center word then its noise words. The P valid (center, context) pairs are packed in example
+    order, so no memory is spent on empty slots. Returns context_rows (P,), grad_context (P, D),
+    curv_context (P,), grad_target (B, 1+K, D), curv_target (B, 1+K) and each window's summed loss (B,).
     """
     n, c_max = contexts.shape
     t_max = targets.shape[1]
     dim = w_in.shape[1]
-    grad_ctx = np.zeros((n, c_max, dim), dtype=np.float32)
-    grad_tgt = np.zeros((n, t_max, dim), dtype=np.float32)
-    curv_ctx = np.zeros((n, c_max), dtype=np.float32)
-    curv_tgt = np.zeros((n, t_max), dtype=np.float32)
-    losses = np.zeros((n, c_max), dtype=np.float32)
-    coeffs = np.zeros((n, c_max, t_max), dtype=np.float32)  # d loss / d score of each (context, target)
+    first = np.empty(n + 1, dtype=np.int64)  # (B+1,) index of each window's first pair
+    pairs = 0
+    for b in range(n):
+        first[b] = pairs
+        for c in range(c_max):
+            pairs += contexts[b, c] >= 0
+    first[n] = pairs
+    # np.empty, not zeros: every entry is written below, while its row is in cache
+    ctx_rows = np.empty(pairs, dtype=np.int64)
+    grad_ctx = np.empty((pairs, dim), dtype=np.float32)
+    curv_ctx = np.empty(pairs, dtype=np.float32)
+    grad_tgt = np.empty((n, t_max, dim), dtype=np.float32)
+    curv_tgt = np.empty((n, t_max), dtype=np.float32)
+    losses = np.empty(n, dtype=np.float32)
+    coeffs = np.empty((pairs, t_max), dtype=np.float32)  # d loss / d score of each (pair, target)
     one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)  # float32 throughout: float64 halves the SIMD width
     for b in prange(n):
         tg = targets[b]
@@ -85,64 +96,79 @@ def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover -
             for d in range(dim):
                 acc += u[d] * u[d]
             tgt_sq[j] = acc
+            curv_tgt[b, j] = 0.0
+        window_loss = np.float32(0.0)
+        i = first[b]
         for c in range(c_max):
             row = contexts[b, c]
             if row < 0:
                 continue
-            v, coeff = w_in[row], coeffs[b, c]
+            ctx_rows[i] = row
+            v, coeff = w_in[row], coeffs[i]
             v_sq = np.float32(0.0)
             for d in range(dim):
                 v_sq += v[d] * v[d]
             _scores(v, w_out, tg, coeff)
-            loss = curv = np.float32(0.0)
+            curv = np.float32(0.0)
             for j in range(t_max):
                 prob = one / (one + np.exp(-coeff[j]))
                 # d loss / d score = σ(s) - label (1 for the center word, 0 for noise); the loss is
                 # -log σ(s) = -log p for the center, -log(1 - p) for noise, clamped as `sgns_gradients`
                 if j == 0:
                     coeff[j] = prob - one
-                    loss -= np.log(max(prob, tiny))
+                    window_loss -= np.log(max(prob, tiny))
                 else:
                     coeff[j] = prob
-                    loss -= np.log(max(one - prob, tiny))
+                    window_loss -= np.log(max(one - prob, tiny))
                 slope = prob * (one - prob)
                 curv += slope * tgt_sq[j]
                 curv_tgt[b, j] += slope * v_sq
-            curv_ctx[b, c], losses[b, c] = curv, loss
-            _combine(grad_ctx[b, c], w_out, tg, coeff)
+            curv_ctx[i] = curv
+            g = grad_ctx[i]
+            g[:] = 0.0
+            _combine(g, w_out, tg, coeff)
+            i += 1
+        losses[b] = window_loss
         for j in range(t_max):  # grad_target[j] = Σ_c coeff[c, j] · v_c
             gt = grad_tgt[b, j]
-            for c in range(c_max):
-                row = contexts[b, c]
-                if row >= 0:
-                    k, v = coeffs[b, c, j], w_in[row]
-                    for d in range(dim):
-                        gt[d] += k * v[d]
-    return grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses
+            gt[:] = 0.0
+            for i in range(first[b], first[b + 1]):
+                k, v = coeffs[i, j], w_in[ctx_rows[i]]
+                for d in range(dim):
+                    gt[d] += k * v[d]
+    return ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses
 
 
 @njit(**_JIT)
 def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no cover - compiled
-    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `sgns.damped_row_update`; rows < 0 are skipped.
+    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `sgns.damped_row_update`.
 
     weight (V, D) float32, rows (R,) int64, grads (R, D), curvature (R,), lr float; `parts` the number
     of threads (any count gives the same result).
     """
     n, dim = grads.shape
     total = np.zeros(weight.shape[0], dtype=np.float32)  # (V,) H_r
-    for part in prange(parts):  # each thread owns the rows r ≡ part (mod parts): no two threads touch a row
+    for part in prange(parts):  # each thread owns the rows that hash to it: no two threads touch a row
         for i in range(n):
             r = rows[i]
-            if r >= 0 and r % parts == part:
+            if _owner(r, parts) == part:
                 total[r] += curvature[i]
         for i in range(n):
             r = rows[i]
-            if r >= 0 and r % parts == part:
+            if _owner(r, parts) == part:
                 scale = np.float32(-lr / (1.0 + lr * total[r]))
                 w = weight[r]
                 g = grads[i]
                 for d in range(dim):
                     w[d] += scale * g[d]
+
+
+@njit(inline="always")
+def _owner(row, parts):  # pragma: no cover - compiled
+    """The thread (0..parts-1) that updates `row`: a multiplicative hash spreads the frequent words
+    (the lowest ids) evenly, and costs two multiplications where `row % parts` costs a division."""
+    mixed = (np.uint64(row) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    return (mixed * np.uint64(parts)) >> np.uint64(32)
 
 
 def use_threads(count: int) -> int:

@@ -95,7 +95,7 @@ class SGNS(Word2VecModule):
         fused = self.hparams.kernels == "auto" and w_in.device.type == "cpu"
         if fused:
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
-        ctx_update, tgt_update, losses = (self._fused_updates if fused else self._torch_updates)(contexts, mask, targets)
+        ctx_update, tgt_update, loss_sum, pairs = (self._fused_updates if fused else self._torch_updates)(contexts, mask, targets)
         if distributed:  # every process applies every process's update
             ctx_update, tgt_update = gather_row_updates(*ctx_update), gather_row_updates(*tgt_update)
         lr = self.optimizers().param_groups[0]["lr"]
@@ -109,11 +109,12 @@ class SGNS(Word2VecModule):
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
-        self.log_loss(losses.mean() if len(losses) else losses.sum(), len(losses))
+        self.log_loss(loss_sum / max(pairs, 1), pairs)
         return None
 
     def _torch_updates(self, contexts, mask, targets):
-        """Each row's (rows, gradients, curvatures) for the input and output embeddings, and the pair losses."""
+        """Each row's (rows, gradients, curvatures) for the input and output embeddings, the summed
+        loss of the batch's pairs and their number."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         ctx_rows, tgt_rows = contexts.reshape(-1), targets.reshape(-1)  # (B*C,), (B*(1+K),)
         # index_select on flat ids is several times faster on CPU than advanced indexing with a 2-D index.
@@ -122,17 +123,18 @@ class SGNS(Word2VecModule):
         grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = self._gradients(ctx_vecs, mask, tgt_vecs)
         dim = w_in.shape[1]
         return ((ctx_rows, grad_ctx.reshape(-1, dim), curv_ctx.reshape(-1)),  # (B*C,), (B*C, D), (B*C,)
-                (tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)), losses)  # (B*(1+K),), ...
+                (tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*(1+K),), ...
+                losses.sum(), len(losses))
 
     def _fused_updates(self, contexts, mask, targets):
-        """As `_torch_updates`, by the fused CPU kernel; masked context slots get row -1 (skipped)."""
+        """As `_torch_updates`, by the fused CPU kernel, for the valid pairs only (masked slots get row -1)."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         ctx_rows = torch.where(mask, contexts, -1)  # (B, C)
-        grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses = (torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(
-            w_in.numpy(), w_out.numpy(), ctx_rows.numpy(), targets.numpy()))
+        ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(
+            w_in.numpy(), w_out.numpy(), ctx_rows.numpy(), targets.numpy()))  # (P,), (P, D), (P,), (B, 1+K, D), (B, 1+K), (B,)
         dim = w_in.shape[1]
-        return ((ctx_rows.reshape(-1), grad_ctx.view(-1, dim), curv_ctx.view(-1)),
-                (targets.reshape(-1), grad_tgt.view(-1, dim), curv_tgt.view(-1)), losses[mask])
+        return ((ctx_rows, grad_ctx, curv_ctx), (targets.reshape(-1), grad_tgt.view(-1, dim), curv_tgt.view(-1)),
+                losses.sum(), len(ctx_rows))
 
     def output_matrix(self) -> torch.Tensor:
         return self.out_embed.weight
