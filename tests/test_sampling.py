@@ -54,12 +54,13 @@ def test_windows_match_naive_loop():
         sampler = _sampler(block.ids, block.offsets, counts, settings, seed)
         positions = np.random.default_rng(seed).permutation(len(block))
         got = sampler.batch(positions, np.random.default_rng(100 + seed))
-        kept = list(np.flatnonzero(sampler._keep))
+        kept = list(np.flatnonzero(sampler._slot >= 0))
         dropped += len(block) - len(kept)
-        centers = [pos for pos in positions if pos in kept]
-        radius = np.random.default_rng(100 + seed).integers(1, 4, size=len(centers))  # the batch's first draw
+        radius = np.random.default_rng(100 + seed).integers(1, 4, size=len(positions))  # the batch's first draw
         expected = []
-        for pos, reach in zip(centers, radius):
+        for pos, reach in zip(positions, radius):
+            if pos not in kept:
+                continue
             k = kept.index(pos)
             window = [kept[j] for j in range(max(k - reach, 0), min(k + reach + 1, len(kept)))
                       if j != k and doc_of[kept[j]] == doc_of[pos]]
@@ -173,6 +174,17 @@ def test_noise_words_follow_count_power():
 def test_bad_window_is_rejected(window):
     with pytest.raises(ConfigError, match="model.window"):
         SamplerSettings(window=window)
+
+
+@pytest.mark.parametrize("counts", [np.array([0, 1000, 100, 10, 1, 0, 7]),
+                                    np.random.default_rng(0).zipf(1.3, 20_000) * (np.arange(20_000) % 7 > 0)])
+def test_noise_table_gives_each_word_its_exact_probability(counts):
+    table = NoiseTable(counts, 0.75)
+    n = len(counts)  # slot i gives word i with probability threshold[i], its alias otherwise
+    implied = (np.bincount(np.arange(n), weights=table.threshold / n, minlength=n)
+               + np.bincount(table.alias, weights=(1 - table.threshold) / n, minlength=n))
+    assert np.allclose(implied, noise_distribution(counts, 0.75), rtol=1e-9, atol=1e-15)
+    assert implied[counts == 0].sum() == 0  # a word that never occurs is never drawn
 
 
 def test_noise_for_an_empty_batch_is_empty():

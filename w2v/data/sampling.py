@@ -54,26 +54,72 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
 
 
 class NoiseTable:
-    """Draws noise words with probability ∝ count^power.
+    """Draws noise words with probability ∝ count^power, by Walker's alias method.
 
-    Like word2vec, it looks draws up in a table where each word fills a share of the slots equal to
-    its probability: one random integer and one lookup per draw, with probabilities rounded to
-    1/`table_size` (every word that occurs keeps at least one slot).
+    Each word owns one slot of a (V,) table; a uniform draw picks a slot and, past the slot's
+    threshold, returns the word it aliases instead. The probabilities are exact and the table
+    (12 bytes a word) stays in the processor's cache, where word2vec's table of 10^8 slots, one
+    cache miss a draw, would not.
     """
 
-    def __init__(self, counts: np.ndarray, power: float = 0.75, table_size: int = 1 << 24):
-        probs = noise_distribution(counts, power)
-        slots = np.floor(probs * table_size).astype(np.int64)
-        slots[(probs > 0) & (slots == 0)] = 1
-        # Hand the rounding remainder to the most probable words, so the table is exactly full.
-        shortfall = table_size - slots.sum()
-        order = np.argsort(-(probs * table_size - slots), kind="stable")
-        slots[order[: max(shortfall, 0)]] += 1
-        self.table = np.repeat(np.arange(len(probs), dtype=np.int32), slots)  # (table_size,)
+    def __init__(self, counts: np.ndarray, power: float = 0.75):
+        self.threshold, self.alias = _alias_table(noise_distribution(counts, power))  # (V,), (V,)
 
     def sample(self, rows: int, k: int, rng: np.random.Generator) -> np.ndarray:
         """(rows, k) noise word ids."""
-        return self.table[rng.integers(len(self.table), size=(rows, k))]
+        return _alias_draws(rng.random((rows, k)), self.threshold, self.alias)
+
+
+@njit(cache=True, nogil=True)
+def _alias_table(probs):  # pragma: no cover - compiled
+    """Vose's construction: slot i keeps word i with probability threshold[i], else gives alias[i]."""
+    n = len(probs)
+    scaled = probs * n  # (V,) a slot's share is 1
+    threshold = np.ones(n)
+    alias = np.arange(n)
+    small = np.empty(n, dtype=np.int64)  # stacks of slots below and above their share
+    large = np.empty(n, dtype=np.int64)
+    n_small = n_large = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[n_small] = i
+            n_small += 1
+        else:
+            large[n_large] = i
+            n_large += 1
+    while n_small and n_large:  # fill a small slot's remainder with a large word, which shrinks
+        n_small -= 1
+        n_large -= 1
+        low, high = small[n_small], large[n_large]
+        threshold[low], alias[low] = scaled[low], high
+        scaled[high] -= 1.0 - scaled[low]
+        if scaled[high] < 1.0:
+            small[n_small] = high
+            n_small += 1
+        else:
+            large[n_large] = high
+            n_large += 1
+    # What is left is full up to rounding error: keep thresholds at 1 (their own word only),
+    # except where the slot's word has probability 0 (a special token): it must never be drawn.
+    for i in range(n):
+        if probs[i] == 0.0 and alias[i] == i:
+            threshold[i] = 0.0
+            alias[i] = np.argmax(probs)
+    return threshold, alias
+
+
+@njit(cache=True, nogil=True)
+def _alias_draws(uniform, threshold, alias):  # pragma: no cover - compiled
+    """(rows, k) words from (rows, k) uniform draws in [0, 1): the integer part of u·V picks the slot,
+    the fraction decides between its word and its alias."""
+    out = np.empty(uniform.shape, dtype=np.int64)
+    n = len(threshold)
+    for i in range(uniform.shape[0]):
+        for j in range(uniform.shape[1]):
+            x = uniform[i, j] * n
+            slot = min(int(x), n - 1)
+            out[i, j] = slot if x - slot < threshold[slot] else alias[slot]
+    return out
 
 
 class WindowSampler:
@@ -92,23 +138,26 @@ class WindowSampler:
             keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (n,)
         else:
             keep = np.ones(len(ids), dtype=bool)
-        rank = np.cumsum(keep, dtype=np.int64).astype(np.int32) - 1  # (n,) position of each kept token in the subsampled sequence
-        kept_before = np.concatenate([[0], rank + 1])
-        self._keep, self._rank = keep, rank
-        self._seq, self._seq_offsets = ids[keep], kept_before[offsets]  # (m,), (docs + 1,)
-        self._doc_of = np.repeat(np.arange(len(offsets) - 1, dtype=np.int32), np.diff(self._seq_offsets))  # (m,)
+        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # (n+1,)
+        # Each block position's place in the subsampled sequence (-1: dropped), and each kept token's
+        # document span there, side by side: the batches look these up at scattered positions.
+        self._slot = np.where(keep, kept_before[:-1], -1).astype(np.int32)  # (n,)
+        self._seq = ids[keep]  # (m,)
+        seq_offsets = kept_before[offsets]  # (docs+1,)
+        lengths = np.diff(seq_offsets)
+        self._doc_span = np.stack([np.repeat(seq_offsets[:-1], lengths), np.repeat(seq_offsets[1:] - 1, lengths)],
+                                  axis=1).astype(np.int32)  # (m, 2) first and last position of the token's document
 
     def batch(self, positions: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The examples of the kept tokens among block `positions` that have a context word:
         centers (B,), contexts (B, 2W) and mask (B, 2W) of the valid slots, and with negatives K
         noise words (B, K) drawn once per center (Ji et al.), shared by the pairs of its window."""
-        positions = self._rank[positions[self._keep[positions]]]  # (n,) the kept ones, in the subsampled sequence
         window = self.settings.window
         if self.settings.shrink_window:
-            radius = rng.integers(1, window + 1, size=len(positions))  # (n,)
+            radius = rng.integers(1, window + 1, size=len(positions))  # (n,) one per position, kept or not
         else:
             radius = np.full(len(positions), window)
-        centers, contexts, mask = _window_examples(positions, radius, window, self._seq, self._doc_of, self._seq_offsets)
+        centers, contexts, mask = _window_examples(positions, radius, window, self._slot, self._seq, self._doc_span)
         examples = {"centers": centers, "contexts": contexts, "mask": mask}
         if self.noise is not None:
             examples["noise"] = self.noise.sample(len(centers), self.settings.negatives, rng)
@@ -116,35 +165,43 @@ class WindowSampler:
 
 
 @njit(cache=True, nogil=True)
-def _window_examples(positions, radius, window, seq, doc_of, offsets):  # pragma: no cover - compiled
-    """centers (B,), contexts (B, 2W) int64 and mask (B, 2W) of the `positions` (n,) in the subsampled
-    sequence that have a context word within their `radius` (n,) in their document; empty slots
-    hold the center.
+def _window_examples(positions, radius, window, slot, seq, doc_span):  # pragma: no cover - compiled
+    """centers (B,), contexts (B, 2W) int64 and mask (B, 2W) of the kept block `positions` (n,) that
+    have a context word within their `radius` (n,) in their document; empty slots hold the center.
 
     One pass per center instead of a dozen NumPy (B, 2W) temporaries: the data loader's thread
     shares the CPU with the training step, so its time is the step's time.
     """
     n, width = len(positions), 2 * window
-    # The positions are scattered over the block: look every window's bounds up first, in a loop
-    # without branches, so that the processor overlaps the cache misses.
-    first = np.empty(n, dtype=np.int64)
-    last = np.empty(n, dtype=np.int64)
+    # The positions are scattered over the block, each lookup a likely cache miss: every loop that
+    # looks up is free of branches, so that the processor overlaps the misses.
+    where = np.empty(n, dtype=np.int64)
     for i in range(n):
-        doc = doc_of[positions[i]]
-        first[i] = max(offsets[doc], positions[i] - radius[i])  # the window's first and last valid positions
-        last[i] = min(offsets[doc + 1] - 1, positions[i] + radius[i])
-    centers = np.empty(n, dtype=np.int64)
-    contexts = np.empty((n, width), dtype=np.int64)
-    mask = np.empty((n, width), dtype=np.bool_)
+        where[i] = slot[positions[i]]
+    kept = np.empty(n, dtype=np.int64)
+    n_kept = 0
+    for i in range(n):
+        kept[n_kept] = i
+        n_kept += where[i] >= 0
+    first = np.empty(n_kept, dtype=np.int64)
+    last = np.empty(n_kept, dtype=np.int64)
+    for k in range(n_kept):
+        pos, reach = where[kept[k]], radius[kept[k]]
+        first[k] = max(doc_span[pos, 0], pos - reach)  # the window's first and last valid positions
+        last[k] = min(doc_span[pos, 1], pos + reach)
+    centers = np.empty(n_kept, dtype=np.int64)
+    contexts = np.empty((n_kept, width), dtype=np.int64)
+    mask = np.empty((n_kept, width), dtype=np.bool_)
     found = 0
-    for i in range(n):
-        if first[i] == last[i]:  # a one-word document (or all its other words subsampled away): no example
+    for k in range(n_kept):
+        if first[k] == last[k]:  # a one-word document (or all its other words subsampled away): no example
             continue
-        pos, center = positions[i], seq[positions[i]]
+        pos = where[kept[k]]
+        center = seq[pos]
         for s in range(width):
             p = pos - window + s + (s >= window)  # offsets -W..-1, 1..W
-            valid = first[i] <= p <= last[i]
-            contexts[found, s] = seq[min(max(p, first[i]), last[i])] if valid else center  # clamped: no branch
+            valid = first[k] <= p <= last[k]
+            contexts[found, s] = seq[min(max(p, first[k]), last[k])] if valid else center  # clamped: no branch
             mask[found, s] = valid
         centers[found] = center
         found += 1
