@@ -119,7 +119,7 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
 
 
 def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict:
-    """w2v's CBOW / Skip-gram training steps (Adam, autograd) on pre-drawn batches (n_batches None: whole epochs)."""
+    """w2v's CBOW / Skip-gram training steps (w2v's Adam, autograd) on pre-drawn batches (n_batches None: whole epochs)."""
     import torch
 
     from w2v.models import CBOW, SkipGram
@@ -128,8 +128,8 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
     model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
-                                                   optimizer={"name": "adam", "lr": 0.001})
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+                                                   optimizer={"name": "adam", "lr": 0.001, "schedule": "constant"})
+    optimizer = model.configure_optimizers()  # w2v's own Adam
     examples = centers = 0
     seconds = 0.0
     for epoch in range(epochs):

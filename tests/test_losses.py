@@ -2,9 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
-from w2v.models.losses import cbow_loss, sgns_gradients, sgns_loss, skipgram_loss
+from w2v.models.losses import SoftmaxCrossEntropy, cbow_loss, sgns_gradients, sgns_loss, skipgram_loss
 from w2v.models import cpu_kernels
 from w2v.models.sgns import damped_row_update
 
@@ -40,6 +41,23 @@ def test_skipgram_loss_matches_loop():
                 logits = weight @ center[b] + bias
                 expected.append(-(logits[contexts[b, c]] - torch.logsumexp(logits, 0)))
     assert torch.allclose(got, torch.stack(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_softmax_cross_entropy_gradients_match_autograd(with_bias):
+    gen = torch.Generator().manual_seed(1)
+    hidden, weight = torch.randn(B, D, generator=gen, dtype=torch.float64), torch.randn(V, D, generator=gen, dtype=torch.float64)
+    bias = torch.randn(V, generator=gen, dtype=torch.float64) if with_bias else None
+    targets = torch.randint(0, V, (B, C), generator=gen)
+    targets[0, 1] = targets[0, 0]  # a word twice in one window
+    upstream = torch.randn(B, C, generator=gen, dtype=torch.float64) * _mask()  # masked slots carry no gradient
+    inputs = [t.clone().requires_grad_() for t in (hidden, weight) + ((bias,) if with_bias else ())]
+    (SoftmaxCrossEntropy.apply(inputs[0], inputs[1], inputs[2] if with_bias else None, targets) * upstream).sum().backward()
+    reference = [t.clone().requires_grad_() for t in (hidden, weight) + ((bias,) if with_bias else ())]
+    logits = reference[0] @ reference[1].t() + (reference[2] if with_bias else 0)
+    (-torch.log_softmax(logits, -1).gather(1, targets) * upstream).sum().backward()
+    for got, expected in zip(inputs, reference):
+        assert torch.allclose(got.grad, expected.grad, atol=1e-12)
 
 
 def test_sgns_loss_matches_loop():

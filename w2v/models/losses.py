@@ -12,6 +12,39 @@ def masked_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (vectors * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)  # (B, D)
 
 
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """-log softmax(h W^T + b)[t] for every target t of each row, with a hand-written backward.
+
+    Autograd's cross-entropy on a (B, V) logit matrix makes four passes over it in its backward
+    (zeros, scatter, then the log-softmax gradient reading two such matrices); on a CPU those
+    passes cost about as much as the matrix products. Here the backward turns the saved
+    log-probabilities into probabilities in place and subtracts the targets: dL/dlogits =
+    (Σ_t g_t)·softmax - Σ_t g_t·onehot(t). Targets of weight 0 (masked slots) give nothing.
+    hidden (B, D), weight (V, D), bias (V,) or None, targets (B, T) -> (B, T) losses.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets):
+        logits = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())  # (B, V)
+        log_probs = torch.log_softmax(logits, dim=-1)  # (B, V)
+        del logits
+        ctx.save_for_backward(hidden, weight, log_probs, targets)
+        ctx.has_bias = bias is not None
+        return -log_probs.gather(1, targets)  # (B, T)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_losses):  # (B, T)
+        hidden, weight, log_probs, targets = ctx.saved_tensors
+        grad_logits = log_probs.exp_()  # (B, V) the saved tensor is not needed again: reused in place
+        grad_logits.mul_(grad_losses.sum(1, keepdim=True))
+        grad_logits.scatter_add_(1, targets, -grad_losses)
+        grad_hidden = grad_logits @ weight if ctx.needs_input_grad[0] else None  # (B, D)
+        grad_weight = grad_logits.t() @ hidden if ctx.needs_input_grad[1] else None  # (V, D)
+        grad_bias = grad_logits.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (V,)
+        return grad_hidden, grad_weight, grad_bias, None
+
+
 def cbow_loss(context_vecs: torch.Tensor, mask: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
               targets: torch.Tensor) -> torch.Tensor:
     """CBOW with full softmax: cross-entropy of the center word given the mean context vector.
@@ -19,8 +52,7 @@ def cbow_loss(context_vecs: torch.Tensor, mask: torch.Tensor, out_weight: torch.
     context_vecs (B, C, D), mask (B, C), out_weight (V, D), out_bias (V,) or None, targets (B,) -> (B,)
     """
     hidden = masked_mean(context_vecs, mask)  # (B, D)
-    logits = F.linear(hidden, out_weight, out_bias)  # (B, V)
-    return F.cross_entropy(logits, targets, reduction="none")  # (B,)
+    return SoftmaxCrossEntropy.apply(hidden, out_weight, out_bias, targets.unsqueeze(1)).squeeze(1)  # (B,)
 
 
 def skipgram_loss(center_vecs: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
@@ -31,8 +63,7 @@ def skipgram_loss(center_vecs: torch.Tensor, out_weight: torch.Tensor, out_bias:
     context words; the per-pair losses are exactly those of scoring each pair on its own.
     center_vecs (B, D), out_weight (V, D), contexts (B, C), mask (B, C) -> (P,) for the P valid pairs
     """
-    log_probs = F.log_softmax(F.linear(center_vecs, out_weight, out_bias), dim=-1)  # (B, V)
-    return -log_probs.gather(1, contexts)[mask]  # (P,)
+    return SoftmaxCrossEntropy.apply(center_vecs, out_weight, out_bias, contexts)[mask]  # (P,)
 
 
 def sgns_scores(context_vecs: torch.Tensor, target_vecs: torch.Tensor) -> torch.Tensor:
