@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py            # all 100,000 reviews, 5 epochs (SGNS) -- the README's table
     python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: a few minutes
-    python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (2,000 reviews, 1 epoch)
+    python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (5,000 reviews, 1 epoch)
 
 Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimension 100, window 5,
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, help="reviews for SGNS (default all, or 20,000 with --quick)")
     parser.add_argument("--quality", action="store_true",
                         help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
-    parser.add_argument("--quality-docs", type=int, default=2_000, help="reviews for --quality (default 2,000)")
+    parser.add_argument("--quality-docs", type=int, default=5_000, help="reviews for --quality (default 5,000)")
     parser.add_argument("--quality-epochs", type=int, default=1, help="epochs for --quality (default 1)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)

@@ -1,9 +1,8 @@
 """Vectorized training-sample generation: subsampling, (shrunk) context windows, noise words.
 
-All of it runs on whole batches of center positions (NumPy, one Numba loop for the windows), in
-the data loader's thread, so
-the training step receives ready examples; nothing loops over tokens in Python and no epoch's
-pairs are ever materialized at once.
+All of it runs on whole batches of center positions, in the data loader's thread (NumPy, and
+Numba for the loops over windows and noise draws), so the training step receives ready examples;
+nothing loops over tokens in Python and no epoch's pairs are ever materialized at once.
 """
 
 from __future__ import annotations
