@@ -86,18 +86,15 @@ def _alias_table(probs):  # pragma: no cover - compiled
         else:
             large[n_large] = i
             n_large += 1
-    while n_small and n_large:  # fill a small slot's remainder with a large word, which shrinks
+    while n_small and n_large:  # fill a small slot's remainder with the top large word, which shrinks
         n_small -= 1
-        n_large -= 1
-        low, high = small[n_small], large[n_large]
+        low, high = small[n_small], large[n_large - 1]
         threshold[low], alias[low] = scaled[low], high
         scaled[high] -= 1.0 - scaled[low]
-        if scaled[high] < 1.0:
+        if scaled[high] < 1.0:  # below its share now: it moves to the small stack
+            n_large -= 1
             small[n_small] = high
             n_small += 1
-        else:
-            large[n_large] = high
-            n_large += 1
     # What is left is full up to rounding error: keep thresholds at 1 (their own word only),
     # except where the slot's word has probability 0 (a special token): it must never be drawn.
     for i in range(n):
