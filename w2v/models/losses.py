@@ -29,7 +29,6 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         log_probs = torch.log_softmax(logits, dim=-1)  # (B, V)
         del logits
         ctx.save_for_backward(hidden, weight, log_probs, targets)
-        ctx.has_bias = bias is not None
         return -log_probs.gather(1, targets)  # (B, T)
 
     @staticmethod
@@ -41,7 +40,7 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         grad_logits.scatter_add_(1, targets, -grad_losses)
         grad_hidden = grad_logits @ weight if ctx.needs_input_grad[0] else None  # (B, D)
         grad_weight = grad_logits.t() @ hidden if ctx.needs_input_grad[1] else None  # (V, D)
-        grad_bias = grad_logits.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None  # (V,)
+        grad_bias = grad_logits.sum(0) if ctx.needs_input_grad[2] else None  # (V,); False for no bias
         return grad_hidden, grad_weight, grad_bias, None
 
 
