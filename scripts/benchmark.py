@@ -143,7 +143,7 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict
             optimizer.step()
             examples += losses.numel()
         seconds += time.perf_counter() - start
-        centers += sum(int(b["mask"].any(1).sum()) for b in batches)
+        centers += sum(len(b["centers"]) for b in batches)  # the sampler keeps only centers with a context
     flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else centers)
     result = {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
               "peak_gib": peak_gib()}
