@@ -169,8 +169,10 @@ def config_for_resume(cfg: DictConfig) -> DictConfig:
     if checkpoint is None:
         return cfg
     overrides = resume_overrides(checkpoint.parent, list(HydraConfig.get().overrides.task))
-    resumed = cfg if overrides is None else compose(config_name="config", overrides=overrides)
-    if overrides is not None:
+    if overrides is None:
+        resumed = cfg
+    else:
+        resumed = compose(config_name="config", overrides=overrides)
         log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent, " ".join(overrides))
     with open_dict(resumed):
         resumed.ckpt_path = str(checkpoint)  # resolved once: train() need not search for `last` again
