@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from w2v.models.losses import SoftmaxCrossEntropy, cbow_loss, sgns_gradients, sgns_loss, skipgram_loss
-from w2v.models import cpu_kernels
+from w2v.data.vocab import Vocabulary
+from w2v.models import CBOW, SkipGram, cpu_kernels
+from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 
 torch.manual_seed(0)
@@ -17,47 +18,90 @@ def _mask():
     return torch.tensor([[1, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)  # (B, C)
 
 
+def _full_softmax_model(cls, optimizer="adam", **kwargs):
+    vocab = Vocabulary([f"w{i}" for i in range(V)], [5] * V)
+    model = cls(vocab, embedding_dim=D, window=2, shrink_window=False, optimizer={"name": optimizer}, **kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()  # far from the tiny initial values, so that the softmax is not uniform
+    return model
+
+
+def _window_batch():
+    # centers 5 and 2, then 5 again: Skip-gram computes the softmax of word 5 once for both windows
+    return {"centers": torch.tensor([5, 2, 5]), "contexts": torch.randint(0, V, (B, C)), "mask": _mask()}
+
+
 def test_cbow_loss_matches_loop():
-    ctx_vecs, mask = torch.randn(B, C, D), _mask()
-    weight, bias, targets = torch.randn(V, D), torch.randn(V), torch.tensor([1, 4, 6])
-    got = cbow_loss(ctx_vecs, mask, weight, bias, targets)
+    model, batch = _full_softmax_model(CBOW), _window_batch()
+    got = model.example_losses(batch)
+    weight, bias, embed = model.out.weight, model.out.bias, model.in_embed.weight
     for b in range(B):
-        valid = [ctx_vecs[b, c] for c in range(C) if mask[b, c]]
-        hidden = sum(valid) / len(valid)
-        logits = weight @ hidden + bias
-        expected = -(logits[targets[b]] - torch.logsumexp(logits, 0))
+        valid = [embed[batch["contexts"][b, c]] for c in range(C) if batch["mask"][b, c]]
+        logits = weight @ (sum(valid) / len(valid)) + bias
+        expected = -(logits[batch["centers"][b]] - torch.logsumexp(logits, 0))
         assert torch.allclose(got[b], expected, atol=1e-5)
 
 
 def test_skipgram_loss_matches_loop():
-    center, mask = torch.randn(B, D), _mask()
-    weight, bias = torch.randn(V, D), torch.randn(V)
-    contexts = torch.randint(0, V, (B, C))
-    got = skipgram_loss(center, weight, bias, contexts, mask)
+    model, batch = _full_softmax_model(SkipGram), _window_batch()
+    got = model.example_losses(batch)
+    weight, bias, embed = model.out.weight, model.out.bias, model.in_embed.weight
     expected = []
     for b in range(B):
+        logits = weight @ embed[batch["centers"][b]] + bias
         for c in range(C):
-            if mask[b, c]:
-                logits = weight @ center[b] + bias
-                expected.append(-(logits[contexts[b, c]] - torch.logsumexp(logits, 0)))
+            if batch["mask"][b, c]:
+                expected.append(-(logits[batch["contexts"][b, c]] - torch.logsumexp(logits, 0)))
     assert torch.allclose(got, torch.stack(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls, optimizer, kwargs", [(CBOW, "adam", {}), (CBOW, "sgd", {}), (CBOW, "adam", {"max_norm": 1.0}),
+                                                     (SkipGram, "adam", {}), (SkipGram, "sgd", {})])
+def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs):
+    model, batch = _full_softmax_model(cls, optimizer, **kwargs), _window_batch()
+    model.example_losses(batch)  # max_norm renormalises the looked-up rows in place: do it before both
+    params = list(model.parameters())
+    losses = model.example_losses(batch)
+    expected = torch.autograd.grad(losses.mean(), params)
+    got_losses = model.backward_by_hand(batch)
+    assert torch.allclose(got_losses, losses, atol=1e-6)
+    assert (model.in_embed.weight.grad.is_sparse, expected[0].is_sparse) == (optimizer == "sgd",) * 2
+    for param, want in zip(params, expected):
+        got = param.grad.to_dense() if param.grad.is_sparse else param.grad
+        assert torch.allclose(got, want.to_dense() if want.is_sparse else want, atol=1e-6)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_softmax_cross_entropy_gradients_match_autograd(with_bias):
     gen = torch.Generator().manual_seed(1)
-    hidden, weight = torch.randn(B, D, generator=gen, dtype=torch.float64), torch.randn(V, D, generator=gen, dtype=torch.float64)
+    U = 4
+    hidden, weight = torch.randn(U, D, generator=gen, dtype=torch.float64), torch.randn(V, D, generator=gen, dtype=torch.float64)
     bias = torch.randn(V, generator=gen, dtype=torch.float64) if with_bias else None
-    targets = torch.randint(0, V, (B, C), generator=gen)
-    targets[0, 1] = targets[0, 0]  # a word twice in one window
-    upstream = torch.randn(B, C, generator=gen, dtype=torch.float64) * _mask()  # masked slots carry no gradient
+    # row 0 predicts three words, one of them twice; row 2 predicts nothing; row 3 one word
+    rows = torch.tensor([0, 0, 0, 0, 1, 1, 3])
+    targets = torch.tensor([2, 5, 2, 6, 0, 2, 4])
+    upstream = torch.randn(len(rows), generator=gen, dtype=torch.float64)
     inputs = [t.clone().requires_grad_() for t in (hidden, weight) + ((bias,) if with_bias else ())]
-    (SoftmaxCrossEntropy.apply(inputs[0], inputs[1], inputs[2] if with_bias else None, targets) * upstream).sum().backward()
+    losses = SoftmaxCrossEntropy.apply(inputs[0], inputs[1], inputs[2] if with_bias else None, rows, targets)
+    (losses * upstream).sum().backward()
     reference = [t.clone().requires_grad_() for t in (hidden, weight) + ((bias,) if with_bias else ())]
     logits = reference[0] @ reference[1].t() + (reference[2] if with_bias else 0)
-    (-torch.log_softmax(logits, -1).gather(1, targets) * upstream).sum().backward()
-    for got, expected in zip(inputs, reference):
-        assert torch.allclose(got.grad, expected.grad, atol=1e-12)
+    expected = -torch.log_softmax(logits, -1)[rows, targets]
+    (expected * upstream).sum().backward()
+    assert torch.allclose(losses, expected, atol=1e-12)
+    for got, want in zip(inputs, reference):
+        assert torch.allclose(got.grad, want.grad, atol=1e-12)
+
+
+def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows():
+    hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    weight = torch.tensor([[300.0, 0.0], [0.0, 2.0], [0.0, -1.0]])  # row 0: word 0 leads by ~300 nats
+    rows, targets = torch.tensor([0, 0, 1]), torch.tensor([1, 0, 2])
+    got = SoftmaxCrossEntropy.apply(hidden, weight, None, rows, targets)
+    expected = -torch.log_softmax(hidden.double() @ weight.double().t(), -1)[rows, targets]
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got.double(), expected, rtol=1e-6)
 
 
 def test_sgns_loss_matches_loop():

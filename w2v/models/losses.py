@@ -12,57 +12,64 @@ def masked_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (vectors * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)  # (B, D)
 
 
-class SoftmaxCrossEntropy(torch.autograd.Function):
-    """-log softmax(h W^T + b)[t] for every target t of each row, with a hand-written backward.
+def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: torch.Tensor,
+                          targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """-log softmax(h_r W^T + b)[t] for every (row r, target t) pair, and the softmax itself.
 
-    Autograd's cross-entropy on a (B, V) logit matrix makes four passes over it in its backward
-    (zeros, scatter, then the log-softmax gradient reading two such matrices); on a CPU those
-    passes cost about as much as the matrix products. Here the backward turns the saved
-    log-probabilities into probabilities in place and subtracts the targets: dL/dlogits =
-    (Σ_t g_t)·softmax - Σ_t g_t·onehot(t). Targets of weight 0 (masked slots) give nothing.
-    hidden (B, D), weight (V, D), bias (V,) or None, targets (B, T) -> (B, T) losses.
+    Pairs are given flat, so a row (a center word in Skip-gram, a context mean in CBOW) has its
+    softmax computed once however many targets it predicts.
+    hidden (U, D), weight (V, D), bias (V,) or None, rows (P,), targets (P,) -> losses (P,), probs (U, V)
+    """
+    logits = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())  # (U, V)
+    probs = torch.softmax(logits, dim=-1)  # (U, V)
+    picked = probs[rows, targets]  # (P,)
+    losses = -picked.log()  # (P,)
+    # Below this probability -log p loses precision (float32 subnormals) and then overflows; those
+    # pairs take their loss from an exact log-sum-exp of their row instead.
+    tiny = (picked < 1e-30).nonzero().squeeze(1)
+    if len(tiny):
+        exact = logits[rows[tiny]]  # (p, V)
+        losses[tiny] = torch.logsumexp(exact, -1) - exact.gather(1, targets[tiny].unsqueeze(1)).squeeze(1)
+    return losses, probs
+
+
+def softmax_cross_entropy_gradients(hidden: torch.Tensor, weight: torch.Tensor, probs: torch.Tensor, rows: torch.Tensor,
+                                    targets: torch.Tensor, grad_losses: torch.Tensor, bias: bool = True):
+    """Gradients of Σ_p g_p·loss_p (`softmax_cross_entropy`) for hidden, weight and bias (None without one).
+
+    With s_r = Σ_{p of row r} g_p, dL/dlogits = diag(s)·softmax - Σ_p g_p·onehot(r_p, t_p): the
+    diagonal scaling is applied to the small (U, D) operands and results of the two matrix
+    products, and the one-hot part is added row by row, so the (U, V) probabilities are only
+    read, by the products. On a CPU each pass over that matrix costs a fair share of a product
+    (autograd's cross-entropy makes four).
+    grad_losses (P,) -> (U, D), (V, D), (V,) or None
+    """
+    g = grad_losses.unsqueeze(1)  # (P, 1)
+    row_sums = torch.zeros(len(hidden), 1, dtype=g.dtype, device=g.device).index_add_(0, rows, g)  # (U, 1) s_r
+    grad_hidden = (probs @ weight).mul_(row_sums).index_add_(0, rows, weight[targets] * g, alpha=-1)  # (U, D)
+    grad_weight = (probs.t() @ (hidden * row_sums)).index_add_(0, targets, hidden[rows] * g, alpha=-1)  # (V, D)
+    grad_bias = (row_sums.squeeze(1) @ probs).index_add_(0, targets, grad_losses, alpha=-1) if bias else None  # (V,)
+    return grad_hidden, grad_weight, grad_bias
+
+
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """`softmax_cross_entropy`'s losses, differentiated by `softmax_cross_entropy_gradients`.
+
+    hidden (U, D), weight (V, D), bias (V,) or None, rows (P,), targets (P,) -> (P,) losses.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets):
-        logits = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())  # (B, V)
-        log_probs = torch.log_softmax(logits, dim=-1)  # (B, V)
-        del logits
-        ctx.save_for_backward(hidden, weight, log_probs, targets)
-        return -log_probs.gather(1, targets)  # (B, T)
+    def forward(ctx, hidden, weight, bias, rows, targets):
+        losses, probs = softmax_cross_entropy(hidden, weight, bias, rows, targets)
+        ctx.save_for_backward(hidden, weight, probs, rows, targets)
+        return losses
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_losses):  # (B, T)
-        hidden, weight, log_probs, targets = ctx.saved_tensors
-        grad_logits = log_probs.exp_()  # (B, V) the saved tensor is not needed again: reused in place
-        grad_logits.mul_(grad_losses.sum(1, keepdim=True))
-        grad_logits.scatter_add_(1, targets, -grad_losses)
-        grad_hidden = grad_logits @ weight if ctx.needs_input_grad[0] else None  # (B, D)
-        grad_weight = grad_logits.t() @ hidden if ctx.needs_input_grad[1] else None  # (V, D)
-        grad_bias = grad_logits.sum(0) if ctx.needs_input_grad[2] else None  # (V,); False for no bias
-        return grad_hidden, grad_weight, grad_bias, None
-
-
-def cbow_loss(context_vecs: torch.Tensor, mask: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
-              targets: torch.Tensor) -> torch.Tensor:
-    """CBOW with full softmax: cross-entropy of the center word given the mean context vector.
-
-    context_vecs (B, C, D), mask (B, C), out_weight (V, D), out_bias (V,) or None, targets (B,) -> (B,)
-    """
-    hidden = masked_mean(context_vecs, mask)  # (B, D)
-    return SoftmaxCrossEntropy.apply(hidden, out_weight, out_bias, targets.unsqueeze(1)).squeeze(1)  # (B,)
-
-
-def skipgram_loss(center_vecs: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
-                  contexts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Skip-gram with full softmax: cross-entropy of each context word given its center.
-
-    The softmax depends only on the center, so it is computed once per center for all of its
-    context words; the per-pair losses are exactly those of scoring each pair on its own.
-    center_vecs (B, D), out_weight (V, D), contexts (B, C), mask (B, C) -> (P,) for the P valid pairs
-    """
-    return SoftmaxCrossEntropy.apply(center_vecs, out_weight, out_bias, contexts)[mask]  # (P,)
+    def backward(ctx, grad_losses):  # (P,)
+        hidden, weight, probs, rows, targets = ctx.saved_tensors
+        grads = softmax_cross_entropy_gradients(hidden, weight, probs, rows, targets, grad_losses, ctx.needs_input_grad[2])
+        return *grads, None, None
 
 
 def sgns_scores(context_vecs: torch.Tensor, target_vecs: torch.Tensor) -> torch.Tensor:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from w2v.models.base import Word2VecModule
-from w2v.models.losses import skipgram_loss
+from w2v.models.full_softmax import FullSoftmaxModule, SoftmaxInputs
 
 
-class SkipGram(Word2VecModule):
-    """Skip-gram with a full-softmax output layer; the softmax is computed once per center word."""
+class SkipGram(FullSoftmaxModule):
+    """Skip-gram with a full-softmax output layer.
 
-    def __init__(self, vocab, **kwargs):
-        super().__init__(vocab, **kwargs)
-        self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
+    The softmax depends only on the center word, so it is computed once per distinct center of the
+    batch for all of its context words (a frequent word is the center of several windows: a fifth
+    of 64 windows on IMDb); the per-pair losses are exactly those of scoring each pair on its own.
+    """
 
-    def example_losses(self, batch):
-        center_vecs = self.in_embed(batch["centers"])  # (B, D): every center has a context word
-        return skipgram_loss(center_vecs, self.out.weight, self.out.bias, batch["contexts"], batch["mask"])  # (P,)
-
-    def output_matrix(self) -> torch.Tensor:
-        return self.out.weight
+    def softmax_inputs(self, batch):
+        contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W), (B, 2W)
+        centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,), (B,)
+        hidden = self.in_embed(centers)  # (U, D): every center has a context word
+        rows = center_rows.unsqueeze(1).expand_as(mask)[mask]  # (P,) in window order
+        owners = torch.arange(len(centers), device=centers.device)  # (U,) each row is one input vector
+        return SoftmaxInputs(hidden, rows, contexts[mask], centers, owners, hidden.new_ones(len(centers)).detach())
