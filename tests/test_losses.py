@@ -177,3 +177,15 @@ def test_fused_cpu_kernels_match_the_pytorch_step():
         results.append(weight)
     assert torch.allclose(results[0], reference, atol=1e-6)
     assert all(torch.equal(results[0], r) for r in results[1:])
+
+
+@pytest.mark.parametrize("cls", [CBOW, SkipGram])
+def test_hand_written_step_under_mixed_precision(cls):
+    model, batch = _full_softmax_model(cls), _window_batch()
+    model.backward_by_hand(batch)
+    exact = [p.grad.clone() for p in model.parameters()]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # trainer.precision=bf16-mixed
+        model.backward_by_hand(batch)
+    for param, want in zip(model.parameters(), exact):
+        assert param.grad.dtype == param.dtype
+        assert torch.allclose(param.grad, want, atol=0.02 * want.abs().max())

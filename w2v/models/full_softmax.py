@@ -55,9 +55,11 @@ class FullSoftmaxModule(Word2VecModule):
         weight, bias, embedding = self.out.weight, self.out.bias, self.in_embed.weight
         losses, probs = softmax_cross_entropy(inputs.hidden, weight, bias, inputs.rows, inputs.targets)  # (P,), (U, V)
         grad_losses = torch.full_like(losses, 1.0 / max(len(losses), 1))  # (P,) d mean / d loss
-        grad_hidden, weight.grad, bias.grad = softmax_cross_entropy_gradients(
+        grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_gradients(
             inputs.hidden, weight, probs, inputs.rows, inputs.targets, grad_losses)  # (U, D), (V, D), (V,)
-        word_grads = grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)  # (S, D)
+        # under mixed precision the products come out in half precision; a gradient has its parameter's type
+        weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
+        word_grads = (grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
         if self.sparse:  # SGD updates only the rows in the batch, as with a sparse nn.Embedding
             embedding.grad = torch.sparse_coo_tensor(inputs.words.unsqueeze(0), word_grads, embedding.shape,
                                                     check_invariants=False)  # word ids are in range

@@ -46,9 +46,13 @@ def softmax_cross_entropy_gradients(hidden: torch.Tensor, weight: torch.Tensor, 
     """
     g = grad_losses.unsqueeze(1)  # (P, 1)
     row_sums = torch.zeros(len(hidden), 1, dtype=g.dtype, device=g.device).index_add_(0, rows, g)  # (U, 1) s_r
-    grad_hidden = (probs @ weight).mul_(row_sums).index_add_(0, rows, weight[targets] * g, alpha=-1)  # (U, D)
-    grad_weight = (probs.t() @ (hidden * row_sums)).index_add_(0, targets, hidden[rows] * g, alpha=-1)  # (V, D)
-    grad_bias = (row_sums.squeeze(1) @ probs).index_add_(0, targets, grad_losses, alpha=-1) if bias else None  # (V,)
+
+    def minus_onehot(product, index, part):  # under autocast the product may be half precision
+        return product.index_add_(0, index, part.to(product.dtype), alpha=-1)
+
+    grad_hidden = minus_onehot((probs @ weight).mul_(row_sums), rows, weight[targets] * g)  # (U, D)
+    grad_weight = minus_onehot(probs.t() @ (hidden * row_sums), targets, hidden[rows] * g)  # (V, D)
+    grad_bias = minus_onehot(row_sums.squeeze(1) @ probs, targets, grad_losses) if bias else None  # (V,)
     return grad_hidden, grad_weight, grad_bias
 
 
