@@ -34,9 +34,9 @@ def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None =
 class Word2VecModule(L.LightningModule, ABC):
     """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
 
-    Optimizers: `adam` as the notebooks, or `sgd` as word2vec; both minimise the batch's mean loss
-    through autograd, except where a subclass has a hand-written SGD step (SGNS). The `linear`
-    schedule decays the rate to `min_lr_ratio` of its start over all training steps.
+    Optimizers: `adam` as the notebooks, or `sgd` as word2vec; both minimise the batch's mean loss,
+    through autograd or a subclass's hand-written step (SGNS's SGD, the full-softmax models). The
+    `linear` schedule decays the rate to `min_lr_ratio` of its start over all training steps.
     """
 
     def __init__(
@@ -106,6 +106,13 @@ class Word2VecModule(L.LightningModule, ABC):
         loss = losses.mean()
         self.log_loss(loss, losses.numel())
         return loss
+
+    def step_optimizer(self) -> None:
+        """The optimizer's and the schedule's step, for a subclass's hand-written (manual) training step."""
+        self.optimizers().step()  # Lightning counts the steps of this optimizer
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # (loss sum, examples)

@@ -68,20 +68,16 @@ class FullSoftmaxModule(Word2VecModule):
         return losses
 
     def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers()
         if self.trainer.world_size > 1:
             # Every process takes part in the step's collectives, even with an empty batch (loss 0).
             losses = self.example_losses(batch)
-            optimizer.zero_grad()
+            self.optimizers().zero_grad()
             self.manual_backward(losses.mean() if len(losses) else losses.sum())
         else:
             losses = self.backward_by_hand(batch)
             if len(losses) == 0:  # every center of the batch lacked a context
                 return None
-        optimizer.step()
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+        self.step_optimizer()
         self.log_loss(losses.detach().mean() if len(losses) else losses.detach().sum(), len(losses))
         return None
 

@@ -105,10 +105,7 @@ class SGNS(Word2VecModule):
         else:
             damped_row_update(w_in, *ctx_update, lr)
             damped_row_update(w_out, *tgt_update, lr)
-        self.optimizers().step()  # no-op (the parameters carry no gradient); keeps Lightning's step count
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+        self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
         self.log_loss(loss_sum / max(pairs, 1), pairs)
         return None
 

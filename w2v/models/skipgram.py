@@ -11,8 +11,8 @@ class SkipGram(FullSoftmaxModule):
     """Skip-gram with a full-softmax output layer.
 
     The softmax depends only on the center word, so it is computed once per distinct center of the
-    batch for all of its context words (a frequent word is the center of several windows: a fifth
-    of 64 windows on IMDb); the per-pair losses are exactly those of scoring each pair on its own.
+    batch for all of its context words (a frequent word is the center of several windows: 64 IMDb
+    windows have about 50 distinct centers); the per-pair losses are those of scoring each pair alone.
     """
 
     def softmax_inputs(self, batch):
