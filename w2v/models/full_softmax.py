@@ -14,7 +14,7 @@ from w2v.models.losses import SoftmaxCrossEntropy, softmax_cross_entropy, softma
 
 class SoftmaxInputs(NamedTuple):
     """A batch as softmax rows and (row, target) pairs, and how the rows are made of input vectors:
-    hidden[owners[s]] = Σ_s weights[s] · in_embed[words[s]]."""
+    hidden[u] = Σ_{s: owners[s] = u} weights[s] · in_embed[words[s]]."""
 
     hidden: torch.Tensor  # (U, D) the rows whose softmax over the vocabulary is computed
     rows: torch.Tensor  # (P,) each training pair's row of hidden
