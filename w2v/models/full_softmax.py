@@ -69,16 +69,16 @@ class FullSoftmaxModule(Word2VecModule):
 
     def training_step(self, batch, batch_idx):
         if self.trainer.world_size > 1:
-            # Every process takes part in the step's collectives, even with an empty batch (loss 0).
             losses = self.example_losses(batch)
             self.optimizers().zero_grad()
-            self.manual_backward(losses.mean() if len(losses) else losses.sum())
+            # the mean; an empty batch gives 0, and its process still takes part in the step's collectives
+            self.manual_backward(losses.sum() / max(len(losses), 1))
         else:
             losses = self.backward_by_hand(batch)
             if len(losses) == 0:  # every center of the batch lacked a context
                 return None
         self.step_optimizer()
-        self.log_loss(losses.detach().mean() if len(losses) else losses.detach().sum(), len(losses))
+        self.log_loss(losses.detach().sum() / max(len(losses), 1), len(losses))
         return None
 
     def output_matrix(self) -> torch.Tensor:
