@@ -52,7 +52,8 @@ class SGNS(Word2VecModule):
         # and element-wise steps of the gradient after a one-time compilation; the results are the same.
         self._gradients = torch.compile(sgns_gradients, dynamic=True) if compile else sgns_gradients
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
-        self.automatic_optimization = not self.sparse  # the hand-written SGD path updates the weights itself
+        # the hand-written SGD path updates the weights itself
+        self.automatic_optimization = self.hparams.optimizer["name"] != "sgd"
 
     @classmethod
     def check_hparams(cls, negatives: int = 5, kernels: str = "auto", **kwargs) -> None:
