@@ -20,7 +20,8 @@ def _steps():
 
 def test_with_every_row_in_every_step_it_is_adam():
     gen = torch.Generator().manual_seed(1)
-    start = [torch.randn(V, D, generator=gen, dtype=torch.float64), torch.randn(V, generator=gen, dtype=torch.float64)]  # an embedding and a dense bias
+    # an embedding (sparse gradients) and a bias (dense ones)
+    start = [torch.randn(V, D, generator=gen, dtype=torch.float64), torch.randn(V, generator=gen, dtype=torch.float64)]
     lazy, dense = ([p.clone().requires_grad_() for p in start] for _ in range(2))
     lazy_opt, dense_opt = LazyAdam(lazy, lr=LR), torch.optim.Adam(dense, lr=LR)
     for _ in range(4):

@@ -24,7 +24,7 @@ def test_every_model_and_trainer_composes(model, trainer):
     assert cfg.trainer.accelerator == {"ddp": "cpu"}.get(trainer, trainer)
 
 
-@pytest.mark.parametrize("model, optimizer", [(m, None) for m in MODELS] + [("sgns", "lazy_adam"), ("cbow", "lazy_adam")])
+@pytest.mark.parametrize("model, optimizer", [(m, None) for m in MODELS] + [("sgns", "lazy_adam"), ("skipgram", "lazy_adam")])
 def test_fast_dev_run(make_cfg, model, optimizer):
     overrides = [f"model.optimizer.name={optimizer}"] if optimizer else []
     result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true", *overrides]))
