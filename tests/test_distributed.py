@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -68,11 +69,12 @@ def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
     assert (tmp_path / "again" / "vectors.txt").read_bytes() == (run / "vectors.txt").read_bytes()
 
 
-def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus):
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus, optimizer):
     # CBOW and Skip-gram train with hand-written gradients in one process; under DDP they go through
-    # autograd, whose hooks average the gradients over the processes.
+    # autograd, whose hooks average the gradients over the processes (lazy_adam: sparse ones).
     run = tmp_path / "run"
-    done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram"])
+    done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram", f"model.optimizer.name={optimizer}"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stdout + done.stderr
     assert planted_neighbour_share(WordVectors.load_word2vec_format(run / "vectors.txt")) >= 0.9
