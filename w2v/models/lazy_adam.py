@@ -26,19 +26,18 @@ class LazyAdam(torch.optim.Adam):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        sparse = [p for group in self.param_groups for p in group["params"] if p.grad is not None and p.grad.is_sparse]
-        held = [p.grad for p in sparse]
-        for param in sparse:  # torch's Adam takes dense gradients only: it skips these parameters
+        sparse = [(p, group) for group in self.param_groups for p in group["params"]
+                  if p.grad is not None and p.grad.is_sparse]
+        held = [param.grad for param, _ in sparse]
+        for param, _ in sparse:  # torch's Adam takes dense gradients only: it skips these parameters
             param.grad = None
         try:
             super().step()
         finally:
-            for param, grad in zip(sparse, held):
+            for (param, _), grad in zip(sparse, held):
                 param.grad = grad
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is not None and param.grad.is_sparse:
-                    self._update_rows(param, group)
+        for param, group in sparse:
+            self._update_rows(param, group)
         return loss
 
     def _update_rows(self, param: torch.Tensor, group: dict) -> None:
