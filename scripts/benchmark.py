@@ -11,9 +11,9 @@ Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window
 Skip-gram, with Adam (dense, as the notebooks) and with lazy_adam (Adam on the batch's rows of the
 input embedding), against a minimal re-implementation of the notebooks' loop (materialized pairs in a
 DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and
-CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak; the two take turns
-(--repeats runs each) and each side's fastest run is compared.
-Part 3 (--quality, on its own): both full-softmax implementations trained for the same epochs on
+CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak; the contenders take turns
+(--repeats runs each) and each one's fastest run is compared.
+Part 3 (--quality, on its own): the same contenders trained for the same epochs on
 the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
 Each contender runs in its own process, so its peak memory (maximum resident set size) is its own.
@@ -241,8 +241,7 @@ def quality(max_docs: int, epochs: int) -> None:
     for arch in ("cbow", "skipgram"):
         for name, worker, *optimizer in FULL_SOFTMAX_CONTENDERS:
             r = run_worker(worker, max_docs, arch, None, epochs, True, *optimizer)
-            name = f"{name} {arch}"
-            print(f"| {name} | {r['examples_per_sec']:,.0f} | {r['wordsim353']:.3f} | {r['simlex999']:.3f} | "
+            print(f"| {name} {arch} | {r['examples_per_sec']:,.0f} | {r['wordsim353']:.3f} | {r['simlex999']:.3f} | "
                   f"{r['analogies']:.1%} |", flush=True)
 
 
@@ -256,7 +255,7 @@ def main() -> None:
     parser.add_argument("--quality-docs", type=int, default=5_000, help="reviews for --quality (default 5,000)")
     parser.add_argument("--quality-epochs", type=int, default=1, help="epochs for --quality (default 1)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="alternating runs of w2v and the notebooks' loop for each full-softmax model (default 3)")
+                        help="alternating runs of each contender for each full-softmax model (default 3)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -35,8 +35,9 @@ def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None =
 class Word2VecModule(L.LightningModule, ABC):
     """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
 
-    Optimizers: `adam` as the notebooks, or `sgd` as word2vec; both minimise the batch's mean loss,
-    through autograd or a subclass's hand-written step (SGNS's SGD, the full-softmax models). The
+    Optimizers: `adam` as the notebooks, `sgd` as word2vec, or `lazy_adam` (Adam on the embedding
+    rows of the batch's words only); all minimise the batch's mean loss, through autograd or a
+    subclass's hand-written step (SGNS's SGD, the full-softmax models). The
     `linear` schedule decays the rate to `min_lr_ratio` of its start over all training steps.
     """
 
