@@ -3,13 +3,14 @@
     python scripts/benchmark.py            # all 100,000 reviews, 5 epochs (SGNS) -- the README's table
     python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: a few minutes
     python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (5,000 reviews, 1 epoch)
+    python scripts/benchmark.py --full-softmax  # part 2 alone
 
 Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimension 100, window 5,
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
-Skip-gram, with Adam (dense, as the notebooks) and with lazy_adam (Adam on the batch's rows of the
-input embedding), against a minimal re-implementation of the notebooks' loop (materialized pairs in a
+Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred) and
+with lazy_adam (Adam on the batch's rows of the input embedding), against a minimal re-implementation of the notebooks' loop (materialized pairs in a
 DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and
 CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak; the contenders take turns
 (--repeats runs each) and each one's fastest run is compared.
@@ -252,6 +253,7 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, help="reviews for SGNS (default all, or 20,000 with --quick)")
     parser.add_argument("--quality", action="store_true",
                         help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
+    parser.add_argument("--full-softmax", action="store_true", help="only part 2: full softmax against the notebooks' loop")
     parser.add_argument("--quality-docs", type=int, default=5_000, help="reviews for --quality (default 5,000)")
     parser.add_argument("--quality-epochs", type=int, default=1, help="epochs for --quality (default 1)")
     parser.add_argument("--repeats", type=int, default=3,
@@ -269,6 +271,13 @@ def main() -> None:
     max_docs = args.max_docs or (20_000 if args.quick else None)
     n_batches = 300 if args.quick else 1000
 
+    if not args.full_softmax:
+        sgns(max_docs, epochs)
+    full_softmax(n_batches, args.repeats)
+
+
+def sgns(max_docs: int | None, epochs: int) -> None:
+    """Part 1: w2v's SGNS against gensim's, side by side."""
     print(f"## SGNS, {'first ' + format(max_docs, ',') if max_docs else 'all'} IMDb reviews, {epochs} epoch(s), "
           f"{THREADS} threads\n")
     ours, theirs = run_worker("w2v_sgns", max_docs, epochs), run_worker("gensim_sgns", max_docs, epochs)
@@ -281,16 +290,19 @@ def main() -> None:
           f"{ours['wordsim353'] - theirs['wordsim353']:+.3f} | {ours['simlex999'] - theirs['simlex999']:+.3f} | "
           f"{(ours['analogies'] - theirs['analogies']) * 100:+.1f} pt |\n", flush=True)
 
+
+def full_softmax(n_batches: int, repeats: int) -> None:
+    """Part 2: w2v's CBOW and Skip-gram against the notebooks' loop, contenders taking turns."""
     peak = run_worker("matmul_peak")["gflops"]
     print(f"## Full softmax, notebooks' setting (first 10,000 reviews, 10,002 words), {n_batches} batches\n")
     print(f"2048x2048 float32 matrix product: {peak:.0f} GFLOP/s\n")
-    print(f"Best of {args.repeats} alternating runs of each (this machine's rates move by tens of percent between"
+    print(f"Best of {repeats} alternating runs of each (this machine's rates move by tens of percent between"
           " runs); the last column gives all of them.\n")
     print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB | every run, examples/s |")
     print("|---|---|---|---|---|---|")
     for arch, unit in (("cbow", "centers"), ("skipgram", "pairs")):
         runs = {contender: [] for contender in FULL_SOFTMAX_CONTENDERS}
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for (name, worker, *optimizer), results in runs.items():
                 results.append(run_worker(worker, 10_000, arch, n_batches, 1, False, *optimizer))
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}

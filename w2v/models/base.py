@@ -15,6 +15,7 @@ from w2v.callbacks import is_logging_step
 from w2v.data.sampling import SamplerSettings
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
+from w2v.models.deferred_adam import DeferredAdam
 from w2v.models.lazy_adam import LazyAdam
 from w2v.vectors import WordVectors
 
@@ -35,8 +36,10 @@ def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None =
 class Word2VecModule(L.LightningModule, ABC):
     """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
 
-    Optimizers: `adam` as the notebooks, `sgd` as word2vec, or `lazy_adam` (Adam on the embedding
-    rows of the batch's words only); all minimise the batch's mean loss, through autograd or a
+    Optimizers: `adam` as the notebooks (DeferredAdam: for Skip-gram the steps on embedding rows
+    outside the batch are applied when the rows are next read, the same results), `sgd` as
+    word2vec, or `lazy_adam` (Adam on the embedding rows of the batch's words only, the others
+    left as they are); all minimise the batch's mean loss, through autograd or a
     subclass's hand-written step (SGNS's SGD, the full-softmax models). The
     `linear` schedule decays the rate to `min_lr_ratio` of its start over all training steps.
     """
@@ -57,9 +60,12 @@ class Word2VecModule(L.LightningModule, ABC):
         self.save_hyperparameters(ignore=["vocab"], logger=False)
         self.hparams.optimizer = optimizer
         self.vocab = vocab
-        # sparse embedding gradients: SGD and LazyAdam update only the rows of the batch's words
-        self.sparse = optimizer["name"] in ("sgd", "lazy_adam")
+        # Sparse embedding gradients (the rows of the batch's words): SGD and LazyAdam update only
+        # those rows; Adam, where `sparse_adam` says it pays, puts off the other rows' steps (DeferredAdam).
+        self.sparse = optimizer["name"] in ("sgd", "lazy_adam") or (optimizer["name"] == "adam" and self.sparse_adam)
         self.in_embed = uniform_embedding(len(vocab), embedding_dim, self.sparse, self.max_norm())
+        self._deferred: DeferredAdam | None = None  # adam's optimizer, which holds the idle rows' pending steps
+        self._catch_up_hooks: list = []
 
     # -- validation, before any heavy work --------------------------------------------------
     @classmethod
@@ -81,6 +87,11 @@ class Word2VecModule(L.LightningModule, ABC):
 
     def max_norm(self) -> float | None:
         return None
+
+    # Whether Adam should get sparse embedding gradients and defer the idle rows' steps: it pays
+    # where a batch reads few of the rows (Skip-gram: 64 centers), not where it reads a large share
+    # of them (CBOW's 256 windows of 8 words: bringing those rows up to date costs more than a dense step).
+    sparse_adam = False
 
     # -- what subclasses provide ---------------------------------------------------------------
     @abstractmethod
@@ -142,12 +153,11 @@ class Word2VecModule(L.LightningModule, ABC):
         opt = self.hparams.optimizer
         if opt["name"] == "sgd":
             optimizer = torch.optim.SGD(self.parameters(), lr=opt["lr"])
-        elif opt["name"] == "adam":
-            # fused: one kernel over all the parameters instead of a dozen passes (on 2 CPU cores,
-            # 0.6 ms a step for a 10,000-word model instead of 7 ms)
-            optimizer = torch.optim.Adam(self.parameters(), lr=opt["lr"], fused=True)
+        elif opt["name"] == "adam":  # Adam, its steps on the embeddings' idle rows applied when they are read
+            optimizer = DeferredAdam(self.parameters(), lr=opt["lr"])
         else:  # lazy_adam: Adam on the rows of the batch's words only, Adam elsewhere
             optimizer = LazyAdam(self.parameters(), lr=opt["lr"])
+        self._defer_to(optimizer if isinstance(optimizer, DeferredAdam) else None)
         if opt["schedule"] == "constant":
             return optimizer
         floor, total = opt["min_lr_ratio"], []
@@ -164,15 +174,25 @@ class Word2VecModule(L.LightningModule, ABC):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def _defer_to(self, optimizer: DeferredAdam | None) -> None:
+        """Makes every embedding bring the rows it looks up up to date in `optimizer` first (None: no longer)."""
+        for handle in self._catch_up_hooks:  # from an earlier fit
+            handle.remove()
+        self._deferred = optimizer
+        self._catch_up_hooks = [] if optimizer is None else [
+            optimizer.watch(module) for module in self.modules() if isinstance(module, nn.Embedding) and module.sparse]
+
     # -- vectors ----------------------------------------------------------------------------
     def vector_matrix(self, which: str | None = None) -> torch.Tensor:
-        """(V, D) the exported vectors: input, output, or their average (`model.export`)."""
+        """(V, D) the exported vectors: input, output, or their average (`model.export`), as the
+        optimizer has them now (Adam's pending steps applied, to a copy)."""
         which = which or self.hparams.export
+        current = (lambda param: param) if self._deferred is None else self._deferred.current
         if which == "input":
-            return self.in_embed.weight
+            return current(self.in_embed.weight)
         if which == "output":
-            return self.output_matrix()
-        return (self.in_embed.weight + self.output_matrix()) / 2
+            return current(self.output_matrix())
+        return (current(self.in_embed.weight) + current(self.output_matrix())) / 2
 
     def word_vectors(self, which: str | None = None) -> WordVectors:
         """The trained vectors of every word that occurs in the corpus (unused special tokens left out)."""

@@ -41,10 +41,10 @@ class LazyAdam(torch.optim.Adam):
         return loss
 
     def _update_rows(self, param: torch.Tensor, group: dict) -> None:
-        grad = param.grad.coalesce()  # repeated rows summed, as in the dense gradient
-        if grad.sparse_dim() != 1:  # element-wise sparse (nn.Embedding's gradients are sparse by rows)
-            grad = grad.to_dense().to_sparse(1)
-        rows, values = grad.indices()[0], grad.values()  # (R,), (R, D)
+        self._adam_rows(param, group, *sparse_rows(param.grad))
+
+    def _adam_rows(self, param: torch.Tensor, group: dict, rows: torch.Tensor, values: torch.Tensor) -> None:
+        """One Adam step of the (distinct) `rows` with gradients `values` (R, D); the step count advances."""
         state = self.state[param]
         if not state:  # the layout of Adam's own state (fused: the step count a tensor on the parameter's device)
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
@@ -60,3 +60,11 @@ class LazyAdam(torch.optim.Adam):
         # tensors, not Python numbers: on a GPU reading the step count would wait for the device
         denom = v.div_((1 - beta2 ** step).to(v.dtype)).sqrt_().add_(group["eps"])  # (R, D)
         param.index_add_(0, rows, m.div_(denom).mul_((-group["lr"] / (1 - beta1 ** step)).to(m.dtype)))
+
+
+def sparse_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows (R,) of a sparse gradient and their gradients (R, D), repeated rows summed."""
+    grad = grad.coalesce()
+    if grad.sparse_dim() != 1:  # element-wise sparse (nn.Embedding's gradients are sparse by rows)
+        grad = grad.to_dense().to_sparse(1)
+    return grad.indices()[0], grad.values()

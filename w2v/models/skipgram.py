@@ -15,6 +15,8 @@ class SkipGram(FullSoftmaxModule):
     windows have about 50 distinct centers); the per-pair losses are those of scoring each pair alone.
     """
 
+    sparse_adam = True  # a batch reads the rows of its centers only
+
     def softmax_inputs(self, batch):
         contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W), (B, 2W)
         centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,), (B,)
