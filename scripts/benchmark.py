@@ -10,8 +10,9 @@ Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimen
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
 Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred) and
-with lazy_adam (Adam on the batch's rows of the input embedding), against a minimal re-implementation of the notebooks' loop (materialized pairs in a
-DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and
+with lazy_adam (Adam on the batch's rows of the input embedding), against a minimal re-implementation
+of the notebooks' loop (materialized pairs in a DataLoader, nn.Embedding + nn.Linear,
+CrossEntropyLoss, Adam), for a fixed number of batches, and
 CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak; the contenders take turns
 (--repeats runs each) and each one's fastest run is compared.
 Part 3 (--quality, on its own): the same contenders trained for the same epochs on

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -38,7 +36,7 @@ class DeferredAdam(LazyAdam):
     def _update_rows(self, param: torch.Tensor, group: dict) -> None:
         rows, values = sparse_rows(param.grad)  # (R,), (R, D)
         state = self.state[param]
-        if "last" not in state:
+        if not state:
             self._start(param)
         step = int(state["step"]) + 1
         history = state["lr_history"]
@@ -52,9 +50,8 @@ class DeferredAdam(LazyAdam):
         self.catch_up(param, (state["touched"] == step - len(history)).nonzero().squeeze(1), step)
 
     def _start(self, param: torch.Tensor) -> None:
+        super()._start(param)
         state, rows = self.state[param], len(param)
-        state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-        state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(param), torch.zeros_like(param)
         # the last step each row has been brought to, and its last step with a gradient
         state["last"] = torch.zeros(rows, dtype=torch.int64, device=param.device)
         state["touched"] = torch.zeros(rows, dtype=torch.int64, device=param.device)

@@ -46,10 +46,8 @@ class LazyAdam(torch.optim.Adam):
     def _adam_rows(self, param: torch.Tensor, group: dict, rows: torch.Tensor, values: torch.Tensor) -> None:
         """One Adam step of the (distinct) `rows` with gradients `values` (R, D); the step count advances."""
         state = self.state[param]
-        if not state:  # the layout of Adam's own state (fused: the step count a tensor on the parameter's device)
-            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if not state:
+            self._start(param)
         beta1, beta2 = group["betas"]
         state["step"] += 1
         step = state["step"].double()  # β2^t in float32 is 5e-5 off already at t = 1
@@ -60,6 +58,13 @@ class LazyAdam(torch.optim.Adam):
         # tensors, not Python numbers: on a GPU reading the step count would wait for the device
         denom = v.div_((1 - beta2 ** step).to(v.dtype)).sqrt_().add_(group["eps"])  # (R, D)
         param.index_add_(0, rows, m.div_(denom).mul_((-group["lr"] / (1 - beta1 ** step)).to(m.dtype)))
+
+    def _start(self, param: torch.Tensor) -> None:
+        """The layout of Adam's own state (fused: the step count a tensor on the parameter's device)."""
+        state = self.state[param]
+        state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
 
 def sparse_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
