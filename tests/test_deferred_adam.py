@@ -6,7 +6,7 @@ from torch import nn
 
 from w2v.data.vocab import Vocabulary
 from w2v.models import SkipGram, cpu_kernels
-from w2v.models.deferred_adam import DeferredAdam, catch_up_rows
+from w2v.models.deferred_adam import DeferredAdam, catch_up_rows, step_rows
 
 V, D, LR = 12, 5, 0.1
 
@@ -108,6 +108,35 @@ def test_pytorch_catch_up_equals_the_cpu_kernel():
     assert torch.equal(weight_after[[0, 1, 3]], weight[[0, 1, 3]])  # current, not asked for, no momentum
     assert not torch.equal(weight_after[[2, 4]], weight[[2, 4]])
     assert last_after[rows].tolist() == [100] * len(rows) and last_after[1] == 99
+
+
+def test_pytorch_step_equals_the_cpu_kernel():
+    gen = torch.Generator().manual_seed(4)
+    horizon, step = 40, 101
+    weight, m, v = (torch.randn(V, D, generator=gen, dtype=torch.float64) for _ in range(3))
+    v = v.square()
+    last = torch.tensor([100, 99, 90, 61, 61, 61, 100, 30, 0, 100, 61, 80])
+    touched = torch.tensor([100, 99, 90, 61, 61, 61, 95, 30, 0, 100, 61, 80])
+    history = torch.rand(horizon, generator=gen, dtype=torch.float64) * 0.01
+    rows = torch.tensor([0, 1, 2, 5, 8, 11])  # current, one step behind, stale, expiring, never used, stale
+    grads = torch.randn(len(rows), D, generator=gen, dtype=torch.float64)
+    expiring = (touched == step - horizon).nonzero().squeeze(1)  # rows 3, 4, 5 and 10; 5 has a gradient now
+    results = []
+    for version in ("kernel", "torch"):
+        tensors = [t.clone() for t in (weight, m, v, last, touched)]
+        args = (*tensors, rows, grads, step, 0.01, history, 0.9, 0.999, 1e-8, expiring)
+        if version == "kernel":
+            cpu_kernels.adam_step_rows(*(a.numpy() if torch.is_tensor(a) else a for a in args))
+        else:
+            step_rows(*args)
+        results.append(tensors)
+    for got, want in zip(*results):
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-15)
+    weight_after, _, _, last_after, touched_after = results[0]
+    assert last_after.tolist() == [101, 101, 101, 101, 101, 101, 100, 30, 101, 100, 101, 101]
+    assert touched_after.tolist() == [101, 101, 101, 61, 61, 101, 95, 30, 101, 100, 61, 101]
+    assert not torch.equal(weight_after[[0, 3, 8]], weight[[0, 3, 8]])  # a step, the catch-up, a first step
+    assert torch.equal(weight_after[[6, 7, 9]], weight[[6, 7, 9]])  # not in the batch, not expiring
 
 
 def test_skipgram_with_adam_trains_as_with_dense_adam():

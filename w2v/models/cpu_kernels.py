@@ -1,6 +1,7 @@
 """Fused CPU kernels (Numba): SGNS's hand-written SGD step, the same maths as `losses.sgns_gradients`
-and `sgns.damped_row_update` without the intermediate tensors; and DeferredAdam's catch-up of idle
-embedding rows (`adam_catch_up`, the same maths as `deferred_adam.catch_up_rows`).
+and `sgns.damped_row_update` without the intermediate tensors; and DeferredAdam's work on embedding
+rows (`adam_catch_up` and `adam_step_rows`, the same maths as `deferred_adam.catch_up_rows` and
+`deferred_adam.step_rows`).
 
 The PyTorch version of the step gathers every window's vectors into (B, C, D) copies and runs a
 dozen batched operations over them, each one a pass through memory; on a CPU that, not the
@@ -8,9 +9,9 @@ arithmetic, bounds its speed. Here each center's window is handled in one pass o
 touches, with the dot products vectorised by LLVM, in parallel over centers, and only the valid
 (center, context) pairs get a gradient row.
 
-Both kernels are deterministic whatever the number of threads: the gradients of a center depend on
-that center alone, and the row update splits the rows (not the examples) between threads, each
-adding its rows' updates in example order.
+Every kernel is deterministic whatever the number of threads: the gradients of a center depend on
+that center alone, the row update splits the rows (not the examples) between threads, each adding
+its rows' updates in example order, and the Adam kernels work on each (distinct) row alone.
 """
 
 from __future__ import annotations
@@ -168,57 +169,86 @@ def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no 
                 w[d] += scale * g[d]
 
 
+@njit(inline="always", fastmath=True)
+def _catch_up_row(w, m, v, start, upto, touched, lr_history, beta1, beta2, eps):  # pragma: no cover - compiled
+    """Adam's zero-gradient steps start+1 .. upto of one row (w, m, v), in place; `touched` its last gradient.
+
+    After k such steps m = β1^k·m0 and v = β2^k·v0, so step s = start + k moves the row by
+    lr_s/(1-β1^s) · β1^k·m0 / (sqrt(v0)·β2^(k/2)/sqrt(1-β2^s) + eps): sqrt(v0) is taken once and
+    the powers are carried from step to step. Only the steps within len(lr_history) of `touched`
+    move the row; lr_history[s % len(lr_history)] is step s's learning rate. The moves are summed
+    in the row's precision and subtracted once.
+    """
+    horizon, n = len(lr_history), upto - start
+    moves = min(n, touched + horizon - start)
+    moving = False  # a row whose momentum is zero does not move (a word not seen yet)
+    for d in range(len(m)):
+        if m[d] != 0:
+            moving = True
+            break
+    if moving and moves > 0:
+        root, total = np.sqrt(v), np.zeros_like(w)  # (D,), (D,) in the row's precision
+        # the step's two factors and eps in that precision too: float32 arithmetic runs in twice the lanes
+        factors = np.empty(3, dtype=w.dtype)
+        factors[2] = eps
+        b1_k, b2_half_k = 1.0, 1.0  # β1^k, β2^(k/2)
+        b1_s, b2_s = beta1 ** start, beta2 ** start  # β1^s, β2^s
+        root_beta2 = np.sqrt(beta2)
+        for k in range(1, moves + 1):
+            b1_k *= beta1
+            b2_half_k *= root_beta2
+            b1_s *= beta1
+            b2_s *= beta2
+            factors[0] = lr_history[(start + k) % horizon] / (1.0 - b1_s) * b1_k
+            factors[1] = b2_half_k / np.sqrt(1.0 - b2_s)
+            size, scale, epsilon = factors[0], factors[1], factors[2]
+            for d in range(len(w)):
+                total[d] += size * m[d] / (root[d] * scale + epsilon)
+        for d in range(len(w)):
+            w[d] -= total[d]
+    decay1, decay2 = beta1 ** n, beta2 ** n
+    for d in range(len(m)):
+        m[d] *= decay1
+        v[d] *= decay2
+
+
 @njit(**_JIT)
 def adam_catch_up(param, exp_avg, exp_avg_sq, last, touched, rows, upto, lr_history, beta1, beta2, eps):  # pragma: no cover - compiled
-    """Adam's zero-gradient steps last[r]+1 .. upto for each row r of `rows` (distinct), in place.
-
-    After k such steps m = β1^k·m0 and v = β2^k·v0, so step s = last[r] + k moves the row by
-    lr_s/(1-β1^s) · β1^k·m0 / (sqrt(v0)·β2^(k/2)/sqrt(1-β2^s) + eps): sqrt(v0) is taken once per
-    row and the powers are carried from step to step. Only the steps within len(lr_history) of
-    the row's last gradient (touched[r]) move it; lr_history[s % len(lr_history)] is step s's
-    learning rate. The moves are summed in the parameter's precision and subtracted once.
+    """Adam's zero-gradient steps last[r]+1 .. upto for each row r of `rows` (distinct), in place
+    (`_catch_up_row`); last[r] becomes upto.
     param, exp_avg, exp_avg_sq (V, D); last, touched (V,) int64; rows (R,) int64.
     """
-    horizon, dim = len(lr_history), param.shape[1]
-    root_beta2 = np.sqrt(beta2)
     for i in prange(len(rows)):
         r = rows[i]
-        start, n = last[r], upto - last[r]
-        if n <= 0:
-            continue
-        m, v, w = exp_avg[r], exp_avg_sq[r], param[r]
-        moves = min(n, touched[r] + horizon - start)
-        moving = False  # a row whose momentum is zero does not move (a word not seen yet)
-        for d in range(dim):
-            if m[d] != 0:
-                moving = True
-                break
-        if not moving:
-            moves = 0
-        if moves > 0:
-            root, total = np.sqrt(v), np.zeros_like(w)  # (D,), (D,) in the parameter's precision
-            # the step's two factors and eps in that precision too: float32 arithmetic runs in twice the lanes
-            factors = np.empty(3, dtype=w.dtype)
-            factors[2] = eps
-            b1_k, b2_half_k = 1.0, 1.0  # β1^k, β2^(k/2)
-            b1_s, b2_s = beta1 ** start, beta2 ** start  # β1^s, β2^s
-            for k in range(1, moves + 1):
-                b1_k *= beta1
-                b2_half_k *= root_beta2
-                b1_s *= beta1
-                b2_s *= beta2
-                factors[0] = lr_history[(start + k) % horizon] / (1.0 - b1_s) * b1_k
-                factors[1] = b2_half_k / np.sqrt(1.0 - b2_s)
-                size, scale, epsilon = factors[0], factors[1], factors[2]
-                for d in range(dim):
-                    total[d] += size * m[d] / (root[d] * scale + epsilon)
-            for d in range(dim):
-                w[d] -= total[d]
-        decay1, decay2 = beta1 ** n, beta2 ** n
-        for d in range(dim):
-            m[d] *= decay1
-            v[d] *= decay2
-        last[r] = upto
+        if last[r] < upto:
+            _catch_up_row(param[r], exp_avg[r], exp_avg_sq[r], last[r], upto, touched[r], lr_history, beta1, beta2, eps)
+            last[r] = upto
+
+
+@njit(**_JIT)
+def adam_step_rows(param, exp_avg, exp_avg_sq, last, touched, rows, grads, step, lr, lr_history, beta1, beta2, eps,
+                   expiring):  # pragma: no cover - compiled
+    """DeferredAdam's step `step` of a sparse gradient, in place, as `deferred_adam.step_rows`: each of
+    the distinct `rows` is brought up to step-1 and takes Adam's step with its gradient (grads (R, D));
+    then the `expiring` rows still idle since step - len(lr_history) are brought up to `step`.
+    """
+    bias1, bias2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
+    for i in prange(len(rows)):
+        r = rows[i]
+        w, m, v, g = param[r], exp_avg[r], exp_avg_sq[r], grads[i]
+        if last[r] < step - 1:  # rows no forward pass through `watch` looked up
+            _catch_up_row(w, m, v, last[r], step - 1, touched[r], lr_history, beta1, beta2, eps)
+        for d in range(len(w)):
+            m[d] += (1.0 - beta1) * (g[d] - m[d])
+            v[d] = v[d] * beta2 + (1.0 - beta2) * g[d] * g[d]
+            w[d] -= lr / bias1 * m[d] / (np.sqrt(v[d] / bias2) + eps)
+        last[r] = touched[r] = step
+    horizon = len(lr_history)
+    for i in prange(len(expiring)):
+        r = expiring[i]
+        if touched[r] == step - horizon:  # not in this batch
+            _catch_up_row(param[r], exp_avg[r], exp_avg_sq[r], last[r], step, touched[r], lr_history, beta1, beta2, eps)
+            last[r] = step
 
 
 @njit(inline="always")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from w2v.models import cpu_kernels
-from w2v.models.lazy_adam import LazyAdam, sparse_rows
+from w2v.models.lazy_adam import LazyAdam, adam_rows, sparse_rows
 
 
 class DeferredAdam(LazyAdam):
@@ -38,16 +38,13 @@ class DeferredAdam(LazyAdam):
         state = self.state[param]
         if not state:
             self._start(param)
-        step = int(state["step"]) + 1
-        history = state["lr_history"]
+        state["step"] += 1
+        step, history = int(state["step"]), state["lr_history"]
         history[step % len(history)] = group["lr"]
-        stale = rows[state["last"][rows] < step - 1]  # rows that no forward pass through `watch` looked up
-        self.catch_up(param, stale, step - 1)
-        self._adam_rows(param, group, rows, values)
-        state["last"][rows] = step
-        state["touched"][rows] = step
-        # rows whose last gradient leaves the learning-rate history with this step: make them current
-        self.catch_up(param, (state["touched"] == step - len(history)).nonzero().squeeze(1), step)
+        # rows whose last gradient leaves the learning-rate history with this step, unless they have one now
+        expiring = (state["touched"] == step - len(history)).nonzero().squeeze(1)
+        _on_device(cpu_kernels.adam_step_rows, step_rows, param, state["exp_avg"], state["exp_avg_sq"], state["last"],
+                   state["touched"], rows, values, step, group["lr"], history, *group["betas"], group["eps"], expiring)
 
     def _start(self, param: torch.Tensor) -> None:
         super()._start(param)
@@ -90,13 +87,8 @@ class DeferredAdam(LazyAdam):
         """`catch_up` on the given copies of `param`'s weight, moments and `last`."""
         state, group = self.state[param], self._group(param)
         upto = int(state["step"]) if upto is None else upto
-        args = (weight, exp_avg, exp_avg_sq, last, state["touched"], rows, upto, state["lr_history"],
-                *group["betas"], group["eps"])
-        if weight.device.type == "cpu":
-            cpu_kernels.use_threads(torch.get_num_threads())
-            cpu_kernels.adam_catch_up(*(a.numpy() if torch.is_tensor(a) else a for a in args))
-        else:
-            catch_up_rows(*args)
+        _on_device(cpu_kernels.adam_catch_up, catch_up_rows, weight, exp_avg, exp_avg_sq, last, state["touched"], rows,
+                   upto, state["lr_history"], *group["betas"], group["eps"])
 
     def watch(self, embedding: nn.Embedding) -> torch.utils.hooks.RemovableHandle:
         """Brings the rows an embedding looks up up to date before each of its forward passes."""
@@ -106,6 +98,29 @@ class DeferredAdam(LazyAdam):
 
     def _group(self, param: torch.Tensor) -> dict:
         return next(group for group in self.param_groups if any(p is param for p in group["params"]))
+
+
+def _on_device(kernel, twin, *args) -> None:
+    """Runs a Numba kernel on CPU tensors (as NumPy arrays, on PyTorch's thread count), its PyTorch twin elsewhere."""
+    if args[0].device.type == "cpu":
+        cpu_kernels.use_threads(torch.get_num_threads())
+        kernel(*(a.numpy() if torch.is_tensor(a) else a for a in args))
+    else:
+        twin(*args)
+
+
+def step_rows(param, exp_avg, exp_avg_sq, last, touched, rows, grads, step, lr, lr_history, beta1, beta2, eps,
+              expiring) -> None:
+    """`cpu_kernels.adam_step_rows` in PyTorch operations: the distinct `rows` brought up to step-1 and
+    given Adam's step `step` with gradients `grads` (R, D), then the `expiring` rows still idle since
+    step - len(lr_history) brought up to `step`."""
+    stale = rows[last[rows] < step - 1]  # rows that no forward pass through `watch` looked up
+    catch_up_rows(param, exp_avg, exp_avg_sq, last, touched, stale, step - 1, lr_history, beta1, beta2, eps)
+    adam_rows(param, exp_avg, exp_avg_sq, rows, grads, step, lr, beta1, beta2, eps)
+    last[rows] = step
+    touched[rows] = step
+    expiring = expiring[touched[expiring] == step - len(lr_history)]
+    catch_up_rows(param, exp_avg, exp_avg_sq, last, touched, expiring, step, lr_history, beta1, beta2, eps)
 
 
 def catch_up_rows(param, exp_avg, exp_avg_sq, last, touched, rows, upto, lr_history, beta1, beta2, eps,

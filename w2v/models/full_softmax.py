@@ -22,6 +22,7 @@ class SoftmaxInputs(NamedTuple):
     words: torch.Tensor  # (S,) the input words that make up the rows
     owners: torch.Tensor  # (S,) the row each of them goes into
     weights: torch.Tensor  # (S,) its weight there
+    distinct: bool = False  # words sorted and distinct: their sparse gradient needs no coalescing
 
 
 class FullSoftmaxModule(Word2VecModule):
@@ -62,7 +63,7 @@ class FullSoftmaxModule(Word2VecModule):
         word_grads = (grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
         if self.sparse:  # SGD and LazyAdam update only the rows in the batch, as with a sparse nn.Embedding
             embedding.grad = torch.sparse_coo_tensor(inputs.words.unsqueeze(0), word_grads, embedding.shape,
-                                                    check_invariants=False)  # word ids are in range
+                                                    check_invariants=False, is_coalesced=inputs.distinct)  # ids in range
         else:
             embedding.grad = torch.zeros_like(embedding).index_add_(0, inputs.words, word_grads)
         return losses

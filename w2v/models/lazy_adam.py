@@ -48,16 +48,10 @@ class LazyAdam(torch.optim.Adam):
         state = self.state[param]
         if not state:
             self._start(param)
-        beta1, beta2 = group["betas"]
         state["step"] += 1
-        step = state["step"].double()  # β2^t in float32 is 5e-5 off already at t = 1
-        m = state["exp_avg"].index_select(0, rows).lerp_(values, 1 - beta1)  # (R, D)
-        v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)  # (R, D)
-        state["exp_avg"].index_copy_(0, rows, m)
-        state["exp_avg_sq"].index_copy_(0, rows, v)
-        # tensors, not Python numbers: on a GPU reading the step count would wait for the device
-        denom = v.div_((1 - beta2 ** step).to(v.dtype)).sqrt_().add_(group["eps"])  # (R, D)
-        param.index_add_(0, rows, m.div_(denom).mul_((-group["lr"] / (1 - beta1 ** step)).to(m.dtype)))
+        # a tensor, not a Python number: on a GPU reading the step count would wait for the device
+        adam_rows(param, state["exp_avg"], state["exp_avg_sq"], rows, values, state["step"], group["lr"],
+                  *group["betas"], group["eps"])
 
     def _start(self, param: torch.Tensor) -> None:
         """The layout of Adam's own state (fused: the step count a tensor on the parameter's device)."""
@@ -73,3 +67,15 @@ def sparse_rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if grad.sparse_dim() != 1:  # element-wise sparse (nn.Embedding's gradients are sparse by rows)
         grad = grad.to_dense().to_sparse(1)
     return grad.indices()[0], grad.values()
+
+
+def adam_rows(param, exp_avg, exp_avg_sq, rows, values, step, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """Adam's step number `step` (a number or a 0-d tensor) for the distinct `rows` of `param` with
+    gradients `values` (R, D), in place; the moments' other rows are left as they are."""
+    step = torch.as_tensor(step, dtype=torch.float64, device=param.device)  # β2^t in float32 is 5e-5 off already at t = 1
+    m = exp_avg.index_select(0, rows).lerp_(values, 1 - beta1)  # (R, D)
+    v = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)  # (R, D)
+    exp_avg.index_copy_(0, rows, m)
+    exp_avg_sq.index_copy_(0, rows, v)
+    denom = v.div_((1 - beta2 ** step).to(v.dtype)).sqrt_().add_(eps)  # (R, D)
+    param.index_add_(0, rows, m.div_(denom).mul_((-lr / (1 - beta1 ** step)).to(m.dtype)))

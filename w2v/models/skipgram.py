@@ -23,4 +23,4 @@ class SkipGram(FullSoftmaxModule):
         hidden = self.in_embed(centers)  # (U, D): every center has a context word
         rows = center_rows.unsqueeze(1).expand_as(mask)[mask]  # (P,) in window order
         owners = torch.arange(len(centers), device=centers.device)  # (U,) each row is one input vector
-        return SoftmaxInputs(hidden, rows, contexts[mask], centers, owners, hidden.new_ones(len(centers)))
+        return SoftmaxInputs(hidden, rows, contexts[mask], centers, owners, hidden.new_ones(len(centers)), distinct=True)
