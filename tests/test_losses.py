@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from w2v.data.vocab import Vocabulary
-from w2v.models import CBOW, SkipGram, cpu_kernels
+from w2v.models import CBOW, SkipGram, cpu_kernels, losses as loss_module
 from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 
@@ -27,12 +27,19 @@ def _full_softmax_model(cls, optimizer="adam", **kwargs):
     return model
 
 
+@pytest.fixture(params=["rows", "columns"])
+def logits_layout(request, monkeypatch):
+    """Runs a test with the logits as (U, V) and as (V, U), whatever the number of softmax rows."""
+    monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", 10**9 if request.param == "rows" else 0)
+    return request.param
+
+
 def _window_batch():
     # centers 5 and 2, then 5 again: Skip-gram computes the softmax of word 5 once for both windows
     return {"centers": torch.tensor([5, 2, 5]), "contexts": torch.randint(0, V, (B, C)), "mask": _mask()}
 
 
-def test_cbow_loss_matches_loop():
+def test_cbow_loss_matches_loop(logits_layout):
     model, batch = _full_softmax_model(CBOW), _window_batch()
     got = model.example_losses(batch)
     weight, bias, embed = model.out.weight, model.out.bias, model.in_embed.weight
@@ -43,7 +50,7 @@ def test_cbow_loss_matches_loop():
         assert torch.allclose(got[b], expected, atol=1e-5)
 
 
-def test_skipgram_loss_matches_loop():
+def test_skipgram_loss_matches_loop(logits_layout):
     model, batch = _full_softmax_model(SkipGram), _window_batch()
     got = model.example_losses(batch)
     weight, bias, embed = model.out.weight, model.out.bias, model.in_embed.weight
@@ -59,7 +66,7 @@ def test_skipgram_loss_matches_loop():
 @pytest.mark.parametrize("cls, optimizer, kwargs", [(CBOW, "adam", {}), (CBOW, "sgd", {}), (CBOW, "lazy_adam", {}),
                                                      (CBOW, "adam", {"max_norm": 1.0}), (SkipGram, "adam", {}),
                                                      (SkipGram, "sgd", {}), (SkipGram, "lazy_adam", {})])
-def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs):
+def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, logits_layout):
     model, batch = _full_softmax_model(cls, optimizer, **kwargs), _window_batch()
     model.example_losses(batch)  # max_norm renormalises the looked-up rows in place: do it before both
     params = list(model.parameters())
@@ -75,7 +82,7 @@ def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs):
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_softmax_cross_entropy_gradients_match_autograd(with_bias):
+def test_softmax_cross_entropy_gradients_match_autograd(with_bias, logits_layout):
     gen = torch.Generator().manual_seed(1)
     U = 4
     hidden, weight = torch.randn(U, D, generator=gen, dtype=torch.float64), torch.randn(V, D, generator=gen, dtype=torch.float64)
@@ -96,7 +103,23 @@ def test_softmax_cross_entropy_gradients_match_autograd(with_bias):
         assert torch.allclose(got.grad, want.grad, atol=1e-12)
 
 
-def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows():
+def test_a_cbow_sized_batch_takes_the_column_layout_with_the_same_results(monkeypatch):
+    gen = torch.Generator().manual_seed(5)
+    U, words = loss_module.COLUMN_LOGITS_ROWS, 300
+    hidden, weight, bias = torch.randn(U, D, generator=gen), torch.randn(words, D, generator=gen), torch.randn(words, generator=gen)
+    rows, targets = torch.arange(U).repeat(2), torch.randint(0, words, (2 * U,), generator=gen)
+    results = []
+    for threshold in (U, U + 1):  # the default at this size, then the (U, V) logits
+        monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", threshold)
+        losses, probs = loss_module.softmax_cross_entropy(hidden, weight, bias, rows, targets)
+        assert probs.t().is_contiguous() == (threshold == U)
+        grads = loss_module.softmax_cross_entropy_gradients(hidden, weight, probs, rows, targets, torch.ones(2 * U))
+        results.append((losses, probs, *grads))
+    for got, want in zip(*results):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows(logits_layout):
     hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     weight = torch.tensor([[300.0, 0.0], [0.0, 2.0], [0.0, -1.0]])  # row 0: word 0 leads by ~300 nats
     rows, targets = torch.tensor([0, 0, 1]), torch.tensor([1, 0, 2])
@@ -182,7 +205,7 @@ def test_fused_cpu_kernels_match_the_pytorch_step():
 
 
 @pytest.mark.parametrize("cls", [CBOW, SkipGram])
-def test_hand_written_step_under_mixed_precision(cls):
+def test_hand_written_step_under_mixed_precision(cls, logits_layout):
     model, batch = _full_softmax_model(cls), _window_batch()
     model.backward_by_hand(batch)
     dense = [lambda p=p: p.grad.to_dense() if p.grad.is_sparse else p.grad for p in model.parameters()]
