@@ -19,7 +19,7 @@ class SkipGram(FullSoftmaxModule):
 
     def softmax_inputs(self, batch):
         contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W), (B, 2W)
-        centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,), (B,)
+        centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,) sorted, (B,)
         hidden = self.in_embed(centers)  # (U, D): every center has a context word
         rows = center_rows.unsqueeze(1).expand_as(mask)[mask]  # (P,) in window order
         owners = torch.arange(len(centers), device=centers.device)  # (U,) each row is one input vector
