@@ -83,6 +83,11 @@ def test_state_dict_round_trip_continues_the_same_run():
     assert torch.equal(*runs)
 
 
+def _run_kernel(kernel, args) -> None:
+    """Calls a Numba kernel directly, the tensors among `args` as NumPy arrays sharing their memory."""
+    kernel(*(a.numpy() if torch.is_tensor(a) else a for a in args))
+
+
 def test_pytorch_catch_up_equals_the_cpu_kernel():
     gen = torch.Generator().manual_seed(2)
     horizon, upto = 40, 100
@@ -98,7 +103,7 @@ def test_pytorch_catch_up_equals_the_cpu_kernel():
         tensors = [t.clone() for t in (weight, m, v, last)]
         args = (*tensors, touched, rows, upto, history, 0.9, 0.999, 1e-8)
         if version == "kernel":
-            cpu_kernels.adam_catch_up(*(a.numpy() if torch.is_tensor(a) else a for a in args))
+            _run_kernel(cpu_kernels.adam_catch_up, args)
         else:
             catch_up_rows(*args, max_elements=3 * D * horizon)  # in chunks of a few rows
         results.append(tensors)
@@ -126,7 +131,7 @@ def test_pytorch_step_equals_the_cpu_kernel():
         tensors = [t.clone() for t in (weight, m, v, last, touched)]
         args = (*tensors, rows, grads, step, 0.01, history, 0.9, 0.999, 1e-8, expiring)
         if version == "kernel":
-            cpu_kernels.adam_step_rows(*(a.numpy() if torch.is_tensor(a) else a for a in args))
+            _run_kernel(cpu_kernels.adam_step_rows, args)
         else:
             step_rows(*args)
         results.append(tensors)
