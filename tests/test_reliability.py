@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -66,3 +67,51 @@ def test_corpus_of_punctuation_and_noise_only_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no token left after preprocessing"):
         dm.setup()
     assert not any((tmp_path / "cache").glob("text-*"))  # nothing half-built left behind
+
+
+# Run as a file, so that spawned workers re-run it as their parent's main script.
+UNGUARDED = """
+import sys
+from w2v.data import TextDataModule
+TextDataModule(path=sys.argv[1], cache_dir=sys.argv[2], tokenizer={"n_process": 2, "spacy_model": sys.argv[3]},
+               vocab={"min_count": 1}).setup()
+"""
+GUARDED = "if __name__ == '__main__':\n" + "".join("    " + line + "\n" for line in UNGUARDED.strip().splitlines())
+
+
+def _prepare_on_two_processes(tmp_path, script: str, pipeline: str = "blank:en") -> subprocess.CompletedProcess:
+    """Tokenize 2,500 lines (enough for worker processes) with the script, failing the test if it hangs."""
+    corpus, path = tmp_path / "lines.txt", tmp_path / "prepare.py"
+    corpus.write_text("".join(f"line {i} of a corpus\n" for i in range(2500)))
+    path.write_text(script)
+    return subprocess.run([sys.executable, str(path), str(corpus), str(tmp_path / "cache"), pipeline],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_an_uninstalled_pipeline_on_worker_processes_stops_with_its_error(tmp_path):
+    done = _prepare_on_two_processes(tmp_path, GUARDED, "no_such_pipeline")
+    assert done.returncode != 0
+    assert "ConfigError: spaCy pipeline 'no_such_pipeline' is not installed" in done.stderr.splitlines()[-1]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]  # no entry, no half-built folder
+
+
+def test_a_script_without_main_guard_stops_instead_of_waiting_forever(tmp_path):
+    done = _prepare_on_two_processes(tmp_path, UNGUARDED)
+    assert done.returncode != 0
+    assert 'no `if __name__ == "__main__":` guard' in done.stderr  # the worker's error
+    assert "a spaCy worker process stopped abruptly" in done.stderr.splitlines()[-1]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert _prepare_on_two_processes(tmp_path, GUARDED).returncode == 0  # the fix the error names
+
+
+def test_folder_of_a_build_killed_outright_is_removed(tmp_path, planted_corpus):
+    make = lambda: TextDataModule(path=str(planted_corpus), cache_dir=str(tmp_path / "cache"),  # noqa: E731
+                                  tokenizer={"n_process": 1}, vocab={"min_count": 1})
+    make().setup()
+    entry = next((tmp_path / "cache").glob("text-*"))
+    shutil.rmtree(entry)
+    stale = tmp_path / "cache" / f".{entry.name}.k1lled"  # as tempfile.mkdtemp names a build's folder
+    stale.mkdir()
+    (stale / "ids.int32").write_bytes(b"\0" * 64)
+    make().setup()
+    assert not stale.exists() and (entry / "meta.json").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import multiprocessing
 import os
 import tempfile
 from pathlib import Path
@@ -31,6 +32,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive advisory lock on `path` (created if needed) for the duration of the block."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A worker process that re-runs its parent's script while it starts (spawn) would wait here
+        # for a lock its parent holds, and the parent for the worker: stop the worker instead.
+        raise RuntimeError('w2v was started again in a worker process, because the script that runs it has no '
+                           '`if __name__ == "__main__":` guard; put the script\'s code under one')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:

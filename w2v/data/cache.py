@@ -104,6 +104,10 @@ def cached_tokens(cache_dir: str | Path, name: str, description: dict,
                 return _load_entry(folder)
             log.warning("Cache entry %s is damaged (%s); rebuilding it", folder, problem)
             shutil.rmtree(folder)
+        for stale in cache_dir.glob(f".{folder.name}.*"):  # a build killed outright (SIGKILL) leaves its folder
+            if stale.is_dir():  # no other build runs: this process holds the lock
+                log.info("Removing %s, left by a build that was stopped", stale)
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
         try:
             _write_entry(tmp, build, description)

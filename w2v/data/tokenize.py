@@ -13,6 +13,8 @@ import math
 import multiprocessing as mp
 import os
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence, Sized
 
@@ -87,14 +89,13 @@ def load_pipeline(settings: TokenizerSettings):
         ) from err
 
 
-_worker_nlp = None
-_worker_settings: TokenizerSettings | None = None
+_loaded: dict[TokenizerSettings, object] = {}  # this process's pipelines, each loaded on its first chunk
 
 
-def _init_worker(settings: TokenizerSettings) -> None:
-    global _worker_nlp, _worker_settings
-    _worker_settings = settings
-    _worker_nlp = load_pipeline(settings)
+def _pipeline(settings: TokenizerSettings):
+    if settings not in _loaded:
+        _loaded[settings] = load_pipeline(settings)
+    return _loaded[settings]
 
 
 def _token_strings(doc, settings: TokenizerSettings) -> Iterable[str]:
@@ -107,9 +108,10 @@ def _token_strings(doc, settings: TokenizerSettings) -> Iterable[str]:
         yield text.lower() if settings.lowercase else text
 
 
-def _tokenize_chunk(texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(local words, local ids, document lengths) for one chunk, in the worker's pipeline."""
-    settings, nlp = _worker_settings, _worker_nlp
+def _tokenize_chunk(texts: Sequence[str], settings: TokenizerSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(local words, local ids, document lengths) for one chunk. In a worker process a pipeline that
+    fails to load raises here, so its error reaches the parent through the chunk's result."""
+    nlp = _pipeline(settings)
     index: dict[str, int] = {}
     ids: list[int] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
@@ -184,23 +186,32 @@ def tokenize_stream(texts: Iterable[str], settings: TokenizerSettings, n_process
     bar = tqdm(desc="preprocess (spaCy)", unit=" chunks", total=total)
     with bar:
         if workers == 1 or len(head) < _IN_PROCESS_BELOW // _CHUNK_DOCS:
-            _init_worker(settings)
             for chunk in itertools.chain(head, chunks):
-                merger.add(*_tokenize_chunk(chunk))
+                merger.add(*_tokenize_chunk(chunk, settings))
                 bar.update()
             return merger
         log.info("Tokenizing on %d processes", workers)
         # spawn, not fork: the parent may already run torch's thread pools, which do not survive a fork.
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        # An executor, not multiprocessing.Pool: a worker that dies (killed for memory, say) breaks it
+        # and the wait below ends in an error, where a Pool would start another worker and wait forever.
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        try:
             pending: deque = deque()
             for chunk in itertools.chain(head, chunks):  # read here, a few chunks ahead of the workers
-                pending.append(pool.apply_async(_tokenize_chunk, (chunk,)))
+                pending.append(pool.submit(_tokenize_chunk, chunk, settings))
                 if len(pending) >= 3 * workers:
-                    merger.add(*pending.popleft().get())
+                    merger.add(*pending.popleft().result())
                     bar.update()
             while pending:
-                merger.add(*pending.popleft().get())
+                merger.add(*pending.popleft().result())
                 bar.update()
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                "a spaCy worker process stopped abruptly (killed for lack of memory, or see its error above); "
+                "set data.tokenizer.n_process to fewer processes, or 1 to tokenize in this process"
+            ) from err
+        finally:
+            pool.shutdown(cancel_futures=True)
     return merger
 
 
