@@ -9,12 +9,13 @@ Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimen
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
-Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred) and
-with lazy_adam (Adam on the batch's rows of the input embedding), against a minimal re-implementation
-of the notebooks' loop (materialized pairs in a DataLoader, nn.Embedding + nn.Linear,
-CrossEntropyLoss, Adam), for a fixed number of batches, and
-CBOW's FLOP/s against a measured 2048x2048 float32 matrix-product peak; the contenders take turns
-(--repeats runs each) and each one's fastest run is compared.
+Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred),
+with lazy_adam (Adam on the batch's rows of the input embedding) and with adam under bfloat16
+autocast (trainer.precision=bf16-mixed), against a minimal re-implementation of the notebooks' loop
+(float32; materialized pairs in a DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for
+a fixed number of batches, and each one's FLOP/s against a measured 2048x2048 matrix-product peak in
+the precision of its products; the contenders take turns (--repeats runs each) and each one's
+fastest run is compared.
 Part 3 (--quality, on its own): the same contenders trained for the same epochs on
 the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
@@ -122,9 +123,10 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
     return batches
 
 
-def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam") -> dict:
+def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam", precision="32-true") -> dict:
     """w2v's CBOW / Skip-gram training steps (hand-written gradients, w2v's adam or lazy_adam) on pre-drawn
-    batches (n_batches None: whole epochs)."""
+    batches (n_batches None: whole epochs); precision "bf16-mixed" runs them under bfloat16 autocast, as
+    trainer.precision=bf16-mixed does."""
     import torch
 
     from w2v.models import CBOW, SkipGram
@@ -141,9 +143,10 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
         # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
         batches = _full_softmax_batches(dm, 4, 256 if arch == "cbow" else 64, n_batches, epoch)
         start = time.perf_counter()
-        for batch in batches:  # w2v's training step, without Lightning around it
-            examples += len(model.backward_by_hand(batch))
-            optimizer.step()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            for batch in batches:  # w2v's training step, without Lightning around it
+                examples += len(model.backward_by_hand(batch))
+                optimizer.step()
         seconds += time.perf_counter() - start
         centers += sum(len(b["centers"]) for b in batches)  # the sampler keeps only centers with a context
     flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else centers)
@@ -204,24 +207,28 @@ def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) ->
 
 
 def worker_matmul_peak() -> dict:
+    """GFLOP/s of a 2048x2048 matrix product in float32 and in bfloat16 (the products of bf16-mixed)."""
     import torch
 
     torch.set_num_threads(THREADS)
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    for _ in range(3):
-        a @ b
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(10):
+    result = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        for _ in range(3):
             a @ b
-        best = max(best, 10 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
-    return {"gflops": best}
+        best = 0.0
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(10):
+                a @ b
+            best = max(best, 10 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+        result[name] = best
+    return result
 
 
-# (name, worker, optimizer): the notebooks' loop last
+# (name, worker, optimizer, precision): the notebooks' loop, in float32, last
 FULL_SOFTMAX_CONTENDERS = [("w2v adam", "w2v_full", "adam"), ("w2v lazy_adam", "w2v_full", "lazy_adam"),
-                           ("notebook loop", "notebook_full")]
+                           ("w2v adam bf16-mixed", "w2v_full", "adam", "bf16-mixed"), ("notebook loop", "notebook_full")]
 
 WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_full": worker_w2v_full,
            "notebook_full": worker_notebook_full, "matmul_peak": worker_matmul_peak}
@@ -294,9 +301,10 @@ def sgns(max_docs: int | None, epochs: int) -> None:
 
 def full_softmax(n_batches: int, repeats: int) -> None:
     """Part 2: w2v's CBOW and Skip-gram against the notebooks' loop, contenders taking turns."""
-    peak = run_worker("matmul_peak")["gflops"]
+    peaks = run_worker("matmul_peak")
     print(f"## Full softmax, notebooks' setting (first 10,000 reviews, 10,002 words), {n_batches} batches\n")
-    print(f"2048x2048 float32 matrix product: {peak:.0f} GFLOP/s\n")
+    print(f"2048x2048 matrix product: {peaks['float32']:.0f} GFLOP/s in float32, {peaks['bfloat16']:.0f} in bfloat16."
+          " Each contender's share is of the peak in the precision of its products.\n")
     print(f"Best of {repeats} alternating runs of each (this machine's rates move by tens of percent between"
           " runs); the last column gives all of them.\n")
     print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB | every run, examples/s |")
@@ -309,6 +317,7 @@ def full_softmax(n_batches: int, repeats: int) -> None:
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}
         for (name, *_), results in runs.items():
             r, every = best[name], ", ".join(f"{x['examples_per_sec']:,.0f}" for x in results)
+            peak = peaks["bfloat16" if "bf16" in name else "float32"]
             print(f"| {name} {arch} ({unit}) | {r['examples_per_sec']:,.0f} | {r['gflops']:.0f} | {r['gflops'] / peak:.0%} | "
                   f"{r['peak_gib']:.2f} | {every} |")
         loop = best["notebook loop"]["examples_per_sec"]
