@@ -89,11 +89,12 @@ def load_pipeline(settings: TokenizerSettings):
         ) from err
 
 
-_loaded: dict[TokenizerSettings, object] = {}  # this process's pipelines, each loaded on its first chunk
+_loaded: dict[TokenizerSettings, object] = {}  # this process's pipeline, loaded on its first chunk
 
 
 def _pipeline(settings: TokenizerSettings):
     if settings not in _loaded:
+        _loaded.clear()  # one at a time: a trained pipeline takes tens of megabytes
         _loaded[settings] = load_pipeline(settings)
     return _loaded[settings]
 
