@@ -41,10 +41,8 @@ class LazyAdam(torch.optim.Adam):
         return loss
 
     def _update_rows(self, param: torch.Tensor, group: dict) -> None:
-        self._adam_rows(param, group, *sparse_rows(param.grad))
-
-    def _adam_rows(self, param: torch.Tensor, group: dict, rows: torch.Tensor, values: torch.Tensor) -> None:
-        """One Adam step of the (distinct) `rows` with gradients `values` (R, D); the step count advances."""
+        """One Adam step of the rows of `param`'s sparse gradient; the step count advances."""
+        rows, values = sparse_rows(param.grad)  # (R,), (R, D)
         state = self.state[param]
         if not state:
             self._start(param)
