@@ -61,7 +61,7 @@ class FullSoftmaxModule(Word2VecModule):
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
         word_grads = (grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
-        if self.sparse:  # SGD and LazyAdam update only the rows in the batch, as with a sparse nn.Embedding
+        if self.sparse:  # the batch's rows, as a sparse nn.Embedding's: SGD and LazyAdam step those only, DeferredAdam defers the rest
             embedding.grad = torch.sparse_coo_tensor(inputs.words.unsqueeze(0), word_grads, embedding.shape,
                                                     check_invariants=False, is_coalesced=inputs.distinct)  # ids in range
         else:
