@@ -111,10 +111,10 @@ def test_a_cbow_sized_batch_takes_the_column_layout_with_the_same_results(monkey
     results = []
     for threshold in (U, U + 1):  # the default at this size, then the (U, V) logits
         monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", threshold)
-        losses, probs = loss_module.softmax_cross_entropy(hidden, weight, bias, rows, targets)
-        assert probs.t().is_contiguous() == (threshold == U)
-        grads = loss_module.softmax_cross_entropy_gradients(hidden, weight, probs, rows, targets, torch.ones(2 * U))
-        results.append((losses, probs, *grads))
+        losses, softmax = loss_module.softmax_cross_entropy(hidden, weight, bias, rows, targets)
+        assert softmax.exps.t().is_contiguous() == (threshold == U)
+        grads = loss_module.softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, torch.ones(2 * U))
+        results.append((losses, softmax.exps * softmax.inv_total.unsqueeze(1), *grads))
     for got, want in zip(*results):
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -127,6 +127,26 @@ def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows
     expected = -torch.log_softmax(hidden.double() @ weight.double().t(), -1)[rows, targets]
     assert torch.isfinite(got).all()
     assert torch.allclose(got.double(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shift", [-95.0, 95.0])
+def test_rows_whose_exps_underflow_or_overflow_are_redone_exactly(shift, logits_layout):
+    # CPU exps are taken without subtracting each row's maximum; a row whose logits all sit far
+    # below 0 (sum of exps under 2^-24) or above 88 (overflow) must come out as if they had been.
+    gen = torch.Generator().manual_seed(3)
+    U = 6
+    hidden, weight = torch.randn(U, D, generator=gen), torch.randn(V, D, generator=gen)
+    hidden[:, 0], weight[:, 0] = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0]), shift  # rows 0, 2, 5 shifted
+    rows, targets = torch.tensor([0, 1, 2, 2, 3, 5]), torch.tensor([1, 4, 0, 6, 2, 3])
+    inputs = [hidden.clone().requires_grad_(), weight.clone().requires_grad_()]
+    losses = SoftmaxCrossEntropy.apply(*inputs, None, rows, targets)
+    losses.sum().backward()
+    reference = [t.double().requires_grad_() for t in (hidden, weight)]
+    expected = -torch.log_softmax(reference[0] @ reference[1].t(), -1)[rows, targets]
+    expected.sum().backward()
+    assert torch.allclose(losses.double(), expected, rtol=1e-5, atol=1e-5)
+    for got, want in zip(inputs, reference):
+        assert torch.allclose(got.grad.double(), want.grad, atol=1e-4)
 
 
 def test_sgns_loss_matches_loop():

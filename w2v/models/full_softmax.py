@@ -54,10 +54,10 @@ class FullSoftmaxModule(Word2VecModule):
         """The batch's (P,) losses; sets every parameter's .grad to the gradient of their mean."""
         inputs = self.softmax_inputs(batch)
         weight, bias, embedding = self.out.weight, self.out.bias, self.in_embed.weight
-        losses, probs = softmax_cross_entropy(inputs.hidden, weight, bias, inputs.rows, inputs.targets)  # (P,), (U, V)
+        losses, softmax = softmax_cross_entropy(inputs.hidden, weight, bias, inputs.rows, inputs.targets)  # (P,), (U, V)
         grad_losses = torch.full_like(losses, 1.0 / max(len(losses), 1))  # (P,) d mean / d loss
         grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_gradients(
-            inputs.hidden, weight, probs, inputs.rows, inputs.targets, grad_losses)  # (U, D), (V, D), (V,)
+            inputs.hidden, weight, softmax, inputs.rows, inputs.targets, grad_losses)  # (U, D), (V, D), (V,)
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
         word_grads = (grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
