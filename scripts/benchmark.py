@@ -10,8 +10,9 @@ Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimen
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
 Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred),
-with lazy_adam (Adam on the batch's rows of the input embedding) and with adam under bfloat16
-autocast (trainer.precision=bf16-mixed), against a minimal re-implementation of the notebooks' loop
+with lazy_adam (Adam on the batch's rows of the input embedding), with adam under bfloat16
+autocast (trainer.precision=bf16-mixed) and with adam on w2v's default batches of 4,096 centers
+(as many centers in all as the notebooks' batches), against a minimal re-implementation of the notebooks' loop
 (float32; materialized pairs in a DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for
 a fixed number of batches, and each one's FLOP/s against a measured 2048x2048 matrix-product peak in
 the precision of its products; the contenders take turns (--repeats runs each) and each one's
@@ -123,10 +124,11 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
     return batches
 
 
-def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam", precision="32-true") -> dict:
+def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam", precision="32-true",
+                    batch_size=None) -> dict:
     """w2v's CBOW / Skip-gram training steps (hand-written gradients, w2v's adam or lazy_adam) on pre-drawn
     batches (n_batches None: whole epochs); precision "bf16-mixed" runs them under bfloat16 autocast, as
-    trainer.precision=bf16-mixed does."""
+    trainer.precision=bf16-mixed does; batch_size centers a batch (default: the notebooks' batches)."""
     import torch
 
     from w2v.models import CBOW, SkipGram
@@ -141,7 +143,7 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     seconds = 0.0
     for epoch in range(epochs):
         # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
-        batches = _full_softmax_batches(dm, 4, 256 if arch == "cbow" else 64, n_batches, epoch)
+        batches = _full_softmax_batches(dm, 4, batch_size or NOTEBOOK_BATCH[arch], n_batches, epoch)
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             for batch in batches:  # w2v's training step, without Lightning around it
@@ -227,8 +229,12 @@ def worker_matmul_peak() -> dict:
 
 
 # (name, worker, optimizer, precision): the notebooks' loop, in float32, last
+NOTEBOOK_BATCH = {"cbow": 256, "skipgram": 64}  # centers a batch
+DEFAULT_BATCH = 4096  # conf/data's batch_size
 FULL_SOFTMAX_CONTENDERS = [("w2v adam", "w2v_full", "adam"), ("w2v lazy_adam", "w2v_full", "lazy_adam"),
-                           ("w2v adam bf16-mixed", "w2v_full", "adam", "bf16-mixed"), ("notebook loop", "notebook_full")]
+                           ("w2v adam bf16-mixed", "w2v_full", "adam", "bf16-mixed"),
+                           ("w2v adam 4,096-center batches", "w2v_full", "adam", "32-true", DEFAULT_BATCH),
+                           ("notebook loop", "notebook_full")]
 
 WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_full": worker_w2v_full,
            "notebook_full": worker_notebook_full, "matmul_peak": worker_matmul_peak}
@@ -313,7 +319,9 @@ def full_softmax(n_batches: int, repeats: int) -> None:
         runs = {contender: [] for contender in FULL_SOFTMAX_CONTENDERS}
         for _ in range(repeats):
             for (name, worker, *optimizer), results in runs.items():
-                results.append(run_worker(worker, 10_000, arch, n_batches, 1, False, *optimizer))
+                # as many centers as the notebooks' batches: fewer batches where they are larger
+                batches = n_batches * NOTEBOOK_BATCH[arch] // (optimizer[2] if len(optimizer) > 2 else NOTEBOOK_BATCH[arch])
+                results.append(run_worker(worker, 10_000, arch, batches, 1, False, *optimizer))
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}
         for (name, *_), results in runs.items():
             r, every = best[name], ", ".join(f"{x['examples_per_sec']:,.0f}" for x in results)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from w2v.data.vocab import Vocabulary
-from w2v.models import CBOW, SkipGram, cpu_kernels, losses as loss_module
+from w2v.models import CBOW, SkipGram, cpu_kernels, full_softmax, losses as loss_module
 from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 
@@ -66,7 +66,10 @@ def test_skipgram_loss_matches_loop(logits_layout):
 @pytest.mark.parametrize("cls, optimizer, kwargs", [(CBOW, "adam", {}), (CBOW, "sgd", {}), (CBOW, "lazy_adam", {}),
                                                      (CBOW, "adam", {"max_norm": 1.0}), (SkipGram, "adam", {}),
                                                      (SkipGram, "sgd", {}), (SkipGram, "lazy_adam", {})])
-def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, logits_layout):
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chunk, logits_layout, monkeypatch):
+    if chunk:  # a softmax row at a time
+        monkeypatch.setattr(full_softmax, "softmax_chunk", lambda device, vocab_size: chunk)
     model, batch = _full_softmax_model(cls, optimizer, **kwargs), _window_batch()
     model.example_losses(batch)  # max_norm renormalises the looked-up rows in place: do it before both
     params = list(model.parameters())
@@ -117,6 +120,24 @@ def test_a_cbow_sized_batch_takes_the_column_layout_with_the_same_results(monkey
         results.append((losses, softmax.exps * softmax.inv_total.unsqueeze(1), *grads))
     for got, want in zip(*results):
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_a_batch_taken_in_chunks_of_rows_gives_the_same_losses_and_gradients(with_bias, logits_layout):
+    gen = torch.Generator().manual_seed(4)
+    U = 7
+    hidden, weight = torch.randn(U, D, generator=gen), torch.randn(V, D, generator=gen)
+    bias = torch.randn(V, generator=gen) if with_bias else None
+    # pairs in no row order, row 4 without any, row 1 with three
+    rows, targets = torch.tensor([3, 1, 6, 0, 1, 2, 5, 1, 3]), torch.tensor([0, 2, 6, 1, 2, 4, 3, 5, 0])
+    upstream = torch.rand(len(rows), generator=gen)
+    whole = loss_module.softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, upstream, chunk=U)
+    for chunk in (1, 2, 3):
+        got = loss_module.softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, upstream, chunk=chunk)
+        assert (got[3] is None) == (not with_bias)
+        for part, want in zip(got, whole):
+            if want is not None:
+                assert part.shape == want.shape and torch.allclose(part, want, rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows(logits_layout):

@@ -104,6 +104,13 @@ def softmax_cross_entropy_gradients(hidden: torch.Tensor, weight: torch.Tensor, 
     a product (autograd's cross-entropy makes four).
     grad_losses (P,) -> (U, D), (V, D), (V,) or None
     """
+    grad_hidden, output = _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias, None)
+    return (grad_hidden, *_split_output_gradient(output, hidden.shape[1], bias))
+
+
+def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, output):
+    """`softmax_cross_entropy_gradients`, with the output layer's gradient as one (V, D) matrix, or
+    (V, D+1 rounded up to a multiple of 8) with the bias's as column D, added to `output` if given."""
     g = grad_losses.unsqueeze(1)  # (P, 1)
     row_sums = torch.zeros(len(hidden), 1, dtype=g.dtype, device=g.device).index_add_(0, rows, g)  # (U, 1) s_r
     scale = row_sums * softmax.inv_total.unsqueeze(1).to(g.dtype)  # (U, 1) s_r / Σ exps of row r
@@ -113,18 +120,59 @@ def softmax_cross_entropy_gradients(hidden: torch.Tensor, weight: torch.Tensor, 
         return product.index_add_(0, index, part.to(product.dtype), alpha=-1)
 
     grad_hidden = minus_onehot((exps @ weight).mul_(scale), rows, weight[targets] * g)  # (U, D)
-    if not bias:
-        return grad_hidden, minus_onehot(exps.t() @ (hidden * scale), targets, hidden[rows] * g), None
     # The bias's gradient is one more column of the weight's product, zero-padded to a multiple of 8
     # columns: on a CPU that product runs faster than one of 100 columns, and much faster than the
     # matrix-vector product the bias would otherwise take (measured).
     dim = hidden.shape[1]
-    operand = hidden.new_zeros(len(hidden), -(-(dim + 1) // 8) * 8)  # (U, D+1 rounded up)
-    operand[:, :dim] = hidden * scale
-    operand[:, dim] = scale.squeeze(1)
-    both = exps.t() @ operand  # (V, D+1 rounded up)
-    minus_onehot(both[:, :dim + 1], targets, torch.cat([hidden[rows] * g, g], 1))
-    return grad_hidden, both[:, :dim].contiguous(), both[:, dim].contiguous()  # optimizers run faster on contiguous grads
+    operand = hidden * scale  # (U, D)
+    onehot = hidden[rows] * g  # (P, D)
+    if bias:
+        operand = torch.cat([operand, scale, operand.new_zeros(len(hidden), -(-(dim + 1) // 8) * 8 - dim - 1)], 1)
+        onehot = torch.cat([onehot, g], 1)  # (P, D+1)
+    if output is None:
+        output = (exps.t() @ operand).float()  # (V, ·) summed in float32, whatever autocast made the product
+    elif torch.is_autocast_enabled(exps.device.type):
+        output += exps.t() @ operand
+    else:
+        output.addmm_(exps.t(), operand)
+    minus_onehot(output[:, :onehot.shape[1]], targets, onehot)
+    return grad_hidden, output
+
+
+def _split_output_gradient(output, dim: int, bias: bool):
+    """The weight's and the bias's gradients out of `_gradients`' output matrix, each contiguous
+    (optimizers run faster on contiguous gradients)."""
+    if not bias:
+        return output, None
+    return output[:, :dim].contiguous(), output[:, dim].contiguous()
+
+
+def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                                   rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor, chunk: int):
+    """`softmax_cross_entropy`'s losses and `softmax_cross_entropy_gradients`, `chunk` softmax rows at a time.
+
+    Each row's softmax and gradients depend on that row alone, and the output layer's gradient is
+    their sum, so the results are the same, while the largest matrix is (chunk, V) instead of
+    (U, V): a large batch needs no more memory than a small one, and on a CPU its matrix stays
+    near the cache. -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
+    """
+    if len(hidden) <= chunk:
+        losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets)
+        return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
+    order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
+    rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
+    starts = list(range(0, len(hidden), chunk))
+    bounds = torch.searchsorted(rows, torch.tensor(starts + [len(hidden)], device=rows.device)).tolist()
+    losses = torch.empty(len(rows), dtype=torch.promote_types(hidden.dtype, torch.float32), device=hidden.device)
+    grad_hidden, output = [], None
+    for start, first, last in zip(starts, bounds, bounds[1:]):
+        part, pairs = slice(start, start + chunk), slice(first, last)
+        part_rows = rows[pairs] - start
+        losses[order[pairs]], softmax = softmax_cross_entropy(hidden[part], weight, bias, part_rows, targets[pairs])
+        part_grad, output = _gradients(hidden[part], weight, softmax, part_rows, targets[pairs], grad_losses[pairs],
+                                       bias is not None, output)
+        grad_hidden.append(part_grad)
+    return losses, torch.cat(grad_hidden), *_split_output_gradient(output, hidden.shape[1], bias is not None)
 
 
 class SoftmaxCrossEntropy(torch.autograd.Function):
