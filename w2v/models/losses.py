@@ -131,12 +131,19 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
         onehot = torch.cat([onehot, g], 1)  # (P, D+1)
     if output is None:
         output = (exps.t() @ operand).float()  # (V, ·) summed in float32, whatever autocast made the product
-    elif torch.is_autocast_enabled(exps.device.type):
+    elif _autocast_on(exps.device.type):  # addmm_ would not take autocast's precision
         output += exps.t() @ operand
     else:
         output.addmm_(exps.t(), operand)
     minus_onehot(output[:, :onehot.shape[1]], targets, onehot)
     return grad_hidden, output
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch before 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _split_output_gradient(output, dim: int, bias: bool):
