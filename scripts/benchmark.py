@@ -139,7 +139,7 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
                                                    optimizer={"name": optimizer, "lr": 0.001, "schedule": "constant"})
     optimizer = model.configure_optimizers()  # w2v's own optimizer
-    examples = centers = 0
+    examples = softmax_rows = 0
     seconds = 0.0
     for epoch in range(epochs):
         # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
@@ -150,8 +150,9 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
                 examples += len(model.backward_by_hand(batch))
                 optimizer.step()
         seconds += time.perf_counter() - start
-        centers += sum(len(b["centers"]) for b in batches)  # the sampler keeps only centers with a context
-    flop = 6 * 100 * len(dm.vocab) * (examples if arch == "cbow" else centers)
+        # the softmax rows computed: one per center in CBOW, one per distinct center in Skip-gram
+        softmax_rows += sum(len(b["centers"]) if arch == "cbow" else len(torch.unique(b["centers"])) for b in batches)
+    flop = 6 * 100 * len(dm.vocab) * softmax_rows
     result = {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
               "peak_gib": peak_gib()}
     if evaluate:
