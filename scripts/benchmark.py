@@ -229,7 +229,8 @@ def worker_matmul_peak() -> dict:
     return result
 
 
-# (name, worker, optimizer, precision): the notebooks' loop, in float32, last
+# (name, worker, then worker_w2v_full's optimizer, precision and batch_size where not their defaults):
+# the notebooks' loop, in float32, last
 NOTEBOOK_BATCH = {"cbow": 256, "skipgram": 64}  # centers a batch
 DEFAULT_BATCH = 4096  # conf/data's batch_size
 FULL_SOFTMAX_CONTENDERS = [("w2v adam", "w2v_full", "adam"), ("w2v lazy_adam", "w2v_full", "lazy_adam"),
@@ -255,8 +256,8 @@ def quality(max_docs: int, epochs: int) -> None:
     print("| | examples/s | WordSim-353 | SimLex-999 | analogies |")
     print("|---|---|---|---|---|")
     for arch in ("cbow", "skipgram"):
-        for name, worker, *optimizer in FULL_SOFTMAX_CONTENDERS:
-            r = run_worker(worker, max_docs, arch, None, epochs, True, *optimizer)
+        for name, worker, *settings in FULL_SOFTMAX_CONTENDERS:
+            r = run_worker(worker, max_docs, arch, None, epochs, True, *settings)
             print(f"| {name} {arch} | {r['examples_per_sec']:,.0f} | {r['wordsim353']:.3f} | {r['simlex999']:.3f} | "
                   f"{r['analogies']:.1%} |", flush=True)
 
@@ -319,10 +320,11 @@ def full_softmax(n_batches: int, repeats: int) -> None:
     for arch, unit in (("cbow", "centers"), ("skipgram", "pairs")):
         runs = {contender: [] for contender in FULL_SOFTMAX_CONTENDERS}
         for _ in range(repeats):
-            for (name, worker, *optimizer), results in runs.items():
+            for (name, worker, *settings), results in runs.items():
                 # as many centers as the notebooks' batches: fewer batches where they are larger
-                batches = n_batches * NOTEBOOK_BATCH[arch] // (optimizer[2] if len(optimizer) > 2 else NOTEBOOK_BATCH[arch])
-                results.append(run_worker(worker, 10_000, arch, batches, 1, False, *optimizer))
+                batch_size = settings[2] if len(settings) > 2 else NOTEBOOK_BATCH[arch]
+                batches = n_batches * NOTEBOOK_BATCH[arch] // batch_size
+                results.append(run_worker(worker, 10_000, arch, batches, 1, False, *settings))
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}
         for (name, *_), results in runs.items():
             r, every = best[name], ", ".join(f"{x['examples_per_sec']:,.0f}" for x in results)
