@@ -11,12 +11,12 @@ on the same token stream (word2vec vocabulary: min_count 5, other words dropped)
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
 Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred),
 with lazy_adam (Adam on the batch's rows of the input embedding), with adam under bfloat16
-autocast (trainer.precision=bf16-mixed) and with adam on w2v's default batches of 4,096 centers
-(as many centers in all as the notebooks' batches), against a minimal re-implementation of the notebooks' loop
-(float32; materialized pairs in a DataLoader, nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for
-a fixed number of batches, and each one's FLOP/s against a measured 2048x2048 matrix-product peak in
-the precision of its products; the contenders take turns (--repeats runs each) and each one's
-fastest run is compared.
+autocast (trainer.precision=bf16-mixed) and with w2v's defaults: adam on batches of 4,096
+centers from lr 0.03 decaying linearly (as many centers in all as the notebooks' batches), against
+a minimal re-implementation of the notebooks' loop (float32; materialized pairs in a DataLoader,
+nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and each one's
+FLOP/s against a measured 2048x2048 matrix-product peak in the precision of its products; the
+contenders take turns (--repeats runs each) and each one's fastest run is compared.
 Part 3 (--quality, on its own): the same contenders trained for the same epochs on
 the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
@@ -124,11 +124,23 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
     return batches
 
 
+def default_optimizer(arch: str) -> dict:
+    """conf/model/<arch>.yaml's optimizer settings: w2v's defaults."""
+    from hydra import compose, initialize_config_dir
+
+    from w2v.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return dict(compose(config_name="config", overrides=[f"model={arch}"]).model.optimizer)
+
+
 def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam", precision="32-true",
                     batch_size=None) -> dict:
     """w2v's CBOW / Skip-gram training steps (hand-written gradients, w2v's adam or lazy_adam) on pre-drawn
     batches (n_batches None: whole epochs); precision "bf16-mixed" runs them under bfloat16 autocast, as
-    trainer.precision=bf16-mixed does; batch_size centers a batch (default: the notebooks' batches)."""
+    trainer.precision=bf16-mixed does; batch_size centers a batch (default: the notebooks' batches, and
+    their Adam at a constant lr 0.001; otherwise w2v's default learning rate and schedule, the
+    schedule's decay spread over the run's batches)."""
     import torch
 
     from w2v.models import CBOW, SkipGram
@@ -136,19 +148,26 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
+    settings = ({"lr": 0.001, "schedule": "constant"} if batch_size is None else default_optimizer(arch))
     model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
-                                                   optimizer={"name": optimizer, "lr": 0.001, "schedule": "constant"})
-    optimizer = model.configure_optimizers()  # w2v's own optimizer
+                                                   optimizer={**settings, "name": optimizer})
+    # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
+    epoch_batches = [_full_softmax_batches(dm, 4, batch_size or NOTEBOOK_BATCH[arch], n_batches, epoch)
+                     for epoch in range(epochs)]
+    model.total_training_steps = lambda: sum(map(len, epoch_batches))  # no Lightning trainer to estimate them
+    optimizer = model.configure_optimizers()  # w2v's own optimizer, and its schedule if it has one
+    optimizer, schedule = ((optimizer["optimizer"], optimizer["lr_scheduler"]["scheduler"])
+                           if isinstance(optimizer, dict) else (optimizer, None))
     examples = softmax_rows = 0
     seconds = 0.0
-    for epoch in range(epochs):
-        # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
-        batches = _full_softmax_batches(dm, 4, batch_size or NOTEBOOK_BATCH[arch], n_batches, epoch)
+    for batches in epoch_batches:
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             for batch in batches:  # w2v's training step, without Lightning around it
                 examples += len(model.backward_by_hand(batch))
                 optimizer.step()
+                if schedule is not None:
+                    schedule.step()
         seconds += time.perf_counter() - start
         # the softmax rows computed: one per center in CBOW, one per distinct center in Skip-gram
         softmax_rows += sum(len(b["centers"]) if arch == "cbow" else len(torch.unique(b["centers"])) for b in batches)
@@ -235,7 +254,7 @@ NOTEBOOK_BATCH = {"cbow": 256, "skipgram": 64}  # centers a batch
 DEFAULT_BATCH = 4096  # conf/data's batch_size
 FULL_SOFTMAX_CONTENDERS = [("w2v adam", "w2v_full", "adam"), ("w2v lazy_adam", "w2v_full", "lazy_adam"),
                            ("w2v adam bf16-mixed", "w2v_full", "adam", "bf16-mixed"),
-                           ("w2v adam 4,096-center batches", "w2v_full", "adam", "32-true", DEFAULT_BATCH),
+                           ("w2v adam, default batches and lr", "w2v_full", "adam", "32-true", DEFAULT_BATCH),
                            ("notebook loop", "notebook_full")]
 
 WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_full": worker_w2v_full,

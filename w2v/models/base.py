@@ -168,11 +168,15 @@ class Word2VecModule(L.LightningModule, ABC):
             if step == 0:
                 return 1.0
             if not total:
-                total.append(max(1, self.trainer.estimated_stepping_batches))
+                total.append(max(1, self.total_training_steps()))
             return max(floor, 1.0 - step / total[0])
 
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def total_training_steps(self) -> int:
+        """The steps the `linear` schedule decays over: Lightning's estimate for the whole fit."""
+        return self.trainer.estimated_stepping_batches
 
     def _defer_to(self, optimizer: DeferredAdam | None) -> None:
         """Makes every embedding bring the rows it looks up up to date in `optimizer` first (None: no longer)."""
