@@ -40,16 +40,21 @@ import numpy as np
 THREADS = 2
 
 
-def load_corpus(max_docs: int | None, vocab: str):
+def compose_config(overrides: list[str]):
+    """w2v's configuration (conf/), with the given Hydra overrides."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-    from omegaconf import open_dict
 
     from w2v.train import CONFIG_DIR
 
-    overrides = [f"data/vocab={vocab}"] + (["data.tokenizer.lemmatize=true"] if vocab == "notebook" else [])
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+        return compose(config_name="config", overrides=overrides)
+
+
+def load_corpus(max_docs: int | None, vocab: str):
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    cfg = compose_config([f"data/vocab={vocab}"] + (["data.tokenizer.lemmatize=true"] if vocab == "notebook" else []))
     with open_dict(cfg):
         cfg.data.max_docs = max_docs
         cfg.paths.cache_dir = os.environ.get("W2V_CACHE_DIR", "cache")
@@ -124,16 +129,6 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
     return batches
 
 
-def default_optimizer(arch: str) -> dict:
-    """conf/model/<arch>.yaml's optimizer settings: w2v's defaults."""
-    from hydra import compose, initialize_config_dir
-
-    from w2v.train import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return dict(compose(config_name="config", overrides=[f"model={arch}"]).model.optimizer)
-
-
 def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimizer="adam", precision="32-true",
                     batch_size=None) -> dict:
     """w2v's CBOW / Skip-gram training steps (hand-written gradients, w2v's adam or lazy_adam) on pre-drawn
@@ -148,7 +143,8 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    settings = ({"lr": 0.001, "schedule": "constant"} if batch_size is None else default_optimizer(arch))
+    settings = ({"lr": 0.001, "schedule": "constant"} if batch_size is None  # the notebooks'
+                else dict(compose_config([f"model={arch}"]).model.optimizer))  # w2v's defaults, conf/model/<arch>.yaml
     model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
                                                    optimizer={**settings, "name": optimizer})
     # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
@@ -263,7 +259,7 @@ WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_
 
 def run_worker(name: str, *args) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, json.dumps(args)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True)  # its stderr is shown below
     if result.returncode != 0:
         sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
