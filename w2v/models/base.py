@@ -174,8 +174,8 @@ class Word2VecModule(L.LightningModule, ABC):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def total_training_steps(self) -> int:
-        """The steps the `linear` schedule decays over: Lightning's estimate for the whole fit."""
+    def total_training_steps(self) -> int | float:
+        """The steps the `linear` schedule decays over: Lightning's estimate for the whole fit (inf when unbounded)."""
         return self.trainer.estimated_stepping_batches
 
     def _defer_to(self, optimizer: DeferredAdam | None) -> None:
