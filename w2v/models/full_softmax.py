@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from w2v.models.base import Word2VecModule
-from w2v.models.losses import SoftmaxCrossEntropy, softmax_cross_entropy_backward
+from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
 
 
 class SoftmaxInputs(NamedTuple):
@@ -47,6 +47,7 @@ class FullSoftmaxModule(Word2VecModule):
         super().__init__(vocab, **kwargs)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         self.automatic_optimization = False
+        self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
 
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor]) -> SoftmaxInputs:
@@ -63,12 +64,15 @@ class FullSoftmaxModule(Word2VecModule):
         weight, bias, embedding = self.out.weight, self.out.bias, self.in_embed.weight
         dtype = torch.promote_types(inputs.hidden.dtype, torch.float32)
         grad_losses = torch.full(inputs.rows.shape, 1.0 / max(len(inputs.rows), 1), dtype=dtype, device=weight.device)  # (P,)
+        chunk = softmax_chunk(weight.device, len(weight))
+        self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step
         losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_backward(
-            inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses,
-            softmax_chunk(weight.device, len(weight)))  # (P,), (U, D), (V, D), (V,)
+            inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses, chunk,
+            self._scratch)  # (P,), (U, D), (V, D), (V,)
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
-        word_grads = (grad_hidden[inputs.owners] * inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
+        # index_select, not grad_hidden[owners]: on a CPU that indexing takes several times as long (measured)
+        word_grads = grad_hidden.index_select(0, inputs.owners).mul_(inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
         if self.sparse:  # the batch's rows, as a sparse nn.Embedding's: SGD and LazyAdam step those only, DeferredAdam defers the rest
             embedding.grad = torch.sparse_coo_tensor(inputs.words.unsqueeze(0), word_grads, embedding.shape,
                                                     check_invariants=False, is_coalesced=inputs.distinct)  # ids in range

@@ -7,13 +7,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-
-def masked_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the valid context vectors: (B, C, D), (B, C) bool -> (B, D). Rows need one valid entry."""
-    weights = mask.to(vectors.dtype)  # (B, C)
-    return (vectors * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)  # (B, D)
-
-
 # From this many softmax rows on, a CPU computes the logits as (V, U), the vocabulary the product's
 # long side: at CBOW's 256 rows that product takes about half the time of the (U, V) one, which
 # more than pays for a softmax down the columns; at Skip-gram's ~50 rows it does not (measured).
@@ -34,16 +27,17 @@ class Softmax(NamedTuple):
 
 
 def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: torch.Tensor,
-                          targets: torch.Tensor) -> tuple[torch.Tensor, Softmax]:
+                          targets: torch.Tensor, scratch: torch.Tensor | None = None) -> tuple[torch.Tensor, Softmax]:
     """-log softmax(h_r W^T + b)[t] for every (row r, target t) pair, and the softmax itself.
 
     Pairs are given flat, so a row (a center word in Skip-gram, a context mean in CBOW) has its
     softmax computed once however many targets it predicts. Each loss is log Σ exp(logits) - logit,
-    exact however small the target's probability.
+    exact however small the target's probability. On a CPU the logits, and the softmax returned,
+    go into `scratch` where it is given (`logits_scratch`).
     hidden (U, D), weight (V, D), bias (V,) or None, rows (P,), targets (P,) -> losses (P,), softmax (U, V)
     """
     if hidden.device.type == "cpu":
-        return _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets)
+        return _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch)
     logits = _logits(hidden, weight, bias, by_columns=False)  # (U, V)
     probs = torch.softmax(logits, dim=-1)  # (U, V) one fused kernel on a GPU
     picked = probs[rows, targets]  # (P,)
@@ -57,17 +51,37 @@ def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     return losses, Softmax(probs, torch.ones(len(probs), dtype=probs.dtype, device=probs.device))
 
 
-def _logits(hidden, weight, bias, by_columns: bool) -> torch.Tensor:
+def logits_scratch(rows: int, weight: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Memory for the logits of `rows` softmax rows, for `softmax_cross_entropy` to reuse (`kept`,
+    an earlier one, where it fits). On a CPU a fresh (V, 256) matrix is page-faulted in as it is
+    first written: a 4,096-center CBOW step took about 2,500 page faults without this memory and
+    230 with it (measured). None where it would not be used: on other devices (their allocators
+    keep freed memory), and under autocast, whose products make their own."""
+    if weight.device.type != "cpu" or _autocast_on("cpu"):
+        return None
+    if kept is not None and kept.numel() == rows * len(weight) and kept.dtype == weight.dtype:
+        return kept
+    return weight.new_empty(rows * len(weight))
+
+
+def _logits(hidden, weight, bias, by_columns: bool, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """hidden @ weight.T + bias as a (U, V) matrix, computed as (V, U) and seen transposed when
-    `by_columns`; in at least float32 (under autocast the product may be half precision)."""
+    `by_columns`; in at least float32 (under autocast the product may be half precision). Written
+    into `scratch` (1-D, at least U·V elements) when it is given and of the operands' type."""
+    shape = (len(weight), len(hidden)) if by_columns else (len(hidden), len(weight))
+    out = None
+    if scratch is not None and scratch.dtype == weight.dtype == hidden.dtype and scratch.numel() >= shape[0] * shape[1]:
+        out = scratch[:shape[0] * shape[1]].view(shape)
     if by_columns:
-        logits = (weight @ hidden.t() if bias is None else torch.addmm(bias.unsqueeze(1), weight, hidden.t())).t()
+        logits = (torch.mm(weight, hidden.t(), out=out) if bias is None
+                  else torch.addmm(bias.unsqueeze(1), weight, hidden.t(), out=out)).t()
     else:
-        logits = hidden @ weight.t() if bias is None else torch.addmm(bias, hidden, weight.t())
+        logits = (torch.mm(hidden, weight.t(), out=out) if bias is None
+                  else torch.addmm(bias, hidden, weight.t(), out=out))
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
-def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets):
+def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=None):
     """`softmax_cross_entropy` on a CPU, where exp2 runs about three times as fast as exp (measured):
     the logits are computed in base 2 (log2(e) scales the small operands, not the product), and
     exponentiated without subtracting each row's maximum, a pass over the matrix that float32's
@@ -76,7 +90,7 @@ def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets):
     would then blur rise above 2^-102), are redone with the maximum subtracted."""
     by_columns = len(hidden) >= COLUMN_LOGITS_ROWS
     scaled_bias = None if bias is None else bias * LOG2E
-    logits = _logits(hidden * LOG2E, weight, scaled_bias, by_columns)  # (U, V) log2(e)·logits
+    logits = _logits(hidden * LOG2E, weight, scaled_bias, by_columns, scratch)  # (U, V) log2(e)·logits
     picked = logits[rows, targets]  # (P,)
     exps = logits.exp2_()  # (U, V)
     total = exps.sum(1)  # (U,)
@@ -155,16 +169,18 @@ def _split_output_gradient(output, dim: int, bias: bool):
 
 
 def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                                   rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor, chunk: int):
+                                   rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor, chunk: int,
+                                   scratch: torch.Tensor | None = None):
     """`softmax_cross_entropy`'s losses and `softmax_cross_entropy_gradients`, `chunk` softmax rows at a time.
 
     Each row's softmax and gradients depend on that row alone, and the output layer's gradient is
     their sum, so the results are the same, while the largest matrix is (chunk, V) instead of
     (U, V): a large batch needs no more memory than a small one, and on a CPU its matrix stays
-    near the cache. -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
+    near the cache. `scratch` (`logits_scratch`) holds each chunk's logits in turn.
+    -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
     if len(hidden) <= chunk:
-        losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets)
+        losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch)
         return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
     order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
     rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
@@ -175,7 +191,7 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     for start, first, last in zip(starts, bounds, bounds[1:]):
         part, pairs = slice(start, start + chunk), slice(first, last)
         part_rows = rows[pairs] - start
-        losses[order[pairs]], softmax = softmax_cross_entropy(hidden[part], weight, bias, part_rows, targets[pairs])
+        losses[order[pairs]], softmax = softmax_cross_entropy(hidden[part], weight, bias, part_rows, targets[pairs], scratch)
         part_grad, output = _gradients(hidden[part], weight, softmax, part_rows, targets[pairs], grad_losses[pairs],
                                        bias is not None, output)
         grad_hidden.append(part_grad)
