@@ -16,7 +16,8 @@ centers from lr 0.03 decaying linearly (as many centers in all as the notebooks'
 a minimal re-implementation of the notebooks' loop (float32; materialized pairs in a DataLoader,
 nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and each one's
 FLOP/s against a measured 2048x2048 matrix-product peak in the precision of its products; the
-contenders take turns (--repeats runs each) and each one's fastest run is compared.
+contenders, the matrix product among them, take turns (--repeats runs each) and each one's fastest
+run is compared.
 Part 3 (--quality, on its own): the same contenders trained for the same epochs on
 the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
@@ -324,31 +325,35 @@ def sgns(max_docs: int | None, epochs: int) -> None:
 
 def full_softmax(n_batches: int, repeats: int) -> None:
     """Part 2: w2v's CBOW and Skip-gram against the notebooks' loop, contenders taking turns."""
-    peaks = run_worker("matmul_peak")
     print(f"## Full softmax, notebooks' setting (first 10,000 reviews, 10,002 words), {n_batches} batches\n")
-    print(f"2048x2048 matrix product: {peaks['float32']:.0f} GFLOP/s in float32, {peaks['bfloat16']:.0f} in bfloat16."
-          " Each contender's share is of the peak in the precision of its products.\n")
     print(f"Best of {repeats} alternating runs of each (this machine's rates move by tens of percent between"
-          " runs); the last column gives all of them.\n")
-    print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB | every run, examples/s |")
-    print("|---|---|---|---|---|---|")
+          " runs); the last column gives all of them. The 2048x2048 matrix product takes its turn in every"
+          " round too, and each contender's share is of its best rate in the precision of its products.\n")
     for arch, unit in (("cbow", "centers"), ("skipgram", "pairs")):
         runs = {contender: [] for contender in FULL_SOFTMAX_CONTENDERS}
+        peaks = []
         for _ in range(repeats):
+            peaks.append(run_worker("matmul_peak"))
             for (name, worker, *settings), results in runs.items():
                 # as many centers as the notebooks' batches: fewer batches where they are larger
                 batch_size = settings[2] if len(settings) > 2 else NOTEBOOK_BATCH[arch]
                 batches = n_batches * NOTEBOOK_BATCH[arch] // batch_size
                 results.append(run_worker(worker, 10_000, arch, batches, 1, False, *settings))
+        peak = {dtype: max(p[dtype] for p in peaks) for dtype in ("float32", "bfloat16")}
+        print(f"{arch}: 2048x2048 matrix product at {peak['float32']:.0f} GFLOP/s in float32 (rounds: "
+              f"{', '.join(format(p['float32'], '.0f') for p in peaks)}), {peak['bfloat16']:.0f} in bfloat16 (rounds: "
+              f"{', '.join(format(p['bfloat16'], '.0f') for p in peaks)}).\n")
+        print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB | every run, examples/s |")
+        print("|---|---|---|---|---|---|")
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}
         for (name, *_), results in runs.items():
             r, every = best[name], ", ".join(f"{x['examples_per_sec']:,.0f}" for x in results)
-            peak = peaks["bfloat16" if "bf16" in name else "float32"]
-            print(f"| {name} {arch} ({unit}) | {r['examples_per_sec']:,.0f} | {r['gflops']:.0f} | {r['gflops'] / peak:.0%} | "
+            share = r["gflops"] / peak["bfloat16" if "bf16" in name else "float32"]
+            print(f"| {name} {arch} ({unit}) | {r['examples_per_sec']:,.0f} | {r['gflops']:.0f} | {share:.0%} | "
                   f"{r['peak_gib']:.2f} | {every} |")
         loop = best["notebook loop"]["examples_per_sec"]
         ratios = ", ".join(f"{name}: {best[name]['examples_per_sec'] / loop:.1f}x" for name, *_ in FULL_SOFTMAX_CONTENDERS[:-1])
-        print(f"| w2v / notebook loop | {ratios} | | | | |", flush=True)
+        print(f"| w2v / notebook loop | {ratios} | | | | |\n", flush=True)
 
 
 if __name__ == "__main__":
