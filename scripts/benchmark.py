@@ -15,9 +15,10 @@ autocast (trainer.precision=bf16-mixed) and with w2v's defaults: adam on batches
 centers from lr 0.03 decaying linearly (as many centers in all as the notebooks' batches), against
 a minimal re-implementation of the notebooks' loop (float32; materialized pairs in a DataLoader,
 nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and each one's
-FLOP/s against a measured 2048x2048 matrix-product peak in the precision of its products; the
-contenders, the matrix product among them, take turns (--repeats runs each) and each one's fastest
-run is compared.
+FLOP/s against a measured 2048x2048 matrix-product peak: torch.mm's in the precision of its
+products, and in float32 also oneDNN's (faster on some CPUs, and used for some of the step's
+products); the contenders, the matrix products among them, take turns (--repeats runs each) and
+each one's fastest run is compared.
 Part 3 (--quality, on its own): the same contenders trained for the same epochs on
 the same reviews, their input vectors scored on WordSim-353, SimLex-999 and the analogies.
 
@@ -226,20 +227,28 @@ def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) ->
 
 
 def worker_matmul_peak() -> dict:
-    """GFLOP/s of a 2048x2048 matrix product in float32 and in bfloat16 (the products of bf16-mixed)."""
+    """GFLOP/s of a 2048x2048 matrix product by `torch.mm` in float32 and in bfloat16 (the products
+    of bf16-mixed), and in float32 by oneDNN (`w2v.models.onednn`, which some of the step's products
+    go through; None where this PyTorch lacks it)."""
     import torch
+
+    from w2v.models import onednn
 
     torch.set_num_threads(THREADS)
     result = {}
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+    for name, dtype, product in (("float32", torch.float32, torch.mm), ("bfloat16", torch.bfloat16, torch.mm),
+                                 ("float32 oneDNN", torch.float32, lambda a, b: onednn.linear(a, b.t()))):
         a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        if product is not torch.mm and not onednn.usable(a):
+            result[name] = None
+            continue
         for _ in range(3):
-            a @ b
+            product(a, b)
         best = 0.0
         for _ in range(5):
             start = time.perf_counter()
             for _ in range(10):
-                a @ b
+                product(a, b)
             best = max(best, 10 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
         result[name] = best
     return result
@@ -339,21 +348,25 @@ def full_softmax(n_batches: int, repeats: int) -> None:
                 batch_size = settings[2] if len(settings) > 2 else NOTEBOOK_BATCH[arch]
                 batches = n_batches * NOTEBOOK_BATCH[arch] // batch_size
                 results.append(run_worker(worker, 10_000, arch, batches, 1, False, *settings))
-        peak = {dtype: max(p[dtype] for p in peaks) for dtype in ("float32", "bfloat16")}
-        print(f"{arch}: 2048x2048 matrix product at {peak['float32']:.0f} GFLOP/s in float32 (rounds: "
-              f"{', '.join(format(p['float32'], '.0f') for p in peaks)}), {peak['bfloat16']:.0f} in bfloat16 (rounds: "
-              f"{', '.join(format(p['bfloat16'], '.0f') for p in peaks)}).\n")
-        print("| | examples/s | GFLOP/s | share of matmul peak | peak GiB | every run, examples/s |")
-        print("|---|---|---|---|---|---|")
+        peak = {kind: max(p[kind] or 0.0 for p in peaks) for kind in peaks[0]}
+        rounds = {kind: ", ".join(format(p[kind] or 0.0, ".0f") for p in peaks) for kind in peaks[0]}
+        print(f"{arch}: 2048x2048 matrix product by torch.mm at {peak['float32']:.0f} GFLOP/s in float32 (rounds: "
+              f"{rounds['float32']}), {peak['bfloat16']:.0f} in bfloat16 (rounds: {rounds['bfloat16']}); by oneDNN in "
+              f"float32 at {peak['float32 oneDNN']:.0f} (rounds: {rounds['float32 oneDNN']}).\n")
+        print("| | examples/s | GFLOP/s | share of torch.mm's peak | share of oneDNN's float32 peak | peak GiB "
+              "| every run, examples/s |")
+        print("|---|---|---|---|---|---|---|")
         best = {contender[0]: max(results, key=lambda r: r["examples_per_sec"]) for contender, results in runs.items()}
         for (name, *_), results in runs.items():
             r, every = best[name], ", ".join(f"{x['examples_per_sec']:,.0f}" for x in results)
             share = r["gflops"] / peak["bfloat16" if "bf16" in name else "float32"]
+            onednn_share = "" if "bf16" in name or not peak["float32 oneDNN"] else \
+                format(r["gflops"] / peak["float32 oneDNN"], ".0%")
             print(f"| {name} {arch} ({unit}) | {r['examples_per_sec']:,.0f} | {r['gflops']:.0f} | {share:.0%} | "
-                  f"{r['peak_gib']:.2f} | {every} |")
+                  f"{onednn_share} | {r['peak_gib']:.2f} | {every} |")
         loop = best["notebook loop"]["examples_per_sec"]
         ratios = ", ".join(f"{name}: {best[name]['examples_per_sec'] / loop:.1f}x" for name, *_ in FULL_SOFTMAX_CONTENDERS[:-1])
-        print(f"| w2v / notebook loop | {ratios} | | | | |\n", flush=True)
+        print(f"| w2v / notebook loop | {ratios} | | | | | |\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from w2v.data.vocab import Vocabulary
-from w2v.models import CBOW, SkipGram, cpu_kernels, full_softmax, losses as loss_module
+from w2v.models import CBOW, SkipGram, cpu_kernels, full_softmax, losses as loss_module, onednn
 from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 
@@ -27,11 +27,27 @@ def _full_softmax_model(cls, optimizer="adam", **kwargs):
     return model
 
 
-@pytest.fixture(params=["rows", "columns"])
+@pytest.fixture(params=["rows", "columns", "rows-onednn", "columns-onednn"])
 def logits_layout(request, monkeypatch):
-    """Runs a test with the logits as (U, V) and as (V, U), whatever the number of softmax rows."""
-    monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", 10**9 if request.param == "rows" else 0)
+    """Runs a test with the logits as (U, V) and as (V, U), whatever the number of softmax rows, and
+    with the exps times the output matrix by `torch.mm` and by oneDNN, however few the rows."""
+    layout, _, onednn_products = request.param.partition("-")
+    monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", 10**9 if layout == "rows" else 0)
+    monkeypatch.setattr(loss_module, "ONEDNN_ROWS", 0)
+    monkeypatch.setattr(onednn, "ENABLED", bool(onednn_products))
+    if onednn_products and not onednn.usable(torch.ones(1)):
+        pytest.skip("this PyTorch build has no oneDNN")
     return request.param
+
+
+def test_onednn_products_match_torch_mm():
+    if not onednn.usable(torch.ones(1)):
+        pytest.skip("this PyTorch build has no oneDNN")
+    gen = torch.Generator().manual_seed(6)
+    x, w = torch.randn(9, D, generator=gen), torch.randn(D, 4, generator=gen)
+    for w_rows in (w.t(), w.t().contiguous()):  # (4, D) as a transposed view and contiguous
+        got = onednn.linear(x, w_rows)  # (9, 4)
+        assert got.shape == (9, 4) and torch.allclose(got, x @ w, rtol=1e-5, atol=1e-6)
 
 
 def _window_batch():
@@ -170,6 +186,12 @@ def test_rows_whose_exps_underflow_or_overflow_are_redone_exactly(shift, logits_
     assert torch.allclose(losses.double(), expected, rtol=1e-5, atol=1e-5)
     for got, want in zip(inputs, reference):
         assert torch.allclose(got.grad.double(), want.grad, atol=1e-4)
+    # the training step's path, where oneDNN's product also gives the sums of the exps
+    for chunk in (U, 4):
+        stepped = loss_module.softmax_cross_entropy_backward(hidden, weight, None, rows, targets, torch.ones(len(rows)), chunk)
+        assert torch.allclose(stepped[0].double(), expected, rtol=1e-5, atol=1e-5)
+        for got, want in zip(stepped[1:3], reference):
+            assert torch.allclose(got.double(), want.grad, atol=1e-4)
 
 
 def test_sgns_loss_matches_loop():

@@ -7,10 +7,18 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from w2v.models import onednn
+
 # From this many softmax rows on, a CPU computes the logits as (V, U), the vocabulary the product's
 # long side: at CBOW's 256 rows that product takes about half the time of the (U, V) one, which
 # more than pays for a softmax down the columns; at Skip-gram's ~50 rows it does not (measured).
 COLUMN_LOGITS_ROWS = 128
+
+# From this many softmax rows in a batch on, a CPU multiplies the exps by the output matrix through
+# oneDNN (`onednn_operand`), which needs that matrix transposed once a step: for 10,002 words that
+# takes 0.65 ms, more than the product saves at 128 rows (0.5 ms), and much less than it saves over
+# a 4,096-center CBOW step's 16 chunks of 256 rows (about 1 ms a chunk) (measured).
+ONEDNN_ROWS = 256
 
 LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
 
@@ -24,20 +32,23 @@ class Softmax(NamedTuple):
 
     exps: torch.Tensor  # (U, V), on a CPU possibly a view of a (V, U) matrix
     inv_total: torch.Tensor  # (U,) 1 / each row's sum of exps
+    by_weight: torch.Tensor | None = None  # (U, D) exps @ W, where oneDNN computed it with the sums
 
 
 def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rows: torch.Tensor,
-                          targets: torch.Tensor, scratch: torch.Tensor | None = None) -> tuple[torch.Tensor, Softmax]:
+                          targets: torch.Tensor, scratch: torch.Tensor | None = None,
+                          operand: torch.Tensor | None = None) -> tuple[torch.Tensor, Softmax]:
     """-log softmax(h_r W^T + b)[t] for every (row r, target t) pair, and the softmax itself.
 
     Pairs are given flat, so a row (a center word in Skip-gram, a context mean in CBOW) has its
     softmax computed once however many targets it predicts. Each loss is log Σ exp(logits) - logit,
     exact however small the target's probability. On a CPU the logits, and the softmax returned,
-    go into `scratch` where it is given (`logits_scratch`).
+    go into `scratch` where it is given (`logits_scratch`), and where `operand` (`onednn_operand`)
+    is given, oneDNN sums the exps in the product that multiplies them by W (`Softmax.by_weight`).
     hidden (U, D), weight (V, D), bias (V,) or None, rows (P,), targets (P,) -> losses (P,), softmax (U, V)
     """
     if hidden.device.type == "cpu":
-        return _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch)
+        return _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch, operand)
     logits = _logits(hidden, weight, bias, by_columns=False)  # (U, V)
     probs = torch.softmax(logits, dim=-1)  # (U, V) one fused kernel on a GPU
     picked = probs[rows, targets]  # (P,)
@@ -81,7 +92,7 @@ def _logits(hidden, weight, bias, by_columns: bool, scratch: torch.Tensor | None
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
-def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=None):
+def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=None, operand=None):
     """`softmax_cross_entropy` on a CPU, where exp2 runs about three times as fast as exp (measured):
     the logits are computed in base 2 (log2(e) scales the small operands, not the product), and
     exponentiated without subtracting each row's maximum, a pass over the matrix that float32's
@@ -93,7 +104,12 @@ def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=No
     logits = _logits(hidden * LOG2E, weight, scaled_bias, by_columns, scratch)  # (U, V) log2(e)·logits
     picked = logits[rows, targets]  # (P,)
     exps = logits.exp2_()  # (U, V)
-    total = exps.sum(1)  # (U,)
+    by_weight = None
+    if operand is None:
+        total = exps.sum(1)  # (U,)
+    else:  # the exps' sums as one more row of the gradient's product: a pass over them saved
+        product = onednn.linear(operand, exps)  # (D+1, U)
+        total, by_weight = product[-1], product[:-1].t()  # (U,), (U, D)
     log_total = total.log2()  # (U,)
     bad = ~((total >= 2.0 ** -24) & (total <= torch.finfo(total.dtype).max))  # (U,) overflow (inf, nan) or underflow
     if bad.any():
@@ -104,7 +120,9 @@ def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=No
         exps[redo] = again
         total[redo] = again.sum(1)
         log_total[redo] = top.squeeze(1) + total[redo].log2()
-    return (log_total[rows] - picked) * LN2, Softmax(exps, total.reciprocal())
+        if by_weight is not None:
+            by_weight[redo] = again @ weight  # (u, D)
+    return (log_total[rows] - picked) * LN2, Softmax(exps, total.reciprocal(), by_weight)
 
 
 def softmax_cross_entropy_gradients(hidden: torch.Tensor, weight: torch.Tensor, softmax: Softmax, rows: torch.Tensor,
@@ -133,7 +151,8 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
     def minus_onehot(product, index, part):  # under autocast the product may be half precision
         return product.index_add_(0, index, part.to(product.dtype), alpha=-1)
 
-    grad_hidden = minus_onehot((exps @ weight).mul_(scale), rows, weight[targets] * g)  # (U, D)
+    by_weight = exps @ weight if softmax.by_weight is None else softmax.by_weight  # (U, D)
+    grad_hidden = minus_onehot(by_weight.mul_(scale), rows, weight[targets] * g)  # (U, D)
     # The bias's gradient is one more column of the weight's product, zero-padded to a multiple of 8
     # columns: on a CPU that product runs faster than one of 100 columns, and much faster than the
     # matrix-vector product the bias would otherwise take (measured).
@@ -151,6 +170,17 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
         output.addmm_(exps.t(), operand)
     minus_onehot(output[:, :onehot.shape[1]], targets, onehot)
     return grad_hidden, output
+
+
+def onednn_operand(weight: torch.Tensor) -> torch.Tensor | None:
+    """The output matrix transposed, with a row of ones under it, (D+1, V): `onednn.linear` then
+    multiplies the exps by W as (D, V)·(V, U) and sums them in one product. For a 256-row chunk
+    over 10,002 words that product ran at 183 GFLOP/s, against 135 for `torch.mm` (MKL) with the
+    exps on the left (medians of 7 rounds of 10 calls). None where oneDNN is not to be
+    used (`onednn.usable`), and under autocast, whose lower-precision products go through `torch.mm`."""
+    if not onednn.usable(weight) or _autocast_on(weight.device.type):
+        return None
+    return torch.cat([weight.t(), weight.new_ones(1, len(weight))])  # (D+1, V)
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -176,11 +206,14 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     Each row's softmax and gradients depend on that row alone, and the output layer's gradient is
     their sum, so the results are the same, while the largest matrix is (chunk, V) instead of
     (U, V): a large batch needs no more memory than a small one, and on a CPU its matrix stays
-    near the cache. `scratch` (`logits_scratch`) holds each chunk's logits in turn.
+    near the cache. `scratch` (`logits_scratch`) holds each chunk's logits in turn. From
+    `ONEDNN_ROWS` rows on, oneDNN multiplies the exps by the output matrix where it can
+    (`onednn_operand`).
     -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
+    operand = onednn_operand(weight) if len(hidden) >= ONEDNN_ROWS else None  # (D+1, V) or None
     if len(hidden) <= chunk:
-        losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch)
+        losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch, operand)
         return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
     order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
     rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
@@ -191,7 +224,8 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     for start, first, last in zip(starts, bounds, bounds[1:]):
         part, pairs = slice(start, start + chunk), slice(first, last)
         part_rows = rows[pairs] - start
-        losses[order[pairs]], softmax = softmax_cross_entropy(hidden[part], weight, bias, part_rows, targets[pairs], scratch)
+        losses[order[pairs]], softmax = softmax_cross_entropy(hidden[part], weight, bias, part_rows, targets[pairs],
+                                                              scratch, operand)
         part_grad, output = _gradients(hidden[part], weight, softmax, part_rows, targets[pairs], grad_losses[pairs],
                                        bias is not None, output)
         grad_hidden.append(part_grad)
@@ -207,7 +241,7 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, rows, targets):
         losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets)
-        ctx.save_for_backward(hidden, weight, *softmax, rows, targets)
+        ctx.save_for_backward(hidden, weight, softmax.exps, softmax.inv_total, rows, targets)
         return losses
 
     @staticmethod
