@@ -2,7 +2,7 @@
 
 On the AMD CPU this project is measured on, MKL runs its generic code path, while oneDNN picks
 its kernels by instruction set: a 256-row chunk's exps times the output matrix ran at 183 GFLOP/s
-through oneDNN and 135 through `torch.mm` (`losses.transposed_for_onednn`). The operator used,
+through oneDNN and 135 through `torch.mm` (`losses.onednn_operand`). The operator used,
 `torch.ops.mkldnn._linear_pointwise`, is the one PyTorch's compiler emits for a linear layer on a
 CPU. Where a PyTorch build lacks it, or `W2V_ONEDNN=0` is set, the products stay with `torch.mm`.
 """
@@ -18,7 +18,7 @@ try:
 except (AttributeError, RuntimeError):  # a build without oneDNN, or without this operator
     _LINEAR = None
 
-# Read once; tests and benchmarks may set it to compare the two paths.
+# Read once, at import; tests set it to run both paths.
 ENABLED = os.environ.get("W2V_ONEDNN", "1") != "0"
 
 
