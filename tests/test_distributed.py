@@ -45,18 +45,27 @@ def test_gathered_update_equals_the_update_of_the_joined_batch(tmp_path):
 
 
 def _ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",)):
+    # PYTHONFAULTHANDLER: a process that dies in native code still prints its Python stack.
     return subprocess.run(
         [sys.executable, "-m", "w2v", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
          "data.tokenizer.n_process=1", "data.vocab.min_count=1", *overrides, "trainer.max_epochs=5",
          "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
-        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")},
+        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"},
         capture_output=True, text=True, timeout=300)
+
+
+def _failure(done: subprocess.CompletedProcess) -> str:
+    """A failed run's report: the error lines of both processes, which share stderr (the end of the
+    output alone would show only the last process to fail), then the end of the output."""
+    errors = [line for line in done.stderr.splitlines()
+              if "Error" in line or "Fatal Python error" in line or "File " in line or "Signals" in line]
+    return "\n".join(errors[-60:]) + "\n--- end of the output ---\n" + done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
     run = tmp_path / "run"
     done = _ddp_run(tmp_path, planted_corpus, run)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, _failure(done)
     logs = done.stdout + done.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs  # two processes, one run directory
     assert logs.count("Saved vectors") == 1 and logs.count("epoch 4: 24,000 words") == 1  # rank 0 writes; ranks share the corpus
@@ -65,7 +74,7 @@ def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
     vectors = WordVectors.load_word2vec_format(run / "vectors.txt")
     assert planted_neighbour_share(vectors) >= 0.9
     again = _ddp_run(tmp_path, planted_corpus, tmp_path / "again")  # same seed, same processes: same vectors
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, _failure(again)
     assert (tmp_path / "again" / "vectors.txt").read_bytes() == (run / "vectors.txt").read_bytes()
 
 
@@ -75,6 +84,6 @@ def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus, optimizer):
     # autograd, whose hooks average the gradients over the processes (lazy_adam: sparse ones).
     run = tmp_path / "run"
     done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram", f"model.optimizer.name={optimizer}"])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0, _failure(done)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stdout + done.stderr
     assert planted_neighbour_share(WordVectors.load_word2vec_format(run / "vectors.txt")) >= 0.9
