@@ -17,7 +17,7 @@ COLUMN_LOGITS_ROWS = 128
 # From this many softmax rows in a batch on, a CPU multiplies the exps by the output matrix through
 # oneDNN (`onednn_operand`), which needs that matrix transposed once a step: for 10,002 words that
 # takes 0.65 ms, more than the product saves at 128 rows (0.5 ms), and much less than it saves over
-# a 4,096-center CBOW step's 16 chunks of 256 rows (about 1 ms a chunk) (measured).
+# a 4,096-center CBOW step's chunks (about 1 ms a 256-row chunk) (measured).
 ONEDNN_ROWS = 256
 
 LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
