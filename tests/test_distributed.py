@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from tests.conftest import planted_neighbour_share
 from w2v.models.sgns import damped_row_update
-from w2v.models.sync import gather_row_updates
+from w2v.models.sync import average_gradients, gather_row_updates
 from w2v.vectors import WordVectors
 
 VOCAB, DIM, LR = 12, 4, 0.5
@@ -42,6 +42,33 @@ def test_gathered_update_equals_the_update_of_the_joined_batch(tmp_path):
     damped_row_update(expected, *joined, LR)
     for rank in range(2):
         assert torch.allclose(torch.load(tmp_path / f"weight.{rank}"), expected, atol=1e-6)
+
+
+def _gradients(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Process `rank`'s gradients: sparse rows with repeats (none at all on rank 1), and a dense one."""
+    generator = torch.Generator().manual_seed(10 + rank)
+    rows = torch.randint(0, VOCAB, (7,), generator=generator) if rank == 0 else torch.zeros(0, dtype=torch.long)
+    sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), torch.randn(len(rows), DIM, generator=generator), (VOCAB, DIM))
+    return sparse, torch.randn(VOCAB, generator=generator)
+
+
+def _average_on_rank(rank: int, world: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    embedding, bias = torch.zeros(VOCAB, DIM, requires_grad=True), torch.zeros(VOCAB, requires_grad=True)
+    embedding.grad, bias.grad = _gradients(rank)
+    average_gradients([embedding, bias])
+    torch.save((embedding.grad.to_dense(), bias.grad), f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_averaged_gradients_equal_the_mean_of_the_processes_gradients(tmp_path):
+    mp.spawn(_average_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "grads")), nprocs=2)
+    sparse = [_gradients(rank)[0].to_dense() for rank in range(2)]
+    dense = [_gradients(rank)[1] for rank in range(2)]
+    for rank in range(2):
+        embedding, bias = torch.load(tmp_path / f"grads.{rank}")
+        assert torch.allclose(embedding, (sparse[0] + sparse[1]) / 2, atol=1e-6)
+        assert torch.allclose(bias, (dense[0] + dense[1]) / 2, atol=1e-6)
 
 
 def _ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",)):
@@ -80,8 +107,8 @@ def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
 
 @pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
 def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus, optimizer):
-    # CBOW and Skip-gram train with hand-written gradients in one process; under DDP they go through
-    # autograd, whose hooks average the gradients over the processes (lazy_adam: sparse ones).
+    # CBOW and Skip-gram train with hand-written gradients, which the processes average
+    # (Skip-gram's sparse ones too) before the optimizer's step.
     run = tmp_path / "run"
     done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram", f"model.optimizer.name={optimizer}"])
     assert done.returncode == 0, _failure(done)

@@ -10,6 +10,7 @@ from torch import nn
 
 from w2v.models.base import Word2VecModule
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
+from w2v.models.sync import average_gradients
 
 
 class SoftmaxInputs(NamedTuple):
@@ -42,8 +43,8 @@ class FullSoftmaxModule(Word2VecModule):
     gradients of the batch's mean loss in closed form (`softmax_cross_entropy_gradients`, the same
     formulas as the autograd path's backward) and hands them to the configured optimizer. On the
     small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers cost
-    about a tenth of the step. Data-parallel runs go through autograd, whose hooks average the
-    gradients over the processes.
+    about a tenth of the step. In a data-parallel run the processes average their gradients
+    (`sync.average_gradients`) before the optimizer's step.
     """
 
     def __init__(self, vocab, **kwargs):
@@ -84,15 +85,13 @@ class FullSoftmaxModule(Word2VecModule):
         return losses
 
     def training_step(self, batch, batch_idx):
+        losses = self.backward_by_hand(batch)
         if self.trainer.world_size > 1:
-            losses = self.example_losses(batch)
-            self.optimizers().zero_grad()
-            # the mean; an empty batch gives 0, and its process still takes part in the step's collectives
-            self.manual_backward(losses.sum() / max(len(losses), 1))
-        else:
-            losses = self.backward_by_hand(batch)
-            if len(losses) == 0:  # every center of the batch lacked a context
-                return None
+            # Every process steps with the gradients averaged over all of them, as DDP would; a
+            # process whose batch is empty still takes part, with zero gradients.
+            average_gradients(self.parameters())
+        elif len(losses) == 0:  # every center of the batch lacked a context
+            return None
         self.step_optimizer()
         self.log_loss(losses.detach().sum() / max(len(losses), 1), len(losses))
         return None

@@ -1,16 +1,39 @@
-"""Data-parallel SGNS: combining the hand-written row updates of every process into one.
+"""Data-parallel steps: every process applies the same update, made of every process's batch.
 
-DDP averages the gradients of autograd models; the hand-written SGD step of SGNS has none to
-average. Instead each process sums its batch's updates per distinct row, every process gathers all
-of them, and each applies the same combined update: the update one process would make for the
-union of the batches, so the copies of the model stay identical.
+The models compute their gradients or row updates by hand, so DDP's autograd hooks never run;
+the processes combine them here with dense, blocking collectives issued in the same order by
+every process (gloo's sparse all-reduce, which DDP uses for sparse embedding gradients, is not
+used: a CPU run through it crashed at random).
+- SGNS's SGD step: each process sums its batch's row updates per distinct row, every process
+  gathers all of them, and each applies the combined update, the update one process would make
+  for the union of the batches.
+- The full-softmax models: every gradient is averaged over the processes, as DDP averages them.
 """
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+
+def all_gather_rows(rows: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's rows (R,) and values (R, ...) concatenated in rank order; R may differ between processes."""
+    world = dist.get_world_size()
+    count = torch.tensor([len(rows)], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts = [int(c) for c in counts]
+    longest = max(counts)
+    pad = longest - len(rows)  # all_gather needs tensors of one shape
+    all_rows = [rows.new_empty(longest) for _ in range(world)]
+    all_values = [values.new_empty(longest, *values.shape[1:]) for _ in range(world)]
+    dist.all_gather(all_rows, F.pad(rows, (0, pad)))
+    dist.all_gather(all_values, torch.cat([values, values.new_zeros(pad, *values.shape[1:])]))
+    return (torch.cat([r[:n] for r, n in zip(all_rows, counts)]),
+            torch.cat([v[:n] for v, n in zip(all_values, counts)]))
 
 
 def gather_row_updates(rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor
@@ -21,20 +44,30 @@ def gather_row_updates(rows: torch.Tensor, grads: torch.Tensor, curvature: torch
     processes of their distinct rows. Summing per row first sends a few distinct rows instead of a
     row per context slot.
     """
-    world = dist.get_world_size()
     distinct, inverse = torch.unique(rows, return_inverse=True)  # (U_r,), (R,)
     packed = grads.new_zeros(len(distinct), grads.shape[1] + 1)  # (U_r, D+1): gradient sums, curvature sum
     packed[:, :-1].index_add_(0, inverse, grads)
     packed[:, -1].index_add_(0, inverse, curvature)
-    count = torch.tensor([len(distinct)], device=rows.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    counts = [int(c) for c in counts]
-    pad = max(counts) - len(distinct)  # all_gather needs tensors of one shape
-    all_rows = [torch.empty(max(counts), dtype=distinct.dtype, device=rows.device) for _ in range(world)]
-    all_packed = [packed.new_empty(max(counts), packed.shape[1]) for _ in range(world)]
-    dist.all_gather(all_rows, F.pad(distinct, (0, pad)))
-    dist.all_gather(all_packed, F.pad(packed, (0, 0, 0, pad)))
-    rows = torch.cat([r[:n] for r, n in zip(all_rows, counts)])  # (U,)
-    packed = torch.cat([p[:n] for p, n in zip(all_packed, counts)])  # (U, D+1)
+    rows, packed = all_gather_rows(distinct, packed)  # (U,), (U, D+1)
     return rows, packed[:, :-1], packed[:, -1]
+
+
+def average_gradients(params: Iterable[torch.Tensor]) -> None:
+    """Replaces each parameter's gradient by its mean over the processes, in place of DDP's hooks.
+
+    Every process must hold a gradient for the same parameters. A sparse (row) gradient is gathered
+    whole: the mean of the processes' sparse gradients is their concatenation over the world size.
+    """
+    world = dist.get_world_size()
+    for param in params:
+        grad = param.grad
+        if grad is None:
+            continue
+        if grad.is_sparse:
+            grad = grad.coalesce()  # one row each: fewer rows to send
+            rows, values = all_gather_rows(grad.indices()[0], grad.values())  # (R,), (R, D)
+            param.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values.div_(world), grad.shape,
+                                                 check_invariants=False)
+        else:
+            dist.all_reduce(grad)
+            grad.div_(world)
