@@ -13,8 +13,8 @@ Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embeddi
 with lazy_adam (Adam on the batch's rows of the input embedding), with adam under bfloat16
 autocast (trainer.precision=bf16-mixed) and with w2v's defaults: adam on batches of 4,096
 centers from lr 0.03 decaying linearly (as many centers in all as the notebooks' batches), against
-a minimal re-implementation of the notebooks' loop (float32; materialized pairs in a DataLoader,
-nn.Embedding + nn.Linear, CrossEntropyLoss, Adam), for a fixed number of batches, and each one's
+the notebooks' loop (scripts/notebook_loop.py: float32, materialized examples in a DataLoader,
+nn.Embedding + nn.Linear, cross-entropy, Adam), for a fixed number of batches, and each one's
 FLOP/s against a measured 2048x2048 matrix-product peak: torch.mm's in the precision of its
 products, and in float32 also oneDNN's (faster on some CPUs, and used for some of the step's
 products); the contenders, the matrix products among them, take turns (--repeats runs each) and
@@ -178,51 +178,27 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
 
 
 def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) -> dict:
-    """The notebooks' loop: all examples materialized, a shuffled DataLoader, Embedding + Linear, Adam."""
+    """The notebooks' loop (notebook_loop.py: materialized examples, a shuffled DataLoader, Embedding +
+    Linear, Adam), n_batches an epoch (None: whole epochs)."""
     import torch
-    from torch import nn
-    from torch.utils.data import DataLoader, TensorDataset
+
+    import notebook_loop
 
     torch.set_num_threads(THREADS)
-    torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    (ids, offsets), window, vocab = dm.corpus.all_ids(), 4, len(dm.vocab)
-    # The notebooks kept only the centers with a full window inside their review.
-    every = np.arange(len(ids))
-    doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))  # (N,)
-    positions = every[(every - window >= offsets[doc]) & (every + window < offsets[doc + 1])]
-    ctx = positions[:, None] + np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # (n, 2W)
-    if arch == "cbow":
-        data = TensorDataset(torch.from_numpy(ids[ctx]).long(), torch.from_numpy(ids[positions]).long())
-        batch_size = 256
-    else:
-        centers = np.repeat(ids[positions], 2 * window)
-        data = TensorDataset(torch.from_numpy(centers).long(), torch.from_numpy(ids[ctx].reshape(-1)).long())
-        batch_size = 512
-    embed, out = nn.Embedding(vocab, 100), nn.Linear(100, vocab)
-    optimizer = torch.optim.Adam([*embed.parameters(), *out.parameters()], lr=0.001)
-    loss_fn = nn.CrossEntropyLoss()
-    examples = 0
-    start = time.perf_counter()
-    for _ in range(epochs):
-        for i, (x, y) in enumerate(DataLoader(data, batch_size=batch_size, shuffle=True)):
-            if i == n_batches:
-                break
-            hidden = embed(x).mean(1) if arch == "cbow" else embed(x)
-            loss = loss_fn(out(hidden), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            examples += len(y)
-    seconds = time.perf_counter() - start
-    flop = 6 * 100 * vocab * examples
+    ids, _ = dm.corpus.all_ids()
+    epochs_done = []
+    model = notebook_loop.train(ids, dm.vocab.counts, arch, epochs, on_epoch=lambda e, r, m: epochs_done.append(r),
+                                max_steps=n_batches)
+    seconds, examples = sum(r.seconds for r in epochs_done), sum(r.examples for r in epochs_done)
+    flop = 6 * 100 * len(dm.vocab) * examples
     result = {"seconds": seconds, "examples_per_sec": examples / seconds, "gflops": flop / seconds / 1e9,
               "peak_gib": peak_gib()}
     if evaluate:
         from w2v.vectors import WordVectors
 
         used = np.flatnonzero(dm.vocab.counts > 0)
-        result.update(scores(WordVectors([dm.vocab.words[i] for i in used], embed.weight.detach().numpy()[used])))
+        result.update(scores(WordVectors([dm.vocab.words[i] for i in used], model.embed.weight.detach().numpy()[used])))
     return result
 
 

@@ -23,7 +23,8 @@ from torch.utils.data import IterableDataset
 from w2v.data import imdb
 from w2v.data.cache import cached_tokens, id_sink
 from w2v.data.corpus import DEFAULT_BLOCK_TOKENS, Corpus
-from w2v.data.sampling import SamplerSettings, WindowSampler
+from w2v.data.examples import Examples, draw_examples
+from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler
 from w2v.data.text import check_text_file, iter_lines
 from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, TokenMerger, resolve_workers, tokenize_stream
 from w2v.data.vocab import Vocabulary, check_vocab_settings
@@ -31,14 +32,11 @@ from w2v.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _DONE = object()  # end-of-epoch marker in the batch queue
+BATCHINGS = ("centers", "examples")
 
 
-class EpochBatches(IterableDataset):
-    """One epoch of batches: the corpus's blocks in (shuffled) order, each block's positions in
-    (shuffled) order, `batch_size` positions a batch.
-
-    The batch count is fixed (every position is visited), so the progress bar and the linear
-    learning-rate decay know the length of an epoch; subsampling only thins each batch.
+class BatchStream(IterableDataset, ABC):
+    """One epoch of batches, made in a background thread; a subclass says how many and how to make each.
 
     Every batch draws from its own generator, seeded by (seed, epoch, batch index): a process of a
     data-parallel run makes only its own share of the batches (batch i goes to rank i mod
@@ -47,16 +45,20 @@ class EpochBatches(IterableDataset):
     checkpoints and hands it back to `load_state_dict()` on resume.
     """
 
-    def __init__(self, corpus: Corpus, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
-                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
-        self.corpus, self.sampler, self.batch_size, self.shuffle, self.seed = corpus, sampler, batch_size, shuffle, seed
+    def __init__(self, seed: int, progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
+        self.seed = seed
         self.progress = progress  # () -> (epoch, batches this process has completed in it)
         self.rank, self.world_size = rank, world_size
-        self.block_batches = -(-corpus.block_sizes // batch_size)  # (n_blocks,) batches of each block
         self._resume: tuple[int, int] | None = None
 
+    @abstractmethod
     def total_batches(self) -> int:
-        return int(self.block_batches.sum())
+        """Batches in an epoch, over all processes."""
+
+    @abstractmethod
+    def epoch_batches(self, epoch: int) -> Callable[[int], tuple[dict[str, np.ndarray], int]]:
+        """For `epoch`, a function making batch `index`: its examples (centers (B,), contexts (B, C),
+        mask (B, C) and for SGNS noise (B, K)) and the corpus tokens it stands for."""
 
     def __len__(self) -> int:
         # Every rank runs the same number of steps (DDP steps in lockstep); the last ranks of an
@@ -104,31 +106,88 @@ class EpochBatches(IterableDataset):
             start = self._resume[1]
             log.info("Resuming epoch %d at batch %d of %d", epoch, start, len(self))
         self._resume = None
+        make, total = self.epoch_batches(epoch), self.total_batches()
+        for step in range(start, len(self)):
+            examples, n_tokens = make((step * self.world_size + self.rank) % total)
+            # centers (B,), contexts (B, C), mask (B, C) and for SGNS noise (B, K), as tensors
+            batch: dict[str, Any] = {k: torch.from_numpy(v).long() if v.dtype != bool else torch.from_numpy(v)
+                                     for k, v in examples.items()}
+            batch["n_tokens"] = n_tokens  # corpus tokens the batch covers, before subsampling
+            yield batch
+
+
+class EpochBatches(BatchStream):
+    """w2v's batching: the corpus's blocks in (shuffled) order, each block's positions in (shuffled)
+    order, `batch_size` center positions a batch, each with its window, drawn afresh every epoch.
+
+    The batch count is fixed (every position is visited), so the progress bar and the linear
+    learning-rate decay know the length of an epoch; subsampling only thins each batch.
+    """
+
+    def __init__(self, corpus: Corpus, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
+                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
+        super().__init__(seed, progress, rank, world_size)
+        self.corpus, self.sampler, self.batch_size, self.shuffle = corpus, sampler, batch_size, shuffle
+        self.block_batches = -(-corpus.block_sizes // batch_size)  # (n_blocks,) batches of each block
+
+    def total_batches(self) -> int:
+        return int(self.block_batches.sum())
+
+    def epoch_batches(self, epoch):
         # The block order is drawn per epoch, identically on every rank.
         epoch_rng = np.random.default_rng([self.seed, epoch])
         blocks = epoch_rng.permutation(self.corpus.n_blocks) if self.shuffle else np.arange(self.corpus.n_blocks)
         first = np.concatenate([[0], np.cumsum(self.block_batches[blocks])])  # (n_blocks + 1,) first batch index of each
-        total, loaded = self.total_batches(), None
-        for step in range(start, len(self)):
-            index = (step * self.world_size + self.rank) % total
+        loaded: dict[str, Any] = {"k": None}
+
+        def make(index: int):
             k = int(np.searchsorted(first, index, side="right")) - 1  # the index's block, in this epoch's order
-            if k != loaded:  # a block's subsampling and order are drawn from its own generator
+            if k != loaded["k"]:  # a block's subsampling and order are drawn from its own generator
                 block_rng = np.random.default_rng([self.seed, epoch, 1, int(blocks[k])])
                 ids, offsets = self.corpus.block(int(blocks[k]))
                 self.sampler.start_block(ids, offsets, block_rng)
                 order = np.arange(len(ids), dtype=np.int32)
                 if self.shuffle:
                     block_rng.shuffle(order)
-                loaded = k
+                loaded.update(k=k, order=order)
             j = index - first[k]
-            positions = order[j * self.batch_size : (j + 1) * self.batch_size]
-            batch_rng = np.random.default_rng([self.seed, epoch, 0, index])
-            examples = self.sampler.batch(positions, batch_rng)
-            # centers (B,), contexts (B, 2W), mask (B, 2W) and for SGNS noise (B, K), as tensors
-            batch: dict[str, Any] = {k: torch.from_numpy(v).long() if v.dtype != bool else torch.from_numpy(v)
-                                     for k, v in examples.items()}
-            batch["n_tokens"] = len(positions)  # corpus tokens the batch covers, before subsampling
-            yield batch
+            positions = loaded["order"][j * self.batch_size : (j + 1) * self.batch_size]
+            return self.sampler.batch(positions, np.random.default_rng([self.seed, epoch, 0, index])), len(positions)
+
+        return make
+
+
+class ExampleBatches(BatchStream):
+    """The notebooks' batching (`data.batching=examples`): the examples drawn once (`examples.draw_examples`),
+    shuffled over the whole epoch, `batch_size` examples a batch, each pair with its own noise words."""
+
+    def __init__(self, examples: Examples, n_tokens: int, batch_size: int, shuffle: bool, seed: int,
+                 progress: Callable[[], tuple[int, int]], noise: NoiseTable | None = None, negatives: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        super().__init__(seed, progress, rank, world_size)
+        if len(examples) == 0:
+            raise ConfigError("no training example: the corpus is shorter than a window; use a longer corpus "
+                              "or a smaller model.window")
+        self.examples, self.n_tokens, self.batch_size, self.shuffle = examples, n_tokens, batch_size, shuffle
+        self.noise, self.negatives = noise, negatives
+
+    def total_batches(self) -> int:
+        return -(-len(self.examples) // self.batch_size)
+
+    def epoch_batches(self, epoch):
+        n = len(self.examples)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+        total = self.total_batches()
+
+        def make(index: int):
+            examples = self.examples.take(order[index * self.batch_size : (index + 1) * self.batch_size])
+            if self.noise is not None:  # (B, K) independent draws for every pair
+                rng = np.random.default_rng([self.seed, epoch, 0, index])
+                examples["noise"] = self.noise.sample(len(examples["centers"]), self.negatives, rng)
+            # the stream's tokens spread over the batches, so that an epoch's sum is the corpus's length
+            return examples, (index + 1) * self.n_tokens // total - index * self.n_tokens // total
+
+        return make
 
 
 class CorpusDataModule(L.LightningDataModule, ABC):
@@ -146,10 +205,13 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         tokenizer: dict | None = None,
         vocab: dict | None = None,
         block_tokens: int = DEFAULT_BLOCK_TOKENS,
+        batching: str = "centers",
     ):
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (center words per batch)")
+            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a batch)")
+        if batching not in BATCHINGS:
+            raise ConfigError(f"data.batching={batching!r} is unknown; use centers (w2v's) or examples (the notebooks')")
         if max_docs is not None and max_docs < 1:
             raise ConfigError(f"data.max_docs={max_docs} must be a positive count, or null for the whole corpus")
         tokenizer = dict(tokenizer or {})
@@ -160,7 +222,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         check_vocab_settings(**self.vocab_settings)
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
         Corpus.check_block_tokens(block_tokens)  # before any heavy work
-        self.block_tokens = block_tokens
+        self.block_tokens, self.batching = block_tokens, batching
         self.vocab: Vocabulary | None = None
         self.corpus: Corpus | None = None
         self._tokens: TokenizedCorpus | None = None
@@ -210,17 +272,25 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         self.corpus = Corpus(tokens, self.vocab, self.block_tokens)
         log.info("%d documents, %s", tokens.n_docs, self.vocab.describe(self.raw_tokens))
 
-    def train_dataloader(self) -> EpochBatches:
+    def train_dataloader(self) -> BatchStream:
         trainer = self.trainer
         settings: SamplerSettings = trainer.lightning_module.sampler_settings()
-        sampler = WindowSampler(self.vocab.counts, settings)
 
         def progress() -> tuple[int, int]:
             return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
-        return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress,
-                            rank=trainer.global_rank, world_size=trainer.world_size)
+        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
+        if self.batching == "centers":
+            sampler = WindowSampler(self.vocab.counts, settings)
+            return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress, **shard)
+        ids, _ = self.corpus.all_ids()  # one stream: the notebooks' contexts cross documents
+        examples = draw_examples(ids, self.vocab.counts, settings, settings.pairs, np.random.default_rng([self.seed, 2]))
+        log.info("%s training examples (%s), drawn once from a stream of %s tokens", f"{len(examples):,}",
+                 "pairs" if settings.pairs else "windows", f"{len(examples.stream):,}")
+        noise = NoiseTable(self.vocab.counts, settings.noise_power) if settings.negatives else None
+        return ExampleBatches(examples, len(ids), self.batch_size, self.shuffle, self.seed, progress, noise,
+                              settings.negatives, **shard)
 
 
 class ImdbDataModule(CorpusDataModule):

@@ -24,6 +24,7 @@ class SamplerSettings:
     subsample: float | None = None  # word2vec's `sample` threshold t; None or 0 keeps every token
     negatives: int = 0  # noise words drawn per center (SGNS); 0 draws none
     noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
+    pairs: bool = False  # data.batching=examples: an example is a (center, context) pair, else a whole window
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:

@@ -103,9 +103,13 @@ class Word2VecModule(L.LightningModule, ABC):
         """(V, D) output-side word vectors."""
 
     # -- data ---------------------------------------------------------------------------
+    # With data.batching=examples (the notebooks'), whether an example is one (center, context) pair
+    # (Skip-gram, SGNS) or a whole window (CBOW).
+    pair_examples = False
+
     def sampler_settings(self) -> SamplerSettings:
         return SamplerSettings(window=self.hparams.window, shrink_window=self.hparams.shrink_window,
-                               subsample=self.hparams.subsample)
+                               subsample=self.hparams.subsample, pairs=self.pair_examples)
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
@@ -143,6 +147,11 @@ class Word2VecModule(L.LightningModule, ABC):
         if is_logging_step(self.trainer):  # every process logs it: the value is averaged over them
             self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples,
                      sync_dist=self.trainer.world_size > 1)
+
+    def epoch_loss(self) -> float:
+        """This process's mean loss over the examples of the epoch so far."""
+        total, examples = self._epoch_loss.tolist()
+        return total / max(examples, 1)
 
     def on_train_epoch_end(self) -> None:
         total, examples = self.trainer.strategy.reduce(self._epoch_loss, reduce_op="sum").tolist()

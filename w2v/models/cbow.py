@@ -9,14 +9,7 @@ from w2v.models.full_softmax import FullSoftmaxModule, SoftmaxInputs
 
 
 class CBOW(FullSoftmaxModule):
-    """Continuous bag of words with a full-softmax output layer (`max_norm`: the notebooks' renormalisation)."""
-
-    def __init__(self, vocab, max_norm: float | None = None, **kwargs):
-        self._max_norm = max_norm
-        super().__init__(vocab, **kwargs)
-
-    def max_norm(self) -> float | None:
-        return self._max_norm
+    """Continuous bag of words with a full-softmax output layer."""
 
     def softmax_inputs(self, batch):
         contexts, mask, centers = batch["contexts"], batch["mask"], batch["centers"]  # (B, 2W), (B, 2W), (B,)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from w2v.errors import ConfigError
 from w2v.models.base import Word2VecModule
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
 from w2v.models.sync import average_gradients
@@ -47,11 +48,21 @@ class FullSoftmaxModule(Word2VecModule):
     (`sync.average_gradients`) before the optimizer's step.
     """
 
-    def __init__(self, vocab, **kwargs):
+    def __init__(self, vocab, max_norm: float | None = None, **kwargs):
+        self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         self.automatic_optimization = False
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
+
+    @classmethod
+    def check_hparams(cls, max_norm: float | None = None, **kwargs) -> None:
+        super().check_hparams(**kwargs)
+        if max_norm is not None and not max_norm > 0:
+            raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
+
+    def max_norm(self) -> float | None:
+        return self._max_norm
 
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor]) -> SoftmaxInputs:

@@ -43,6 +43,8 @@ KERNELS = ("auto", "torch")  # auto: the fused Numba kernels on CPU, PyTorch ope
 class SGNS(Word2VecModule):
     """SGNS: for every (center, context) pair, K=`negatives` noise words drawn from count^`noise_power`."""
 
+    pair_examples = True
+
     def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, kernels: str = "auto",
                  compile: bool = False, **kwargs):
         super().__init__(vocab, **kwargs)

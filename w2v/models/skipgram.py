@@ -16,6 +16,7 @@ class SkipGram(FullSoftmaxModule):
     """
 
     sparse_adam = True  # a batch reads the rows of its centers only
+    pair_examples = True
 
     def softmax_inputs(self, batch):
         contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W), (B, 2W)
