@@ -46,7 +46,7 @@ def compose_config(overrides: list[str]):
     """w2v's configuration (conf/), with the given Hydra overrides."""
     from hydra import compose, initialize_config_dir
 
-    from w2v.train import CONFIG_DIR
+    from w2v.training import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=overrides)

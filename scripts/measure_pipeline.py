@@ -25,7 +25,7 @@ import sys, time
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
-from w2v.train import CONFIG_DIR
+from w2v.training import CONFIG_DIR
 with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
     cfg = compose(config_name="config", overrides=sys.argv[2:])
 with open_dict(cfg):

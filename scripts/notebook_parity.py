@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this ch
 import notebook_loop  # noqa: E402  (beside this script)
 
 from w2v.evaluation import evaluate_all  # noqa: E402
-from w2v.train import CONFIG_DIR  # noqa: E402
+from w2v.training import CONFIG_DIR  # noqa: E402
 from w2v.vectors import WordVectors  # noqa: E402
 
 EXPERIMENTS = {"sgns": "notebook", "cbow": "notebook_cbow", "skipgram": "notebook_skipgram"}

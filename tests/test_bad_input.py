@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 
 from tests.conftest import compose_config
 from w2v.errors import ConfigError
-from w2v.train import train
+from w2v.training import train
 
 
 @pytest.mark.parametrize("override, match", [

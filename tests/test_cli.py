@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from gensim.models import KeyedVectors
 
 
@@ -15,6 +16,7 @@ def run_cli(args, cwd, env_extra=None):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_two_run_multirun(tmp_path, planted_corpus):
     result = run_cli(["-m", "model=cbow,sgns", "data=text", f"data.path={planted_corpus}", "trainer.max_epochs=1",
                       "data.batch_size=256", "data.vocab.min_count=1", "trainer.enable_progress_bar=false"], tmp_path)

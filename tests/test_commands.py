@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from w2v.commands import evaluate, query, report, tsne
-from w2v.train import train
+from w2v.training import train
 
 
 @pytest.fixture
@@ -64,6 +64,7 @@ def test_tsne_command(run_dir, tmp_path, capsys):
     assert (tmp_path / "map.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_report_on_a_two_run_sweep(tmp_path, planted_corpus):
     env = {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, "-m", "w2v", "-m", "model.window=2,4", "data=text",

@@ -17,6 +17,8 @@ from w2v.models.sgns import damped_row_update
 from w2v.models.sync import average_gradients, gather_row_updates
 from w2v.vectors import WordVectors
 
+pytestmark = pytest.mark.slow  # processes talking through gloo
+
 VOCAB, DIM, LR = 12, 4, 0.5
 
 

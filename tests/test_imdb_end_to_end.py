@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from gensim.models import KeyedVectors
 from omegaconf import open_dict
 
 from tests.conftest import compose_config
-from w2v.train import train
+from w2v.training import train
+
+pytestmark = pytest.mark.slow  # a real corpus
 
 
 def test_sgns_on_first_2000_reviews(shared_archive, tmp_path):

@@ -14,7 +14,7 @@ from scripts import notebook_loop
 from tests.conftest import compose_config
 from w2v.data.examples import draw_examples
 from w2v.data.sampling import SamplerSettings
-from w2v.train import build
+from w2v.training import build
 
 EXPERIMENTS = {"notebook": "sgns", "notebook_cbow": "cbow", "notebook_skipgram": "skipgram"}
 

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,8 @@ def _command(planted_corpus: Path, run_dir: Path, *extra: str) -> list[str]:
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}
+    # PYTHONPATH: the repository, for the tests' own callbacks (tests/helpers.py)
+    return {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 def _run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -41,23 +41,22 @@ def uninterrupted_vectors(tmp_path_factory, planted_corpus) -> bytes:
     return (tmp_path / "run" / "vectors.txt").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path, planted_corpus, signum,
                                                                           uninterrupted_vectors):
     first, resumed = tmp_path / "first", tmp_path / "resumed"
-    proc = subprocess.Popen(_command(planted_corpus, first), cwd=tmp_path, env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # wait until training has started, then interrupt it
-        if "Ctrl-C or SIGTERM stops training" in line:
-            break
-    time.sleep(0.5)
-    proc.send_signal(signum)
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 128 + signum, output[-3000:]
+    # The signal arrives at the end of batch 700 of the first epoch (of about 1,500), from a callback of
+    # the run itself: GracefulStop, ahead of it in the list, sees it at the next batch's end.
+    signal_at = ["+callbacks.signal_at._target_=tests.helpers.SignalAtBatch", "+callbacks.signal_at.batch=700",
+                 f"+callbacks.signal_at.signum={int(signum)}"]
+    done = _run(_command(planted_corpus, first, *signal_at), tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 128 + signum, output[-3000:]
     stop = re.search(r"stopped in epoch (\d) after batch (\d+) of (\d+)", output)
     assert stop, output[-3000:]
     epoch, batch, batches = map(int, stop.groups())
-    assert epoch < 2 and 0 < batch < batches  # mid-epoch
+    assert epoch == 0 and batch == 702 and batch < batches  # mid-epoch, at the step the signal came (1-based)
     assert (first / CHECKPOINT_NAME).is_file() and not (first / "vectors.txt").exists()
 
     # The run directory alone is enough: the resumed run takes the interrupted run's overrides.
@@ -98,7 +97,7 @@ def test_resume_overrides_update_the_interrupted_runs(tmp_path):
 
 
 def test_resuming_with_other_model_settings_is_a_clear_error(make_cfg, tmp_path):
-    from w2v.train import check_resumable
+    from w2v.training import check_resumable
 
     run = tmp_path / "run0"
     run.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from omegaconf import open_dict
 
 from tests.conftest import compose_config, planted_neighbour_share
-from w2v.train import CONFIG_DIR, train
+from w2v.training import CONFIG_DIR, train
 from w2v.vectors import WordVectors
 
 MODELS = ["cbow", "skipgram", "sgns"]
@@ -108,3 +109,30 @@ def test_sgns_step_gives_the_same_vectors_with_each_kernel(make_cfg, tmp_path):
     for name in ("torch", "compiled"):
         assert vectors[name].words == vectors["fused"].words
         assert np.allclose(vectors[name].vectors, vectors["fused"].vectors, atol=1e-4), name
+
+
+def test_an_optimized_metric_the_run_does_not_log_is_a_clear_error(make_cfg):
+    from w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"optimized_metric=eval/simlex is not a metric of this run; use one of "
+                                          r"train/loss_epoch, eval/wordsim353_spearman"):
+        train(make_cfg(["optimized_metric=eval/simlex"]))
+
+
+@pytest.mark.slow
+def test_a_sweep_returns_each_runs_optimized_metric(tmp_path, planted_corpus):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "w2v", "-m", "seed=1,2", "optimized_metric=eval/simlex999_spearman", "data=text",
+         f"data.path={planted_corpus}", "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false",
+         "trainer.max_epochs=1", "callbacks.tsne=null", "callbacks.projector=null", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run in ("0", "1"):
+        metrics = json.loads((tmp_path / "sweep" / run / "metrics.json").read_text())
+        log = (tmp_path / "sweep" / run / "train.log").read_text()
+        assert f"optimized_metric eval/simlex999_spearman = {metrics['eval/simlex999_spearman']:.6g}" in log

@@ -58,7 +58,7 @@ def download_archive(url: str, dest: Path, md5: str | None) -> Path:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}", disable=None) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     digest.update(chunk)
@@ -94,7 +94,7 @@ def read_reviews(archive: Path, max_docs: int | None = None) -> list[str]:
     found: dict[str, list[tuple[int, str]]] = {section: [] for section in SECTIONS}
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tqdm(tar, desc="read IMDb archive", unit=" files", total=100_016, leave=False):
+            for member in tqdm(tar, desc="read IMDb archive", unit=" files", total=100_016, leave=False, disable=None):
                 match = _MEMBER.match(member.name)
                 if match is None or not member.isfile():
                     continue

@@ -184,7 +184,7 @@ def tokenize_stream(texts: Iterable[str], settings: TokenizerSettings, n_process
     chunks = _chunks(texts)
     head = list(itertools.islice(chunks, _IN_PROCESS_BELOW // _CHUNK_DOCS))
     total = math.ceil(len(texts) / _CHUNK_DOCS) if isinstance(texts, Sized) else None
-    bar = tqdm(desc="preprocess (spaCy)", unit=" chunks", total=total)
+    bar = tqdm(desc="preprocess (spaCy)", unit=" chunks", total=total, disable=None)  # None: no bar in a log file
     with bar:
         if workers == 1 or len(head) < _IN_PROCESS_BELOW // _CHUNK_DOCS:
             for chunk in itertools.chain(head, chunks):

@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 _PACKAGED = Path(__file__).parent / "conf"
 CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "conf")
 RUN_MARKER = ".w2v-run"
+
+# `${stderr_is_terminal:}` in conf/trainer: progress bars for a person at a terminal, none in a log
+# file, where every redraw would be one more carriage-return line.
+if not OmegaConf.has_resolver("stderr_is_terminal"):
+    OmegaConf.register_new_resolver("stderr_is_terminal", lambda: sys.stderr.isatty())
 
 
 def claim_run_dir(output_dir: Path) -> None:
@@ -109,6 +115,13 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
             )
 
 
+def check_optimized_metric(name: str | None, declared: list[str]) -> None:
+    """A one-line error, before training, if `optimized_metric` names a metric this run will not log."""
+    if name is not None and name not in declared:
+        raise ConfigError(f"optimized_metric={name} is not a metric of this run; use one of {', '.join(declared)} "
+                          f"(the eval/ ones need callbacks.evaluation)")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run as `cfg` describes; returns what it produced.
 
@@ -138,12 +151,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
     callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
+    declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
+    check_optimized_metric(cfg.get("optimized_metric"), declared)
     logger = build(cfg.logger) if cfg.get("logger") else False
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
         # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
-        declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
         logger.log_hyperparams(flat_hparams(cfg), metrics={m: float("nan") for m in declared})
 
     start = time.perf_counter()
@@ -181,6 +195,7 @@ def config_for_resume(cfg: DictConfig) -> DictConfig:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    """Trains one run; returns its `optimized_metric`'s final value, which a Hydra sweeper such as Optuna's optimises."""
     try:
         result = train(config_for_resume(cfg))
     except ConfigError as err:
@@ -189,7 +204,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     except TrainingInterrupted as stop:
         log.warning("%s", stop)
         raise SystemExit(stop.exit_status) from None
-    return result["metrics"].get("train/loss_epoch")
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    value = result["metrics"].get(name, float("nan"))  # nan: a sweeper counts the run as failed
+    log.info("optimized_metric %s = %.6g (returned to the sweeper)", name, value)
+    return value
 
 
 def main() -> None:

@@ -1,0 +1,45 @@
+"""The Python API: w2v.train(*overrides) makes the run w2v-train makes; w2v.load reads its vectors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import w2v
+from tests.conftest import planted_neighbour_share
+from w2v.errors import ConfigError
+
+
+def _overrides(planted_corpus, run_dir):
+    return ["data=text", f"data.path={planted_corpus}", "data.tokenizer.n_process=1", "data.vocab.min_count=1",
+            "model.compile=false", "trainer.max_epochs=2", "callbacks.tsne=null", f"hydra.run.dir={run_dir}"]
+
+
+@pytest.mark.slow
+def test_train_returns_the_run_that_w2v_train_makes(tmp_path, planted_corpus, monkeypatch):
+    monkeypatch.setenv("W2V_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    run = w2v.train(*_overrides(planted_corpus, tmp_path / "api"))
+    assert run.output_dir == tmp_path / "api" and run.config.trainer.max_epochs == 2
+    assert run.metrics["epochs"] == 2 and np.isfinite(run.metrics["train/loss_epoch"])
+    assert planted_neighbour_share(run.vectors) >= 0.9
+    for name in ("config.yaml", "vocab.tsv", "vectors.txt", "last.ckpt", "metrics.json", "train.log",
+                 ".hydra/overrides.yaml"):
+        assert (run.output_dir / name).is_file(), name
+    loaded = w2v.load(run.output_dir)
+    assert loaded.words == run.vectors.words and np.allclose(loaded.vectors, run.vectors.vectors, atol=1e-6)
+
+    cli = subprocess.run([sys.executable, "-m", "w2v", *_overrides(planted_corpus, tmp_path / "cli")], cwd=tmp_path,
+                         env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
+                         timeout=300)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert (tmp_path / "cli" / "vectors.txt").read_bytes() == (run.output_dir / "vectors.txt").read_bytes()
+
+
+def test_train_refuses_what_needs_processes_of_its_own():
+    with pytest.raises(ConfigError, match="run them with w2v-train"):
+        w2v.train("trainer=ddp")

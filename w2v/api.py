@@ -1,0 +1,86 @@
+"""The Python API, for notebooks and scripts: `train` a run from Hydra overrides, `load` vectors.
+
+    import w2v
+    run = w2v.train("model=cbow", "data.max_docs=2000", "trainer.max_epochs=1")
+    run.vectors.most_similar("movie")
+    w2v.load(run.output_dir).similarity("good", "great")
+
+A run made here is the run `w2v-train` makes with the same overrides: the same config, the same
+run directory and files (`train.log` and `.hydra/overrides.yaml` included, so `w2v-train
+ckpt_path=RUN_DIR` resumes it), the same vectors for the same seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from w2v.errors import ConfigError
+from w2v.vectors import WordVectors, load_vectors
+
+
+@dataclass
+class Run:
+    """What a training run produced: its directory, final metrics, vectors and resolved config."""
+
+    output_dir: Path
+    metrics: dict[str, float]
+    vectors: WordVectors
+    config: DictConfig
+
+
+def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
+    """The run's config as `w2v-train` composes it (with `ckpt_path`, the interrupted run's settings
+    updated by `overrides`), and its run directory (hydra.run.dir)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from w2v.training import CONFIG_DIR, config_for_resume
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        output_dir = Path(cfg.hydra.run.dir).absolute()
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(output_dir)
+        HydraConfig.instance().set_config(cfg)  # `${hydra:...}` in the config resolves to this run's
+        cfg = config_for_resume(cfg)
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), output_dir  # as w2v-train's train() gets it
+
+
+def train(*overrides: str) -> Run:
+    """Trains one run as `w2v-train OVERRIDES...` would (no sweeps: call it once per setting)."""
+    from w2v.training import train as train_run
+
+    if any(o.lstrip("+~").startswith(("trainer=ddp", "hydra/launcher")) for o in overrides):
+        raise ConfigError("data-parallel runs and launchers start processes of their own: run them with w2v-train")
+    run_cfg, output_dir = compose_run_config(list(overrides))
+    handler = logging.FileHandler(_claimed_log(output_dir), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous_level = root.level
+    root.setLevel(min(previous_level, logging.INFO) if previous_level else logging.INFO)
+    try:
+        result = train_run(run_cfg)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+    (output_dir / ".hydra").mkdir(exist_ok=True)
+    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
+    return Run(output_dir=output_dir, metrics=result["metrics"], vectors=result["model"].word_vectors(),
+               config=run_cfg)
+
+
+def _claimed_log(output_dir: Path) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir / "train.log"
+
+
+def load(path: str | os.PathLike) -> WordVectors:
+    """The vectors of a run directory (its vectors.txt or vectors.bin) or of a word2vec file, text or binary."""
+    return load_vectors(path)
