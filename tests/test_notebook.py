@@ -114,3 +114,25 @@ def test_sgns_draws_its_noise_words_independently_for_every_pair(make_cfg):
     assert (noise[same_center] == noise[same_center + 1]).all(1).mean() < 0.01  # not shared within a window
     again = list(datamodule.train_dataloader())  # seeded: the same draws again
     assert all(np.array_equal(a["noise"], b["noise"]) for a, b in zip(batches, again))
+
+
+def test_example_batches_split_over_ranks_and_resume_as_one_process_draws_them():
+    from w2v.data.datamodule import ExampleBatches
+    from w2v.data.sampling import NoiseTable
+
+    ids = np.random.default_rng(0).integers(0, 15, 400)
+    counts = np.bincount(ids, minlength=15)
+    examples = draw_examples(ids, counts, SamplerSettings(window=2), True, np.random.default_rng(1))
+
+    def batches(rank=0, world=1, resume=None):
+        stream = ExampleBatches(examples, len(ids), 32, True, 7, lambda: (3, 0), NoiseTable(counts), 4, rank, world)
+        if resume is not None:
+            stream.load_state_dict({"epoch": 3, "batches_done": resume})
+        return [(b["centers"].tolist(), b["contexts"].tolist(), b["noise"].tolist(), b["n_tokens"]) for b in stream]
+
+    whole = batches()
+    assert len(whole) == -(-len(examples) // 32) and sum(b[3] for b in whole) == len(ids)
+    assert sorted(c for b in whole for c in b[0]) == sorted(examples.take(np.arange(len(examples)))["centers"].tolist())
+    rank0, rank1 = batches(0, 2), batches(1, 2)
+    assert rank0 == whole[0::2] and rank1 == (whole[1::2] + whole[:1])[:len(rank0)]  # the last rank wraps around
+    assert batches(resume=5) == whole[5:]
