@@ -30,9 +30,8 @@ class SoftmaxInputs(NamedTuple):
 def softmax_chunk(device: torch.device, vocab_size: int) -> int:
     """Softmax rows a training step takes at a time. On a CPU, 384: a chunk's logits take the same
     memory whatever the batch, and the weight's gradient, a sum over the chunks, gets a longer inner
-    dimension than with 256. In 4,096-center steps, alternating in one process, 384 rows ran 6-8%
-    faster than 256 for CBOW at 10,002 and 52,539 words and 2-5% for Skip-gram; 512 was 1% faster
-    at 10,002 words and 3.5% slower at 52,539 (measured). Elsewhere as many rows as a 512 MiB
+    dimension than with 256; of 256, 384 and 512 rows, 384 did best over the models and vocabulary
+    sizes measured (scripts/README.md). Elsewhere as many rows as a 512 MiB
     float32 matrix holds."""
     return 384 if device.type == "cpu" else max(256, 2**27 // vocab_size)
 

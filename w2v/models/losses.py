@@ -15,9 +15,8 @@ from w2v.models import onednn
 COLUMN_LOGITS_ROWS = 128
 
 # From this many softmax rows in a batch on, a CPU multiplies the exps by the output matrix through
-# oneDNN (`onednn_operand`), which needs that matrix transposed once a step: for 10,002 words that
-# takes 0.65 ms, more than the product saves at 128 rows (0.5 ms), and much less than it saves over
-# a 4,096-center CBOW step's chunks (about 1 ms a 256-row chunk) (measured).
+# oneDNN (`onednn_operand`), which needs that matrix transposed once a step: below this, the
+# transposition costs more than the faster product saves (measured; scripts/README.md).
 ONEDNN_ROWS = 256
 
 LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
@@ -174,9 +173,8 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
 
 def onednn_operand(weight: torch.Tensor) -> torch.Tensor | None:
     """The output matrix transposed, with a row of ones under it, (D+1, V): `onednn.linear` then
-    multiplies the exps by W as (D, V)·(V, U) and sums them in one product. For a 256-row chunk
-    over 10,002 words that product ran at 183 GFLOP/s, against 135 for `torch.mm` (MKL) with the
-    exps on the left (medians of 7 rounds of 10 calls). None where oneDNN is not to be
+    multiplies the exps by W as (D, V)·(V, U) and sums them in one product, faster on a CPU than
+    `torch.mm` with the exps on the left (scripts/README.md). None where oneDNN is not to be
     used (`onednn.usable`), and under autocast, whose lower-precision products go through `torch.mm`."""
     if not onednn.usable(weight) or _autocast_on(weight.device.type):
         return None

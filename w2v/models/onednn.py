@@ -1,8 +1,8 @@
 """Float32 matrix products on a CPU through oneDNN, where they run faster than PyTorch's default (MKL).
 
-On the AMD CPU this project is measured on, MKL runs its generic code path, while oneDNN picks
-its kernels by instruction set: a 256-row chunk's exps times the output matrix ran at 183 GFLOP/s
-through oneDNN and 135 through `torch.mm` (`losses.onednn_operand`). The operator used,
+On some CPUs (AMD's among them) MKL runs its generic code path, while oneDNN picks its kernels by
+instruction set, so a chunk's exps times the output matrix (`losses.onednn_operand`) runs faster
+through oneDNN (scripts/README.md has the measurements). The operator used,
 `torch.ops.mkldnn._linear_pointwise`, is the one PyTorch's compiler emits for a linear layer on a
 CPU. Where a PyTorch build lacks it, or `W2V_ONEDNN=0` is set, the products stay with `torch.mm`.
 """
