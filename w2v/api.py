@@ -58,7 +58,10 @@ def train(*overrides: str) -> Run:
     if any(o.lstrip("+~").startswith(("trainer=ddp", "hydra/launcher")) for o in overrides):
         raise ConfigError("data-parallel runs and launchers start processes of their own: run them with w2v-train")
     run_cfg, output_dir = compose_run_config(list(overrides))
-    handler = logging.FileHandler(_claimed_log(output_dir), encoding="utf-8")
+    # The overrides first, as Hydra writes them: a run stopped by Ctrl-C can then be resumed by ckpt_path.
+    (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
+    handler = logging.FileHandler(output_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -70,15 +73,8 @@ def train(*overrides: str) -> Run:
         root.removeHandler(handler)
         root.setLevel(previous_level)
         handler.close()
-    (output_dir / ".hydra").mkdir(exist_ok=True)
-    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
     return Run(output_dir=output_dir, metrics=result["metrics"], vectors=result["model"].word_vectors(),
                config=run_cfg)
-
-
-def _claimed_log(output_dir: Path) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir / "train.log"
 
 
 def load(path: str | os.PathLike) -> WordVectors:
