@@ -6,14 +6,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import lightning as L
-import numpy as np
-import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
 
-from w2v.training import CONFIG_DIR
+# Without a GPU the Triton kernels run in Triton's interpreter, on CPU tensors. It must be chosen
+# before Triton is first imported (Lightning imports it).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import lightning as L  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from w2v.training import CONFIG_DIR  # noqa: E402
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb_v1.tar.gz"
 

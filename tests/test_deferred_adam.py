@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from w2v.data.vocab import Vocabulary
-from w2v.models import SkipGram, cpu_kernels
+from w2v.kernels import cpu as cpu_kernels
+from w2v.models import SkipGram
 from w2v.models.deferred_adam import DeferredAdam, catch_up_rows, step_rows
 
 V, D, LR = 12, 5, 0.1

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from w2v.data.vocab import Vocabulary
-from w2v.models import CBOW, SkipGram, cpu_kernels, full_softmax, losses as loss_module, onednn
+from w2v.kernels import cpu as cpu_kernels
+from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module, onednn
 from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 

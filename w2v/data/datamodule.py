@@ -110,10 +110,16 @@ class BatchStream(IterableDataset, ABC):
         for step in range(start, len(self)):
             examples, n_tokens = make((step * self.world_size + self.rank) % total)
             # centers (B,), contexts (B, C), mask (B, C) and for SGNS noise (B, K), as tensors
-            batch: dict[str, Any] = {k: torch.from_numpy(v).long() if v.dtype != bool else torch.from_numpy(v)
-                                     for k, v in examples.items()}
+            batch: dict[str, Any] = {k: _as_tensor(v) for k, v in examples.items()}
             batch["n_tokens"] = n_tokens  # corpus tokens the batch covers, before subsampling
             yield batch
+
+
+def _as_tensor(value):
+    """A batch's NumPy arrays as tensors, int64 or bool; anything else as it is."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return torch.from_numpy(value) if value.dtype == bool else torch.from_numpy(value).long()
 
 
 class EpochBatches(BatchStream):
@@ -186,6 +192,53 @@ class ExampleBatches(BatchStream):
                 examples["noise"] = self.noise.sample(len(examples["centers"]), self.negatives, rng)
             # the stream's tokens spread over the batches, so that an epoch's sum is the corpus's length
             return examples, (index + 1) * self.n_tokens // total - index * self.n_tokens // total
+
+        return make
+
+
+class DeviceChunks(BatchStream):
+    """For a model that draws its samples on its device (SGNS's GPU path): an epoch visits the corpus's
+    blocks in (shuffled) order, each cut into chunks of `chunk_tokens` positions, `step_tokens`
+    positions' worth of chunks a step. A batch names the block and the step's chunks; the first batch
+    of a block also carries the block's ids (n,) int32 and document offsets, which the model keeps on
+    the device for the block's other steps. Subsampling, the chunks' order, windows and noise words
+    are the model's to draw, from counter-based streams keyed by (seed, epoch, block).
+    """
+
+    def __init__(self, corpus: Corpus, chunk_tokens: int, step_tokens: int, shuffle: bool, seed: int,
+                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
+        super().__init__(seed, progress, rank, world_size)
+        if world_size > 1:
+            raise ConfigError("the GPU path (model.kernels=auto on CUDA, or triton) trains on one device; "
+                              "use trainer.devices=1, or model.kernels=torch for data-parallel training")
+        self.corpus, self.chunk_tokens, self.shuffle = corpus, chunk_tokens, shuffle
+        self.per_step = max(1, step_tokens // chunk_tokens)
+        self.block_chunks = np.maximum(1, -(-corpus.block_sizes // chunk_tokens))  # (n_blocks,)
+        self.block_steps = -(-self.block_chunks // self.per_step)  # (n_blocks,)
+
+    def total_batches(self) -> int:
+        return int(self.block_steps.sum())
+
+    def epoch_batches(self, epoch):
+        epoch_rng = np.random.default_rng([self.seed, epoch])
+        blocks = epoch_rng.permutation(self.corpus.n_blocks) if self.shuffle else np.arange(self.corpus.n_blocks)
+        first = np.concatenate([[0], np.cumsum(self.block_steps[blocks])])  # (n_blocks + 1,) first step of each
+        loaded: dict[str, Any] = {"k": None}
+
+        def make(index: int):
+            k = int(np.searchsorted(first, index, side="right")) - 1
+            block, j = int(blocks[k]), int(index - first[k])
+            first_chunk = j * self.per_step
+            chunks = min(self.per_step, int(self.block_chunks[block]) - first_chunk)
+            size = int(self.corpus.block_sizes[block])
+            batch: dict[str, Any] = {"seed": self.seed, "epoch": epoch, "block": block, "shuffle": self.shuffle,
+                                     "first_chunk": first_chunk, "chunks": chunks}
+            if k != loaded["k"]:
+                ids, offsets = self.corpus.block(block)
+                batch.update(ids=torch.from_numpy(ids.astype(np.int32)), offsets=torch.from_numpy(offsets))
+                loaded["k"] = k
+            covered = min(size, (first_chunk + chunks) * self.chunk_tokens) - first_chunk * self.chunk_tokens
+            return batch, covered
 
         return make
 
@@ -281,6 +334,12 @@ class CorpusDataModule(L.LightningDataModule, ABC):
 
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
         shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
+        if settings.on_device:
+            if self.batching != "centers":
+                raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
+                                  "use data.batching=centers, or model.kernels=torch")
+            return DeviceChunks(self.corpus, settings.chunk_tokens, settings.step_tokens, self.shuffle, self.seed,
+                                progress, **shard)
         if self.batching == "centers":
             sampler = WindowSampler(self.vocab.counts, settings)
             return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress, **shard)

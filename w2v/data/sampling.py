@@ -25,6 +25,11 @@ class SamplerSettings:
     negatives: int = 0  # noise words drawn per center (SGNS); 0 draws none
     noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
     pairs: bool = False  # data.batching=examples: an example is a (center, context) pair, else a whole window
+    # The model draws its samples on its device (SGNS's GPU path): a batch is then a range of a corpus
+    # block's chunks of `chunk_tokens` positions, `step_tokens` positions a step.
+    on_device: bool = False
+    chunk_tokens: int = 1024
+    step_tokens: int = 1 << 21
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
@@ -33,6 +38,10 @@ class SamplerSettings:
             raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
         if not isinstance(self.negatives, int) or self.negatives < 0:
             raise ConfigError(f"model.negatives={self.negatives} must be a whole number (noise words per pair)")
+        for name in ("chunk_tokens", "step_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.{name}={value} must be a positive integer (corpus positions)")
 
 
 def keep_probabilities(counts: np.ndarray, threshold: float | None) -> np.ndarray:

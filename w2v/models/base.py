@@ -135,7 +135,16 @@ class Word2VecModule(L.LightningModule, ABC):
     def on_train_epoch_start(self) -> None:
         self._epoch_loss = torch.zeros(2, dtype=torch.float64, device=self.device)  # (loss sum, examples)
 
-    def log_loss(self, loss: torch.Tensor, examples: int) -> None:
+    def step_learning_rates(self) -> tuple[float, float]:
+        """The learning rate of this step and of the next, for a step that spreads the schedule over
+        its examples (SGNS's GPU kernel)."""
+        lr = self.optimizers().param_groups[0]["lr"]
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return lr, lr
+        return lr, scheduler.base_lrs[0] * scheduler.lr_lambdas[0](scheduler.last_epoch + 1)
+
+    def log_loss(self, loss: torch.Tensor, examples: int | torch.Tensor) -> None:
         """Adds the batch's mean loss to the epoch's, and logs it on the steps Lightning writes.
 
         Handing Lightning every step's value costs more than some models' whole step; the epoch's
@@ -143,9 +152,10 @@ class Word2VecModule(L.LightningModule, ABC):
         """
         if not hasattr(self, "_epoch_loss"):  # a run resumed mid-epoch starts without on_train_epoch_start
             self.on_train_epoch_start()
-        self._epoch_loss += torch.stack([loss.detach().double() * examples, loss.new_tensor(examples, dtype=torch.float64)])
+        count = torch.as_tensor(examples, dtype=torch.float64, device=self._epoch_loss.device)  # a tensor stays on its device
+        self._epoch_loss += torch.stack([loss.detach().double() * count, count])
         if is_logging_step(self.trainer):  # every process logs it: the value is averaged over them
-            self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=examples,
+            self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=int(examples),
                      sync_dist=self.trainer.world_size > 1)
 
     def epoch_loss(self) -> float:

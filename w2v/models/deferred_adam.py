@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from w2v.models import cpu_kernels
+from w2v.kernels import cpu as cpu_kernels
 from w2v.models.lazy_adam import LazyAdam, adam_rows, sparse_rows
 
 

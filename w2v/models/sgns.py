@@ -2,22 +2,30 @@
 
 With `optimizer.name=sgd` (the default, as word2vec) training takes a hand-written path: closed-form
 gradients and damped in-place row updates, no autograd graph and no optimizer state. On a CPU the
-step runs as fused Numba kernels (`cpu_kernels`), elsewhere as PyTorch operations (`losses`); both
-compute the same update. Adam goes through autograd on the same loss.
+step runs as fused Numba kernels (`kernels.cpu`) on the data loader's windows. On CUDA it takes the
+GPU path: the corpus goes to the device a block at a time and one Triton kernel (`kernels.sgns_triton`)
+draws the samples and trains a step's chunks, window by window, with the same update. `kernels=torch`
+runs the update as PyTorch operations (`losses`) on the loader's windows, anywhere. Adam goes
+through autograd on the same loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import torch
 
-from w2v.data.sampling import SamplerSettings
+from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
 from w2v.errors import ConfigError
-from w2v.models import cpu_kernels
+from w2v.kernels import cpu as cpu_kernels
+from w2v.kernels.counter_rng import stream_key
+from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import sgns_gradients, sgns_loss
 from w2v.models.sync import gather_row_updates
+
+log = logging.getLogger(__name__)
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -37,7 +45,17 @@ def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Ten
     weight.index_add_(0, rows, grads * scale.unsqueeze(-1))
 
 
-KERNELS = ("auto", "torch")  # auto: the fused Numba kernels on CPU, PyTorch operations elsewhere
+# auto: the fused Numba kernels on a CPU, the GPU path (Triton) on CUDA; triton: the GPU path on any
+# device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
+KERNELS = ("auto", "triton", "torch")
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class SGNS(Word2VecModule):
@@ -46,7 +64,7 @@ class SGNS(Word2VecModule):
     pair_examples = True
 
     def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, kernels: str = "auto",
-                 compile: bool = False, **kwargs):
+                 compile: bool = True, chunk_tokens: int = 1024, step_tokens: int = 1 << 21, **kwargs):
         super().__init__(vocab, **kwargs)
         self.check_negatives(negatives)
         self.check_kernels(kernels)
@@ -56,6 +74,9 @@ class SGNS(Word2VecModule):
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # the hand-written SGD path updates the weights itself
         self.automatic_optimization = self.hparams.optimizer["name"] != "sgd"
+        self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
+        self._block_keys: torch.Tensor | None = None
+        self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
 
     @classmethod
     def check_hparams(cls, negatives: int = 5, kernels: str = "auto", **kwargs) -> None:
@@ -66,17 +87,34 @@ class SGNS(Word2VecModule):
     @staticmethod
     def check_kernels(kernels) -> None:
         if kernels not in KERNELS:
-            raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto (fused kernels on CPU) or torch")
+            raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto (Numba on a CPU, Triton on CUDA), "
+                              "triton or torch")
 
     @staticmethod
     def check_negatives(negatives) -> None:
         if not isinstance(negatives, int) or negatives < 1:
             raise ConfigError(f"model.negatives={negatives} must be an integer of at least 1 (noise words per pair)")
 
+    def on_device(self) -> bool:
+        """Whether training takes the GPU path: samples drawn on the device, the step in one Triton kernel."""
+        if self.automatic_optimization:
+            return False
+        if self.hparams.kernels == "triton":
+            if not triton_available():
+                raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            return True
+        if self.hparams.kernels == "auto" and self.device.type == "cuda":
+            if triton_available():
+                return True
+            log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
+        return False
+
     def sampler_settings(self) -> SamplerSettings:
-        # The data loader draws the noise words with the windows, from each batch's own generator.
+        # The data loader draws the noise words with the windows, from each batch's own generator;
+        # on the GPU path the model draws them itself.
         return dataclasses.replace(super().sampler_settings(), negatives=self.hparams.negatives,
-                                   noise_power=self.hparams.noise_power)
+                                   noise_power=self.hparams.noise_power, on_device=self.on_device(),
+                                   chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
 
     @staticmethod
     def windows(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,6 +128,8 @@ class SGNS(Word2VecModule):
     def training_step(self, batch, batch_idx):
         if self.automatic_optimization:
             return super().training_step(batch, batch_idx)
+        if "chunks" in batch:
+            return self._device_step(batch)
         contexts, mask, targets = self.windows(batch)  # (B, C), (B, C), (B, 1+K)
         distributed = self.trainer.world_size > 1
         if len(targets) == 0 and not distributed:  # a data-parallel process takes part in the collectives anyway
@@ -110,6 +150,35 @@ class SGNS(Word2VecModule):
             damped_row_update(w_out, *tgt_update, lr)
         self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
         self.log_loss(loss_sum / max(pairs, 1), pairs)
+        return None
+
+    def _device_step(self, batch) -> None:
+        """The GPU path's step: the Triton kernel trains chunks first_chunk.. of the current block."""
+        from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
+
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        if self._tables is None:
+            noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
+            keep = keep_probabilities(self.vocab.counts, self.hparams.subsample) if self.hparams.subsample else None
+            self._tables = (None if keep is None else torch.as_tensor(keep, dtype=torch.float32, device=w_in.device),
+                            torch.as_tensor(noise.threshold, dtype=torch.float32, device=w_in.device),
+                            torch.as_tensor(noise.alias, dtype=torch.int32, device=w_in.device))
+        keep_prob, threshold, alias = self._tables
+        if "ids" in batch:  # a new block, or a new epoch: subsample it and order its chunks, on the device
+            check_block_size(len(batch["ids"]), self.hparams.negatives)
+            keys = StreamKeys(*(stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
+                                for purpose in ("subsample", "window", "noise", "order")))
+            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, self.hparams.chunk_tokens, keys,
+                                        batch["shuffle"])
+            self._block_keys = keys.tensor(w_in.device)
+        block = self._block
+        totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
+        lr_begin, lr_end = self.step_learning_rates()
+        sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, self._block_keys,
+                    totals, batch["first_chunk"], batch["chunks"], lr_begin, lr_end, self.hparams.window,
+                    self.hparams.shrink_window, self.hparams.negatives)
+        self.step_optimizer()
+        self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
         return None
 
     def _torch_updates(self, contexts, mask, targets):

@@ -1,0 +1,235 @@
+"""SGNS's GPU path without a GPU: the counter-based draws, the device-side block, the chunk stream, and
+the Triton kernel in Triton's interpreter (TRITON_INTERPRET=1, set by conftest) against the CPU kernels.
+The same tests run the compiled kernel where CUDA is present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import compose_config, planted_neighbour_share, write_planted_corpus
+from w2v.data.datamodule import DeviceChunks
+from w2v.data.sampling import NoiseTable, keep_probabilities, noise_distribution
+from w2v.errors import ConfigError
+from w2v.kernels import counter_rng, cpu as cpu_kernels
+from w2v.kernels.device_sampling import StreamKeys, chunk_examples, noise_words, prepare_block, window_radius
+from w2v.training import train
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+def _keys(seed=7, epoch=1, block=0) -> StreamKeys:
+    return StreamKeys(*(counter_rng.stream_key(seed, epoch, block, p) for p in ("subsample", "window", "noise", "order")))
+
+
+def _kernel():
+    from w2v.kernels.sgns_triton import sgns_chunks
+
+    return sgns_chunks
+
+
+def test_counter_draws_are_uniform_and_keyed_by_every_part():
+    counter = torch.arange(200_000)
+    u = counter_rng.uniform(counter_rng.stream_key(1, 0, 0, "window"), counter)
+    assert u.dtype == torch.float32 and 0 <= u.min() and u.max() < 1
+    assert abs(u.mean().item() - 0.5) < 0.005 and abs(u.var().item() - 1 / 12) < 0.002
+    counts = torch.bincount((u * 10).long(), minlength=10).float()
+    assert ((counts - 20_000).abs() < 700).all()  # each tenth within 5 standard deviations
+    keys = {counter_rng.stream_key(s, e, b, p) for s in (0, 1) for e in (0, 1) for b in (0, 1) for p in counter_rng.PURPOSES}
+    assert len(keys) == 32
+    assert torch.equal(counter_rng.draw(123, counter[:50]), counter_rng.draw(123, counter[:50]))
+
+
+def test_a_block_is_subsampled_compacted_and_cut_into_chunks():
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 1000, 50)
+    ids = torch.from_numpy(rng.choice(50, 20_000, p=counts / counts.sum())).int()
+    offsets = torch.tensor([0, 7000, 7001, 20_000])
+    keep_prob = torch.from_numpy(keep_probabilities(counts, 1e-2)).float()
+    block = prepare_block(ids, offsets, keep_prob, 1000, _keys())
+    kept = int(block.bounds[-1])
+    keep = counter_rng.uniform(_keys().subsample, torch.arange(20_000)) < keep_prob[ids.long()]
+    assert torch.equal(block.seq[:kept], ids[keep])  # the kept tokens, in corpus order
+    doc_of = torch.repeat_interleave(torch.arange(3), offsets.diff())
+    assert torch.equal(block.docs[:kept], doc_of[keep].int()) and (block.docs[kept:] == -1).all()
+    starts = torch.arange(0, 20_001, 1000)
+    assert torch.equal(block.bounds, torch.tensor([int(keep[:s].sum()) for s in starts]))
+    assert sorted(block.order.tolist()) == list(range(20)) and block.order.tolist() != list(range(20))
+    assert prepare_block(ids, offsets, keep_prob, 1000, _keys(), shuffle=False).order.tolist() == list(range(20))
+    # each word kept at its rate (about 400 draws a word: within 5 standard deviations)
+    for word in range(50):
+        drawn = keep[ids == word]
+        p = float(keep_prob[word])
+        assert abs(drawn.float().mean().item() - p) <= 5 * (p * (1 - p) / len(drawn)) ** 0.5 + 1e-6
+    assert not torch.equal(prepare_block(ids, offsets, keep_prob, 1000, _keys(epoch=2)).seq, block.seq)
+
+
+def test_device_draws_follow_the_window_and_noise_distributions():
+    position = torch.arange(100_000)
+    radius = window_radius(5, position, 4, shrink=True)
+    assert torch.equal(torch.bincount(radius)[1:] > 24_000, torch.ones(4, dtype=torch.bool))
+    assert (window_radius(5, position, 4, shrink=False) == 4).all()
+    counts = np.array([0, 0, 1, 5, 50, 500, 5000])
+    table = NoiseTable(counts)
+    noise = noise_words(9, position[:40_000], 5, torch.from_numpy(table.threshold).float(),
+                        torch.from_numpy(table.alias).int())  # (40000, 5)
+    share = torch.bincount(noise.reshape(-1), minlength=7).double() / noise.numel()
+    expected = torch.from_numpy(noise_distribution(counts))
+    assert share[:2].sum() == 0  # the specials are never drawn
+    assert ((share - expected).abs() <= 5 * (expected * (1 - expected) / noise.numel()).sqrt() + 1e-9).all()
+
+
+def _chunk_setup(device, subsample=0.05):
+    V, D = 30, 12
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 100, V)
+    counts[:2] = 0
+    ids = torch.from_numpy(rng.choice(np.arange(2, V), 300)).int()
+    ids[100:110] = 5  # a run of one word: repeated rows within a window
+    offsets = torch.tensor([0, 50, 51, 120, 300])
+    keep_prob = torch.from_numpy(keep_probabilities(counts, subsample)).float()
+    block = prepare_block(ids.to(device), offsets.to(device), keep_prob.to(device), 64, _keys())
+    table = NoiseTable(counts)
+    threshold = torch.from_numpy(table.threshold).float().to(device)
+    alias = torch.from_numpy(table.alias).int().to(device)
+    generator = torch.Generator().manual_seed(0)
+    w_in = (torch.rand(V, D, generator=generator) - 0.5).to(device)
+    w_out = (torch.rand(V, D, generator=generator) - 0.5).to(device)
+    return block, threshold, alias, w_in, w_out
+
+
+def _cpu_reference(block, chunk, window, shrink, negatives, threshold, alias, w_in, w_out, lr):
+    """The CPU kernels' update, one window at a time in the chunk's order; returns the summed loss and pairs."""
+    ex = {k: v.cpu() for k, v in chunk_examples(block, chunk, window, shrink, negatives, _keys(), threshold, alias).items()}
+    loss, pairs = 0.0, 0
+    for b in range(len(ex["centers"])):
+        contexts = torch.where(ex["mask"][b : b + 1], ex["contexts"][b : b + 1], -1)  # (1, 2W)
+        targets = torch.cat([ex["centers"][b : b + 1, None], ex["noise"][b : b + 1]], 1)  # (1, 1+K)
+        rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = cpu_kernels.sgns_window_gradients(
+            w_in.numpy(), w_out.numpy(), contexts.numpy(), targets.numpy())
+        cpu_kernels.damped_row_update(w_in.numpy(), rows, grad_ctx, curv_ctx, lr, 1)
+        cpu_kernels.damped_row_update(w_out.numpy(), targets.reshape(-1).numpy(), grad_tgt.reshape(len(targets[0]), -1),
+                                      curv_tgt.reshape(-1), lr, 1)
+        loss, pairs = loss + float(losses.sum()), pairs + len(rows)
+    return loss, pairs
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("window, shrink, negatives", [(3, True, 4), (2, False, 1)])
+def test_one_chunk_alone_equals_the_cpu_kernels_update(device, window, shrink, negatives):
+    block, threshold, alias, w_in, w_out = _chunk_setup(device)
+    ref_in, ref_out = w_in.cpu().clone(), w_out.cpu().clone()
+    totals = torch.zeros(2, dtype=torch.float64, device=device)
+    for first in range(block.n_chunks):  # each chunk launched alone, in the block's order
+        _kernel()(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias,
+                  _keys().tensor(device), totals, first, 1, 0.5, 0.5, window, shrink, negatives)
+        loss, pairs = _cpu_reference(block, int(block.order[first]), window, shrink, negatives, threshold, alias,
+                                     ref_in, ref_out, 0.5)
+    assert pairs > 20  # the last chunk's windows, some with repeated rows
+    assert torch.allclose(w_in.cpu(), ref_in, atol=1e-5) and torch.allclose(w_out.cpu(), ref_out, atol=1e-5)
+    assert not torch.allclose(ref_in, _chunk_setup("cpu")[3])  # the update did something
+
+
+def test_a_launch_spreads_the_learning_rate_over_its_chunks():
+    """Programs train in order of their index, each at its share of the way from lr_begin to lr_end."""
+    block, threshold, alias, w_in, w_out = _chunk_setup("cpu", subsample=None)
+    ref_in, ref_out = w_in.clone(), w_out.clone()
+    totals = torch.zeros(2, dtype=torch.float64)
+    n = block.n_chunks
+    _kernel()(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, _keys().tensor("cpu"),
+              totals, 0, n, 0.4, 0.0, 2, True, 2)
+    loss = pairs = 0
+    for p in range(n):
+        step_loss, step_pairs = _cpu_reference(block, int(block.order[p]), 2, True, 2, threshold, alias, ref_in, ref_out,
+                                               0.4 - 0.4 * p / n)
+        loss, pairs = loss + step_loss, pairs + step_pairs
+    assert torch.allclose(w_in, ref_in, atol=1e-5) and torch.allclose(w_out, ref_out, atol=1e-5)
+    assert totals[1].item() == pairs and totals[0].item() == pytest.approx(loss, rel=1e-5)
+
+
+def test_bad_inputs_are_one_line_errors(monkeypatch):
+    block, threshold, alias, w_in, w_out = _chunk_setup("cpu")
+    keys, totals = _keys().tensor("cpu"), torch.zeros(2, dtype=torch.float64)
+    args = [w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, keys, totals]
+    sgns_chunks = _kernel()
+
+    def call(**changes):
+        names = ["w_in", "w_out", "seq", "docs", "bounds", "order", "threshold", "alias", "keys", "totals"]
+        values = [changes.get(n, a) for n, a in zip(names, args)]
+        sgns_chunks(*values, changes.get("first", 0), changes.get("n_programs", 1), 0.1, 0.1, 2, True, 2)
+
+    cases = [({"w_in": w_in.double()}, "w_in must be a 2-D torch.float32 tensor, got torch.float64"),
+             ({"seq": block.seq.long()}, "seq must be a 1-D torch.int32 tensor"),
+             ({"w_out": w_out[:, :5].contiguous()}, "must have w_in's shape"),
+             ({"w_in": w_in.t().contiguous().t()}, "w_in must be contiguous"),
+             ({"alias": alias[:-1]}, "one entry per vocabulary word"),
+             ({"first": block.n_chunks}, "outside the block's")]
+    for changes, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            call(**changes)
+        assert "\n" not in str(error.value)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="runs on CUDA tensors, got cpu; on a CPU use model.kernels=auto"):
+            call()
+
+
+def _corpus(n_tokens, block_tokens):
+    from tests.test_sampling import _tokens_corpus
+
+    ids = np.arange(n_tokens) % 13
+    return _tokens_corpus([f"w{i}" for i in range(13)], ids, [0, n_tokens // 3, n_tokens], block_tokens)
+
+
+def test_the_chunk_stream_covers_every_block_once_and_resumes():
+    corpus = _corpus(2500, block_tokens=1000)  # blocks of 1000, 1000, 500 tokens
+
+    def stream(epoch=0):
+        return DeviceChunks(corpus, chunk_tokens=64, step_tokens=256, shuffle=True, seed=3, progress=lambda: (epoch, 0))
+
+    batches = list(stream())
+    assert len(batches) == len(stream()) == 4 + 4 + 2  # 16, 16 and 8 chunks, 4 a step
+    assert sum(b["n_tokens"] for b in batches) == 2500
+    with_ids = [b for b in batches if "ids" in b]
+    assert [b["first_chunk"] for b in with_ids] == [0, 0, 0]  # each block's ids come once, with its first step
+    assert sorted(b["block"] for b in with_ids) == [0, 1, 2]
+    for b in with_ids:
+        ids, offsets = corpus.block(b["block"])
+        assert b["ids"].dtype == torch.int32 and np.array_equal(b["ids"].numpy(), ids)
+    for block in range(3):
+        steps = [b for b in batches if b["block"] == block]
+        chunks = [c for b in steps for c in range(b["first_chunk"], b["first_chunk"] + b["chunks"])]
+        assert chunks == list(range(-(-int(corpus.block_sizes[block]) // 64)))
+    resumed = stream()
+    resumed.load_state_dict({"epoch": 0, "batches_done": 5})
+    rest = list(resumed)
+    assert [(b["block"], b["first_chunk"]) for b in rest] == [(b["block"], b["first_chunk"]) for b in batches[5:]]
+    assert "ids" in rest[0]  # a resumed stream sends its block first
+    with pytest.raises(ConfigError, match="trains on one device"):
+        DeviceChunks(corpus, 64, 256, True, 3, lambda: (0, 0), rank=0, world_size=2)
+
+
+def test_the_gpu_path_trains_the_planted_classes(tmp_path):
+    """SGNS with model.kernels=triton, through Lightning: the corpus on the device, the kernel's step."""
+    corpus = write_planted_corpus(tmp_path / "planted.txt", n_docs=40, doc_len=12)
+    cfg = compose_config(["data=text", f"data.path={corpus}", "trainer.enable_progress_bar=false",
+                          "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.kernels=triton",
+                          "model.subsample=null", "model.window=2", "model.negatives=3", "model.embedding_dim=16",
+                          "model.chunk_tokens=128", "model.step_tokens=256", "trainer.max_epochs=2",
+                          "model.optimizer.lr=0.6", "callbacks.evaluation.wordsim=null", "callbacks.evaluation.simlex=null",
+                          "callbacks.neighbours.probe_words=[cat,red]", f"paths.output_dir={tmp_path / 'run'}",
+                          f"paths.cache_dir={tmp_path / 'cache'}", "trainer.log_every_n_steps=1"])
+    result = train(cfg)
+    assert result["trainer"].global_step == 2 * 2  # 480 positions: 4 chunks, 2 a step
+    assert result["metrics"]["train/loss_epoch"] < 2.2  # 4 · ln 2 = 2.77 untrained
+    share = planted_neighbour_share(result["model"].word_vectors())
+    assert share >= 0.8, f"only {share:.0%} of the top-5 neighbours share the planted class"  # chance: 17%
+
+
+def test_the_gpu_path_refuses_the_notebooks_batching(tmp_path, planted_corpus):
+    cfg = compose_config(["data=text", f"data.path={planted_corpus}", "trainer.enable_progress_bar=false",
+                          "data.tokenizer.n_process=1", "model.kernels=triton", "data.batching=examples",
+                          f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"])
+    with pytest.raises(ConfigError, match="cannot feed the GPU path"):
+        train(cfg)

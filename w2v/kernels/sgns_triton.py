@@ -1,0 +1,174 @@
+"""SGNS on the GPU: one fused Triton kernel trains the chunks of a corpus block held on the device.
+
+Each program takes one chunk (`device_sampling.DeviceBlock`) and walks its kept tokens in order, as
+word2vec's threads walk theirs: for each center it draws its window and K noise words
+(`counter_rng`, the same bits as `device_sampling.chunk_examples`), loads the window's context rows
+(C, D) and the (1+K) output rows, and takes the window's gradients as two small products, its
+context rows against the center and its noise words (Ji et al.'s HogBatch). The update is the CPU
+step's, `lr·G/(1+lr·H)` per row (`sgns.damped_row_update`), G and H summed over a row's repeats in
+the window, and is added atomically: programs running at once never lose one another's updates,
+though one may read a row another is about to change (Hogwild). The learning rate falls linearly
+across the launch's programs, from `lr_begin` to `lr_end`.
+
+With TRITON_INTERPRET=1 the kernel runs on CPU tensors (slowly): that is how the tests check it
+without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _mix32(x):
+    """counter_rng.mix32 on int64 values in [0, 2^32)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+@triton.jit
+def _draw(key, counter):
+    """counter_rng.draw: 32 random bits (int64) for each counter of stream `key`."""
+    return _mix32((_mix32(counter ^ key) + key) & 0xFFFFFFFF)
+
+
+@triton.jit
+def _sgns_chunks_kernel(
+    w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
+    first, n_programs, n_chunks, vocab_size, dim, lr_begin, lr_end,
+    WINDOW: tl.constexpr, SHRINK: tl.constexpr, NEGATIVES: tl.constexpr,
+    C: tl.constexpr, T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    chunk = tl.load(order + first + pid)
+    start = tl.load(bounds + chunk)
+    end = tl.load(bounds + chunk + 1)
+    count = tl.load(bounds + n_chunks)  # kept tokens in the block
+    key_window = tl.load(keys)
+    key_noise = tl.load(keys + 1)
+    lr = lr_begin + (lr_end - lr_begin) * pid / n_programs
+
+    slot = tl.arange(0, C)  # context slots: offsets -W..-1, 1..W, then padding
+    offset = tl.where(slot < WINDOW, slot - WINDOW, slot - WINDOW + 1)
+    real_slot = slot < 2 * WINDOW
+    t = tl.arange(0, T).to(tl.int64)  # target slots: the center, K noise words, then padding
+    real_t = t < 1 + NEGATIVES
+    d = tl.arange(0, BLOCK_D)
+    in_dim = d < dim
+    losses = tl.zeros([C, T], dtype=tl.float32)
+    pairs = tl.zeros([C], dtype=tl.float32)
+    for step in range(0, end - start):
+        i = start + step  # int64, as the counters' arithmetic needs
+        center = tl.load(seq + i).to(tl.int64)
+        doc = tl.load(docs + i)
+        if SHRINK:
+            radius = 1 + _draw(key_window, i) % WINDOW
+        else:
+            radius = WINDOW
+        where = i + offset  # (C,)
+        valid = real_slot & (tl.abs(offset) <= radius) & (where >= 0) & (where < count)
+        where = tl.where(valid, where, i)
+        valid = valid & (tl.load(docs + where) == doc)
+        ctx = tl.load(seq + where).to(tl.int64)  # (C,)
+
+        bits = _draw(key_noise, (i * NEGATIVES + t - 1) & 0xFFFFFFFF)  # (T,) slot 0 unused: the center
+        noise_slot = bits % vocab_size
+        fraction = (_mix32(bits) >> 8).to(tl.float32) * (1.0 / 16777216.0)
+        keep_slot = fraction < tl.load(threshold + noise_slot, mask=real_t, other=1.0)
+        noise = tl.where(keep_slot, noise_slot, tl.load(alias + noise_slot, mask=real_t, other=0).to(tl.int64))
+        target = tl.where(t == 0, center, noise)  # (T,)
+
+        in_rows = w_in + ctx[:, None] * dim + d[None, :]  # (C, D)
+        out_rows = w_out + target[:, None] * dim + d[None, :]  # (T, D)
+        ctx_mask = valid[:, None] & in_dim[None, :]
+        tgt_mask = real_t[:, None] & in_dim[None, :]
+        v = tl.load(in_rows, mask=ctx_mask, other=0.0)  # (C, D)
+        u = tl.load(out_rows, mask=tgt_mask, other=0.0)  # (T, D)
+
+        score = tl.sum(v[:, None, :] * u[None, :, :], axis=2)  # (C, T)
+        pair = valid[:, None] & real_t[None, :]
+        prob = 1.0 / (1.0 + tl.exp(-score))  # σ(s)
+        is_center = (t == 0)[None, :]
+        coeff = tl.where(pair, prob - is_center.to(tl.float32), 0.0)  # d loss / d score
+        slope = tl.where(pair, prob * (1.0 - prob), 0.0)  # σ'(s)
+        likely = tl.where(is_center, prob, 1.0 - prob)
+        # the loss and the pair count are summed once, after the loop: no reduction per center
+        losses += tl.where(pair, -tl.log(tl.maximum(likely, 1.1754943508222875e-38)), 0.0)  # (C, T)
+        pairs += valid.to(tl.float32)  # (C,)
+
+        grad_ctx = tl.sum(coeff[:, :, None] * u[None, :, :], axis=1)  # (C, D)
+        grad_tgt = tl.sum(coeff[:, :, None] * v[:, None, :], axis=0)  # (T, D)
+        curv_ctx = tl.sum(slope * tl.sum(u * u, axis=1)[None, :], axis=1)  # (C,)
+        curv_tgt = tl.sum(slope * tl.sum(v * v, axis=1)[:, None], axis=0)  # (T,)
+        # a row's curvature summed over its repeats in the window, as damped_row_update sums a batch's
+        same_ctx = (ctx[:, None] == ctx[None, :]) & valid[:, None] & valid[None, :]
+        total_ctx = tl.sum(tl.where(same_ctx, curv_ctx[None, :], 0.0), axis=1)
+        same_tgt = (target[:, None] == target[None, :]) & real_t[:, None] & real_t[None, :]
+        total_tgt = tl.sum(tl.where(same_tgt, curv_tgt[None, :], 0.0), axis=1)
+        scale_ctx = -lr / (1.0 + lr * total_ctx)
+        scale_tgt = -lr / (1.0 + lr * total_tgt)
+        tl.atomic_add(in_rows, grad_ctx * scale_ctx[:, None], mask=ctx_mask)
+        tl.atomic_add(out_rows, grad_tgt * scale_tgt[:, None], mask=tgt_mask)
+        tl.debug_barrier()  # the next center reads this one's updates
+    tl.atomic_add(totals, tl.sum(tl.sum(losses, axis=1), axis=0).to(tl.float64))
+    tl.atomic_add(totals + 1, tl.sum(pairs, axis=0).to(tl.float64))
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals) -> None:
+    """One-line ValueErrors for inputs the kernel cannot take."""
+    expected = {"w_in": (w_in, torch.float32, 2), "w_out": (w_out, torch.float32, 2), "seq": (seq, torch.int32, 1),
+                "docs": (docs, torch.int32, 1), "bounds": (bounds, torch.int64, 1), "order": (order, torch.int64, 1),
+                "threshold": (threshold, torch.float32, 1), "alias": (alias, torch.int32, 1),
+                "keys": (keys, torch.int64, 1), "totals": (totals, torch.float64, 1)}
+    for name, (tensor, dtype, ndim) in expected.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype or tensor.dim() != ndim:
+            got = f"{tensor.dtype} with {tensor.dim()} dimensions" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"sgns_chunks: {name} must be a {ndim}-D {dtype} tensor, got {got}")
+        if not tensor.is_contiguous():
+            raise ValueError(f"sgns_chunks: {name} must be contiguous; pass {name}.contiguous()")
+        if tensor.device != w_in.device:
+            raise ValueError(f"sgns_chunks: {name} is on {tensor.device} but w_in on {w_in.device}; put all on one device")
+    if w_out.shape != w_in.shape:
+        raise ValueError(f"sgns_chunks: w_out {tuple(w_out.shape)} must have w_in's shape {tuple(w_in.shape)}")
+    if len(threshold) != len(w_in) or len(alias) != len(w_in):
+        raise ValueError(f"sgns_chunks: threshold and alias must have one entry per vocabulary word ({len(w_in)})")
+    if len(docs) != len(seq) or len(bounds) != len(order) + 1 or len(keys) < 2 or len(totals) < 2:
+        raise ValueError("sgns_chunks: docs must match seq, bounds have one entry more than order, keys and totals 2")
+    if w_in.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(f"sgns_chunks runs on CUDA tensors, got {w_in.device}; on a CPU use model.kernels=auto "
+                         "(or TRITON_INTERPRET=1 to run the kernel slowly, as the tests do)")
+
+
+@torch.library.custom_op("w2v::sgns_chunks", mutates_args=("w_in", "w_out", "totals"))
+def sgns_chunks(w_in: torch.Tensor, w_out: torch.Tensor, seq: torch.Tensor, docs: torch.Tensor, bounds: torch.Tensor,
+                order: torch.Tensor, threshold: torch.Tensor, alias: torch.Tensor, keys: torch.Tensor,
+                totals: torch.Tensor, first: int, n_programs: int, lr_begin: float, lr_end: float, window: int,
+                shrink: bool, negatives: int, num_warps: int = 4) -> None:
+    """Trains chunks order[first : first + n_programs] of a block, in place (see the module's docstring).
+
+    w_in, w_out (V, D) float32; seq, docs (n+1,) int32, bounds (chunks+1,) int64 and order (chunks,)
+    int64 as `DeviceBlock`; threshold (V,) float32 and alias (V,) int32 the noise words' alias table;
+    keys (2+,) int64 the window and noise streams' keys; totals (2,) float64 gets the summed loss and
+    the number of (center, context) pairs added.
+    """
+    check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals)
+    if n_programs < 1:
+        return
+    if first < 0 or first + n_programs > len(order):
+        raise ValueError(f"sgns_chunks: chunks {first}..{first + n_programs - 1} are outside the block's {len(order)}")
+    _sgns_chunks_kernel[(n_programs,)](
+        w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
+        first, n_programs, len(order), w_in.shape[0], w_in.shape[1], lr_begin, lr_end,
+        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, C=_next_power_of_2(2 * window),
+        T=_next_power_of_2(1 + negatives), BLOCK_D=_next_power_of_2(w_in.shape[1]), num_warps=num_warps)
