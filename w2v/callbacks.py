@@ -32,6 +32,12 @@ def _tensorboard(trainer: L.Trainer):
     return None
 
 
+def _wait_for_device(pl_module) -> None:
+    """Waits for the steps queued on a GPU, which returns from a launch before the work is done."""
+    if pl_module.device.type == "cuda":
+        torch.cuda.synchronize(pl_module.device)
+
+
 class WordsPerSecond(L.Callback):
     """Logs corpus words (center positions) processed per second: per logging interval and per epoch."""
 
@@ -49,6 +55,7 @@ class WordsPerSecond(L.Callback):
         self._epoch_words += batch["n_tokens"]
         self._window_words += batch["n_tokens"]
         if is_logging_step(trainer):
+            _wait_for_device(pl_module)
             now = time.perf_counter()
             # Data-parallel processes step in lockstep on equal batches: the run's rate is this one's times their number.
             rate = self._window_words * trainer.world_size / max(now - self._window_start, 1e-9)
@@ -56,6 +63,7 @@ class WordsPerSecond(L.Callback):
             self._window_start, self._window_words = now, 0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        _wait_for_device(pl_module)
         seconds = time.perf_counter() - self._epoch_start
         words = int(trainer.strategy.reduce(torch.tensor(float(self._epoch_words), device=pl_module.device), reduce_op="sum"))
         rate = words / max(seconds, 1e-9)
