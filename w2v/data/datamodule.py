@@ -115,6 +115,14 @@ class BatchStream(IterableDataset, ABC):
             yield batch
 
 
+def block_schedule(seed: int, epoch: int, block_batches: np.ndarray, shuffle: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An epoch's block order (drawn per epoch, identically on every rank) and the first batch index of
+    each block in it: blocks (n_blocks,), first (n_blocks + 1,), given each block's batch count."""
+    n_blocks = len(block_batches)
+    blocks = np.random.default_rng([seed, epoch]).permutation(n_blocks) if shuffle else np.arange(n_blocks)
+    return blocks, np.concatenate([[0], np.cumsum(block_batches[blocks])])
+
+
 def _as_tensor(value):
     """A batch's NumPy arrays as tensors, int64 or bool; anything else as it is."""
     if not isinstance(value, np.ndarray):
@@ -140,10 +148,7 @@ class EpochBatches(BatchStream):
         return int(self.block_batches.sum())
 
     def epoch_batches(self, epoch):
-        # The block order is drawn per epoch, identically on every rank.
-        epoch_rng = np.random.default_rng([self.seed, epoch])
-        blocks = epoch_rng.permutation(self.corpus.n_blocks) if self.shuffle else np.arange(self.corpus.n_blocks)
-        first = np.concatenate([[0], np.cumsum(self.block_batches[blocks])])  # (n_blocks + 1,) first batch index of each
+        blocks, first = block_schedule(self.seed, epoch, self.block_batches, self.shuffle)
         loaded: dict[str, Any] = {"k": None}
 
         def make(index: int):
@@ -220,13 +225,11 @@ class DeviceChunks(BatchStream):
         return int(self.block_steps.sum())
 
     def epoch_batches(self, epoch):
-        epoch_rng = np.random.default_rng([self.seed, epoch])
-        blocks = epoch_rng.permutation(self.corpus.n_blocks) if self.shuffle else np.arange(self.corpus.n_blocks)
-        first = np.concatenate([[0], np.cumsum(self.block_steps[blocks])])  # (n_blocks + 1,) first step of each
+        blocks, first = block_schedule(self.seed, epoch, self.block_steps, self.shuffle)
         loaded: dict[str, Any] = {"k": None}
 
         def make(index: int):
-            k = int(np.searchsorted(first, index, side="right")) - 1
+            k = int(np.searchsorted(first, index, side="right")) - 1  # the index's block, in this epoch's order
             block, j = int(blocks[k]), int(index - first[k])
             first_chunk = j * self.per_step
             chunks = min(self.per_step, int(self.block_chunks[block]) - first_chunk)
