@@ -29,6 +29,7 @@ from w2v.data.text import check_text_file, iter_lines
 from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, TokenMerger, resolve_workers, tokenize_stream
 from w2v.data.vocab import Vocabulary, check_vocab_settings
 from w2v.errors import ConfigError
+from w2v.kernels.device_sampling import block_chunks
 
 log = logging.getLogger(__name__)
 _DONE = object()  # end-of-epoch marker in the batch queue
@@ -218,7 +219,8 @@ class DeviceChunks(BatchStream):
                               "use trainer.devices=1, or model.kernels=torch for data-parallel training")
         self.corpus, self.chunk_tokens, self.shuffle = corpus, chunk_tokens, shuffle
         self.per_step = max(1, step_tokens // chunk_tokens)
-        self.block_chunks = np.maximum(1, -(-corpus.block_sizes // chunk_tokens))  # (n_blocks,)
+        # (n_blocks,) as the model cuts each block on the device
+        self.block_chunks = np.array([block_chunks(int(size), chunk_tokens) for size in corpus.block_sizes])
         self.block_steps = -(-self.block_chunks // self.per_step)  # (n_blocks,)
 
     def total_batches(self) -> int:
