@@ -44,12 +44,9 @@ THREADS = 2
 
 def compose_config(overrides: list[str]):
     """w2v's configuration (conf/), with the given Hydra overrides."""
-    from hydra import compose, initialize_config_dir
+    from w2v.api import compose_config
 
-    from w2v.training import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose_config(*overrides)
 
 
 def load_corpus(max_docs: int | None, vocab: str):
@@ -83,13 +80,12 @@ def worker_w2v_sgns(max_docs, epochs) -> dict:
     import lightning as L
     import torch
 
-    from w2v.models import SGNS
+    from w2v.api import build_model
 
     torch.set_num_threads(THREADS)
     dm = load_corpus(max_docs, "word2vec")
     L.seed_everything(1, verbose=False)
-    model = SGNS(dm.vocab, embedding_dim=100, window=5, subsample=1e-3, negatives=5, kernels="auto",
-                 optimizer={"name": "sgd", "lr": 0.025, "schedule": "linear", "min_lr_ratio": 1e-4})
+    model = build_model(dm.vocab, "model=sgns")  # the default experiment's model: word2vec's settings
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     start = time.perf_counter()
@@ -140,15 +136,15 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     schedule's decay spread over the run's batches)."""
     import torch
 
-    from w2v.models import CBOW, SkipGram
+    from w2v.api import build_model
 
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    settings = ({"lr": 0.001, "schedule": "constant"} if batch_size is None  # the notebooks'
-                else dict(compose_config([f"model={arch}"]).model.optimizer))  # w2v's defaults, conf/model/<arch>.yaml
-    model = (CBOW if arch == "cbow" else SkipGram)(dm.vocab, embedding_dim=100, window=4, shrink_window=False,
-                                                   optimizer={**settings, "name": optimizer})
+    settings = (["model/scheduler=constant", "model.optimizer.lr=0.001"] if batch_size is None  # the notebooks'
+                else [])  # w2v's defaults, conf/model/<arch>.yaml
+    model = build_model(dm.vocab, f"model={arch}", "model.embedding_dim=100", "model.window=4",
+                        "model.shrink_window=false", f"model/optimizer={optimizer}", *settings)
     # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
     epoch_batches = [_full_softmax_batches(dm, 4, batch_size or NOTEBOOK_BATCH[arch], n_batches, epoch)
                      for epoch in range(epochs)]
@@ -208,7 +204,7 @@ def worker_matmul_peak() -> dict:
     go through; None where this PyTorch lacks it)."""
     import torch
 
-    from w2v.models import onednn
+    from w2v.kernels import onednn
 
     torch.set_num_threads(THREADS)
     result = {}

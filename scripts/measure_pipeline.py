@@ -22,12 +22,10 @@ from pathlib import Path
 
 PREPROCESS = """
 import sys, time
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
-from w2v.training import CONFIG_DIR
-with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-    cfg = compose(config_name="config", overrides=sys.argv[2:])
+from w2v.api import compose_config
+cfg = compose_config(*sys.argv[2:])
 with open_dict(cfg):
     cfg.paths.cache_dir = sys.argv[1]
 start = time.perf_counter()
@@ -63,7 +61,7 @@ def main() -> None:
             print(f"preprocessing ({label}): {seconds:6.1f} s, peak memory so far {peak:.2f} GiB  [{line}]", flush=True)
         if args.train:
             env = {**os.environ, "W2V_CACHE_DIR": str(Path(tmp) / "train-cache")}
-            cmd = [sys.executable, "-m", "w2v", f"hydra.run.dir={tmp}/run", "trainer.enable_progress_bar=false",
+            cmd = [sys.executable, "-m", "w2v", "train", f"hydra.run.dir={tmp}/run", "trainer.enable_progress_bar=false",
                    *args.overrides]
             seconds, peak, _ = timed(cmd, env)
             print(f"training run, preprocessing included: {seconds:6.1f} s ({seconds / 60:.1f} min), "

@@ -23,7 +23,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
@@ -31,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this ch
 import notebook_loop  # noqa: E402  (beside this script)
 
 from w2v.evaluation import evaluate_all  # noqa: E402
-from w2v.training import CONFIG_DIR  # noqa: E402
+from w2v.api import compose_config  # noqa: E402
+from w2v.training import instantiate_model  # noqa: E402
 from w2v.vectors import WordVectors  # noqa: E402
 
 EXPERIMENTS = {"sgns": "notebook", "cbow": "notebook_cbow", "skipgram": "notebook_skipgram"}
@@ -61,8 +61,7 @@ class EpochRecorder(L.Callback):
 
 
 def notebook_config(arch: str, max_docs: int, epochs: int):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"experiment={EXPERIMENTS[arch]}"])
+    cfg = compose_config(f"experiment={EXPERIMENTS[arch]}")
     with open_dict(cfg):
         cfg.data.max_docs = max_docs
         cfg.trainer.max_epochs = epochs
@@ -72,7 +71,7 @@ def notebook_config(arch: str, max_docs: int, epochs: int):
 
 def run_w2v(cfg, datamodule, figure: Path | None) -> list[dict]:
     L.seed_everything(cfg.seed, verbose=False)
-    model = instantiate(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    model = instantiate_model(cfg.model, datamodule.vocab)
     recorder = EpochRecorder()
     trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])

@@ -16,10 +16,9 @@ if not torch.cuda.is_available():
 import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from w2v.training import CONFIG_DIR  # noqa: E402
+from w2v import api  # noqa: E402
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb_v1.tar.gz"
 
@@ -72,8 +71,7 @@ def planted_corpus(tmp_path_factory) -> Path:
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides or [])
+    return api.compose_config(*(overrides or []))
 
 
 @pytest.fixture

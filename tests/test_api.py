@@ -33,7 +33,7 @@ def test_train_returns_the_run_that_w2v_train_makes(tmp_path, planted_corpus, mo
     loaded = w2v.load(run.output_dir)
     assert loaded.words == run.vectors.words and np.allclose(loaded.vectors, run.vectors.vectors, atol=1e-6)
 
-    cli = subprocess.run([sys.executable, "-m", "w2v", *_overrides(planted_corpus, tmp_path / "cli")], cwd=tmp_path,
+    cli = subprocess.run([sys.executable, "-m", "w2v", "train", *_overrides(planted_corpus, tmp_path / "cli")], cwd=tmp_path,
                          env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
                          timeout=300)
     assert cli.returncode == 0, cli.stderr[-3000:]

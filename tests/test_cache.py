@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 
 from w2v.data import TextDataModule
 from w2v.data import datamodule as datamodule_module
+from w2v.fileio import file_lock
 
 
 def _dm(tmp_path, corpus, **tokenizer):
@@ -46,3 +49,13 @@ def test_damaged_entry_is_rebuilt_and_reported(tmp_path, planted_corpus, caplog)
         again.setup()
     assert any("damaged" in r.message and "ids.int32" in r.message for r in caplog.records)
     assert np.array_equal(good.corpus.all_ids()[0], again.corpus.all_ids()[0])
+
+
+def test_cache_lock_excludes_other_processes(tmp_path):
+    lock = tmp_path / "locks" / ".entry.lock"
+    probe = ("import sys; from filelock import FileLock, Timeout\n"
+             "try:\n    FileLock(sys.argv[1], timeout=0.1).acquire()\nexcept Timeout:\n    sys.exit(3)\n")
+    with file_lock(lock):
+        held = subprocess.run([sys.executable, "-c", probe, str(lock)], timeout=60)
+    free = subprocess.run([sys.executable, "-c", probe, str(lock)], timeout=60)
+    assert (held.returncode, free.returncode) == (3, 0)

@@ -12,7 +12,7 @@ from gensim.models import KeyedVectors
 
 def run_cli(args, cwd, env_extra=None):
     env = {**os.environ, "W2V_CACHE_DIR": str(cwd / "cache"), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "w2v", *args], cwd=cwd, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "w2v", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
 
 

@@ -6,8 +6,8 @@ from torch import nn
 
 from w2v.data.vocab import Vocabulary
 from w2v.kernels import cpu as cpu_kernels
-from w2v.models import SkipGram
-from w2v.models.deferred_adam import DeferredAdam, catch_up_rows, step_rows
+from w2v.api import build_model
+from w2v.optim.deferred_adam import DeferredAdam, catch_up_rows, step_rows
 
 V, D, LR = 12, 5, 0.1
 
@@ -147,8 +147,9 @@ def test_pytorch_step_equals_the_cpu_kernel():
 
 def test_skipgram_with_adam_trains_as_with_dense_adam():
     vocab = Vocabulary([f"w{i}" for i in range(V)], [5] * V)
-    models = [SkipGram(vocab, embedding_dim=D, window=2, shrink_window=False,
-                       optimizer={"name": "adam", "lr": 0.05, "schedule": "constant"}).double() for _ in range(2)]
+    models = [build_model(vocab, "model=skipgram", f"model.embedding_dim={D}", "model.window=2", "model.shrink_window=false",
+                          "model/optimizer=adam", "model.optimizer.lr=0.05", "model.scheduler=null").double()
+              for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
     deferred = models[0].configure_optimizers()
     assert isinstance(deferred, DeferredAdam) and models[0].in_embed.sparse

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from tests.conftest import planted_neighbour_share
 from w2v.models.sgns import damped_row_update
-from w2v.models.sync import average_gradients, gather_row_updates
+from w2v.distributed import average_gradients, gather_row_updates
 from w2v.vectors import WordVectors
 
 pytestmark = pytest.mark.slow  # processes talking through gloo
@@ -76,7 +76,7 @@ def test_averaged_gradients_equal_the_mean_of_the_processes_gradients(tmp_path):
 def _ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",)):
     # PYTHONFAULTHANDLER: a process that dies in native code still prints its Python stack.
     return subprocess.run(
-        [sys.executable, "-m", "w2v", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
+        [sys.executable, "-m", "w2v", "train", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
          "data.tokenizer.n_process=1", "data.vocab.min_count=1", *overrides, "trainer.max_epochs=5",
          "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
         cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"},
@@ -112,7 +112,7 @@ def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus, optimizer):
     # CBOW and Skip-gram train with hand-written gradients, which the processes average
     # (Skip-gram's sparse ones too) before the optimizer's step.
     run = tmp_path / "run"
-    done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram", f"model.optimizer.name={optimizer}"])
+    done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram", f"model/optimizer={optimizer}"])
     assert done.returncode == 0, _failure(done)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stdout + done.stderr
     assert planted_neighbour_share(WordVectors.load_word2vec_format(run / "vectors.txt")) >= 0.9

@@ -2,7 +2,7 @@
 
 import torch
 
-from w2v.models.lazy_adam import LazyAdam
+from w2v.optim.lazy_adam import LazyAdam
 
 V, D, LR, BETAS, EPS = 6, 3, 0.1, (0.9, 0.999), 1e-8
 

@@ -7,7 +7,9 @@ import torch
 
 from w2v.data.vocab import Vocabulary
 from w2v.kernels import cpu as cpu_kernels
-from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module, onednn
+from w2v.api import build_model
+from w2v.kernels import onednn
+from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module
 from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
 from w2v.models.sgns import damped_row_update
 
@@ -21,7 +23,9 @@ def _mask():
 
 def _full_softmax_model(cls, optimizer="adam", **kwargs):
     vocab = Vocabulary([f"w{i}" for i in range(V)], [5] * V)
-    model = cls(vocab, embedding_dim=D, window=2, shrink_window=False, optimizer={"name": optimizer}, **kwargs)
+    model = build_model(vocab, f"model={cls.__name__.lower()}", f"model.embedding_dim={D}", "model.window=2",
+                        "model.shrink_window=false", f"model/optimizer={optimizer}",
+                        *[f"model.{k}={v}" for k, v in kwargs.items()])
     with torch.no_grad():
         for p in model.parameters():
             p.normal_()  # far from the tiny initial values, so that the softmax is not uniform

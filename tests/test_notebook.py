@@ -14,7 +14,7 @@ from scripts import notebook_loop
 from tests.conftest import compose_config
 from w2v.data.examples import draw_examples
 from w2v.data.sampling import SamplerSettings
-from w2v.training import build
+from w2v.training import build, instantiate_model
 
 EXPERIMENTS = {"notebook": "sgns", "notebook_cbow": "cbow", "notebook_skipgram": "skipgram"}
 
@@ -45,7 +45,7 @@ def test_notebook_experiment_steps_as_the_notebook_loop(make_cfg, experiment):
     datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = build(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    model = instantiate_model(cfg.model, datamodule.vocab)
     recorder = StepRecorder()
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[recorder])
@@ -94,7 +94,7 @@ def test_sgns_draws_its_noise_words_independently_for_every_pair(make_cfg):
     cfg = _notebook_cfg(make_cfg, "notebook")
     datamodule = build(cfg.data)
     datamodule.setup("fit")
-    model = build(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    model = instantiate_model(cfg.model, datamodule.vocab)
     trainer = L.Trainer(max_epochs=1, logger=False)
     trainer.strategy.connect(model)
     model.trainer, datamodule.trainer = trainer, trainer

@@ -18,7 +18,7 @@ from w2v.resume import CHECKPOINT_NAME, resolve_checkpoint, resume_overrides
 
 def _command(planted_corpus: Path, run_dir: Path, *extra: str) -> list[str]:
     # Small batches make an epoch long enough (about 1,500 steps) to be interrupted in its middle.
-    return [sys.executable, "-m", "w2v", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
+    return [sys.executable, "-m", "w2v", "train", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
             "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=2",
             "trainer.enable_progress_bar=false", "callbacks.tsne=null", "callbacks.projector=null",
             f"hydra.run.dir={run_dir}", *extra]
@@ -60,7 +60,7 @@ def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path
     assert (first / CHECKPOINT_NAME).is_file() and not (first / "vectors.txt").exists()
 
     # The run directory alone is enough: the resumed run takes the interrupted run's overrides.
-    done = _run([sys.executable, "-m", "w2v", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
+    done = _run([sys.executable, "-m", "w2v", "train", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"Resuming epoch {epoch} at batch {batch}" in done.stdout + done.stderr
     assert OmegaConf.load(resumed / "config.yaml").data.batch_size == 16

@@ -27,7 +27,7 @@ def test_every_model_and_trainer_composes(model, trainer):
 
 @pytest.mark.parametrize("model, optimizer", [(m, None) for m in MODELS] + [("sgns", "lazy_adam"), ("skipgram", "lazy_adam")])
 def test_fast_dev_run(make_cfg, model, optimizer):
-    overrides = [f"model.optimizer.name={optimizer}"] if optimizer else []
+    overrides = [f"model/optimizer={optimizer}"] if optimizer else []
     result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true", *overrides]))
     assert np.isfinite(result["metrics"]["train/loss_epoch"])
 
@@ -126,7 +126,7 @@ def test_a_sweep_returns_each_runs_optimized_metric(tmp_path, planted_corpus):
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "w2v", "-m", "seed=1,2", "optimized_metric=eval/simlex999_spearman", "data=text",
+        [sys.executable, "-m", "w2v", "train", "-m", "seed=1,2", "optimized_metric=eval/simlex999_spearman", "data=text",
          f"data.path={planted_corpus}", "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false",
          "trainer.max_epochs=1", "callbacks.tsne=null", "callbacks.projector=null", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
@@ -136,3 +136,16 @@ def test_a_sweep_returns_each_runs_optimized_metric(tmp_path, planted_corpus):
         metrics = json.loads((tmp_path / "sweep" / run / "metrics.json").read_text())
         log = (tmp_path / "sweep" / run / "train.log").read_text()
         assert f"optimized_metric eval/simlex999_spearman = {metrics['eval/simlex999_spearman']:.6g}" in log
+
+
+@pytest.mark.parametrize("model, overrides", [
+    ("sgns", ["model.optimizer._target_=torch.optim.AdamW", "model.scheduler=null"]),  # any torch optimizer, autograd
+    ("cbow", ["model/optimizer=sgd", "model/scheduler=constant"]),
+])
+def test_optimizer_and_scheduler_come_from_their_configs(make_cfg, model, overrides):
+    result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true", *overrides]))
+    trained = result["model"]
+    optimizer = trained.optimizers().optimizer
+    assert type(optimizer).__name__ == trained.hparams.optimizer["_target_"].rsplit(".", 1)[1]
+    assert (trained.lr_schedulers() is None) == (trained.hparams.scheduler is None)
+    assert np.isfinite(result["metrics"]["train/loss_epoch"])

@@ -1,4 +1,4 @@
-"""Damaged vectors files for w2v-eval and w2v-query: a clear one-line error, never a traceback."""
+"""Damaged vectors files for `w2v eval` and `w2v query`: a clear one-line error, never a traceback."""
 
 from __future__ import annotations
 
@@ -48,13 +48,12 @@ def test_damaged_vectors_files_load_or_fail_cleanly(tmp_path, seed):
                 assert len(vectors.words) == len(vectors.vectors) and np.isfinite(vectors.vectors).all()
 
 
-@pytest.mark.parametrize("command", ["evaluate", "query"])
+@pytest.mark.parametrize("command", ["eval", "query"])
 def test_commands_report_a_damaged_file_in_one_line(tmp_path, command):
     data = _good_files(tmp_path)[0]
     (tmp_path / "cut.txt").write_bytes(data[: len(data) // 2])
     args = [str(tmp_path / "cut.txt")] + (["most-similar", "w1"] if command == "query" else [])
-    program = f"import sys; from w2v.commands.{command} import cli; sys.argv[1:] = {args!r}; cli()"
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "w2v", command, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
     assert "announces 20 vectors" in done.stderr

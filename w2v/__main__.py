@@ -1,6 +1,6 @@
-"""`python -m w2v` runs the training entry point, like `w2v-train`."""
+"""`python -m w2v` is the `w2v` command: `python -m w2v train model=cbow`, `python -m w2v eval RUN`."""
 
-from w2v.training import main
+from w2v.commands import cli
 
 if __name__ == "__main__":
-    main()
+    cli()

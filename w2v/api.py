@@ -33,6 +33,26 @@ class Run:
     config: DictConfig
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `w2v-train OVERRIDES...` trains with (Hydra's own settings left out)."""
+    from hydra import compose, initialize_config_dir
+
+    from w2v.training import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def build_model(vocab, *overrides: str):
+    """The model a run with these overrides would train, on `vocab`, untrained: e.g.
+    `build_model(vocab, "model=cbow", "model.window=2", "model/optimizer=sgd")`."""
+    from w2v.training import check_model_config, instantiate_model
+
+    model_cfg = compose_config(*overrides).model
+    check_model_config(model_cfg)
+    return instantiate_model(model_cfg, vocab)
+
+
 def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
     """The run's config as `w2v-train` composes it (with `ckpt_path`, the interrupted run's settings
     updated by `overrides`), and its run directory (hydra.run.dir)."""

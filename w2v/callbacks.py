@@ -12,16 +12,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from w2v.trainer_state import is_logging_step
+
 log = logging.getLogger(__name__)
 
 PROBE_WORDS = ("movie", "actor", "scene", "music", "dvd", "story", "funny", "laugh", "love", "director")
-
-
-def is_logging_step(trainer: L.Trainer) -> bool:
-    """Whether Lightning writes the values logged in this training step: every `log_every_n_steps`
-    steps counted over the whole run (not from each epoch's start). Values logged on other steps
-    are dropped, so computing them is wasted work. Lightning keeps this test on its logger connector."""
-    return bool(trainer.fast_dev_run) or trainer._logger_connector.should_update_logs
 
 
 def _tensorboard(trainer: L.Trainer):

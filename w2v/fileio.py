@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import multiprocessing
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+from filelock import FileLock
 
 
 @contextlib.contextmanager
@@ -31,7 +32,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive advisory lock on `path` (created if needed) for the duration of the block."""
+    """Hold an exclusive lock on `path` (created if needed) for the duration of the block: the
+    operating system's advisory lock through the `filelock` package, released if the process dies."""
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         # A worker process that re-runs its parent's script while it starts (spawn) would wait here
         # for a lock its parent holds, and the parent for the worker: stop the worker instead.
@@ -39,9 +41,5 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
                            '`if __name__ == "__main__":` guard; put the script\'s code under one')
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(path):
+        yield

@@ -61,6 +61,13 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+def instantiate_model(model_cfg: DictConfig, vocab) -> Any:
+    """The model `model_cfg` describes, on `vocab`."""
+    # Partial first: the vocabulary must reach the model as it is, not converted into a config node;
+    # not recursive: the optimizer and scheduler stay configs, which the model instantiates itself.
+    return build(model_cfg, _partial_=True, _convert_="all", _recursive_=False)(vocab=vocab)
+
+
 def check_model_config(model_cfg: DictConfig) -> None:
     """One-line errors for unknown model settings and invalid values, before any heavy work."""
     model_cls = get_class(model_cfg._target_)
@@ -148,8 +155,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
 
     log.info("Instantiating model <%s>", cfg.model._target_)
-    # Partial first: the vocabulary must reach the model as it is, not converted into a config node.
-    model = build(cfg.model, _partial_=True, _convert_="all")(vocab=datamodule.vocab)
+    model = instantiate_model(cfg.model, datamodule.vocab)
     callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
     declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]

@@ -1,11 +1,10 @@
-"""`w2v-eval PATH`: score a run's (or any word2vec file's) vectors on the standard benchmarks."""
+"""`w2v eval PATH`: score a run's (or any word2vec file's) vectors on the standard benchmarks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from w2v.commands import run_command
 from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, benchmark_paths, evaluate_word_analogies, evaluate_word_pairs
 from w2v.vectors import load_vectors
 
@@ -36,19 +35,17 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="w2v-eval", description="Score word vectors on word-pair similarity and analogies.")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a run directory, or a vectors file in word2vec text or binary format")
-    parser.add_argument("--wordsim", help="pair file (default: gensim's wordsim353.tsv)")
-    parser.add_argument("--simlex", help="pair file (default: gensim's simlex999.txt)")
+    parser.add_argument("--wordsim", help="word-pair file, tab-separated (default: gensim's wordsim353.tsv)")
+    parser.add_argument("--simlex", help="word-pair file, tab-separated (default: gensim's simlex999.txt)")
     parser.add_argument("--analogies", help="analogy file (default: gensim's questions-words.txt)")
-    parser.add_argument("--restrict-vocab", type=int, default=DEFAULT_RESTRICT_VOCAB, help="only the N most frequent words")
+    parser.add_argument("--restrict_vocab", "--restrict-vocab", type=int, default=DEFAULT_RESTRICT_VOCAB,
+                        help=f"score only the N most frequent words (default {DEFAULT_RESTRICT_VOCAB:,})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     result = evaluate(args.path, args.wordsim, args.simlex, args.analogies, args.restrict_vocab)
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
-
-
-def cli() -> None:
-    run_command(main)

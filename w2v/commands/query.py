@@ -1,10 +1,10 @@
-"""`w2v-query PATH most-similar|analogy|similarity|doesnt-match ...`: ask trained vectors questions."""
+"""`w2v query PATH most-similar|analogy|similarity|doesnt-match ...`: ask trained vectors questions."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from w2v.commands import run_command
 from w2v.errors import ConfigError
 from w2v.vectors import WordVectors, load_vectors
 
@@ -17,40 +17,46 @@ def _known(vectors: WordVectors, words: list[str]) -> None:
             raise ConfigError(f"{word!r} is not in the vocabulary of {len(vectors):,} words{hint}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="w2v-query", description="Query trained word vectors.")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a run directory, or a vectors file in word2vec text or binary format")
     sub = parser.add_subparsers(dest="query", required=True)
-    p = sub.add_parser("most-similar", help="nearest neighbours of a word")
-    p.add_argument("word")
-    p.add_argument("-k", type=int, default=10)
-    p = sub.add_parser("analogy", help="A is to B as C is to ?")
-    p.add_argument("words", nargs=3, metavar="WORD")
-    p.add_argument("-k", type=int, default=5)
-    p = sub.add_parser("similarity", help="cosine similarity of two words")
-    p.add_argument("words", nargs=2, metavar="WORD")
-    p = sub.add_parser("doesnt-match", help="the word that fits least with the others")
-    p.add_argument("words", nargs="+", metavar="WORD")
-    args = parser.parse_args(argv)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p = sub.add_parser("most-similar", parents=[common], help="nearest neighbours of a word, by cosine similarity")
+    p.add_argument("word", help="the word whose neighbours to list")
+    p.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    p = sub.add_parser("analogy", parents=[common], help="A is to B as C is to ? (3CosAdd)")
+    p.add_argument("words", nargs=3, metavar="WORD", help="A B C")
+    p.add_argument("-k", type=int, default=5, help="how many answers (default 5)")
+    p = sub.add_parser("similarity", parents=[common], help="cosine similarity of two words")
+    p.add_argument("words", nargs=2, metavar="WORD", help="the two words")
+    p = sub.add_parser("doesnt-match", parents=[common], help="the word that fits least with the others")
+    p.add_argument("words", nargs="+", metavar="WORD", help="two or more words")
 
-    vectors = load_vectors(args.path)
+
+def answer(vectors: WordVectors, args: argparse.Namespace):
+    """The query's answer as data: [(word, similarity)], a similarity, or a word."""
     if args.query == "most-similar":
         _known(vectors, [args.word])
-        for word, score in vectors.most_similar(args.word, topn=args.k):
-            print(f"{score:7.3f}  {word}")
-    elif args.query == "analogy":
+        return vectors.most_similar(args.word, topn=args.k)
+    _known(vectors, args.words)
+    if args.query == "analogy":
         a, b, c = args.words
-        _known(vectors, [a, b, c])
-        for word, score in vectors.most_similar(positive=[b, c], negative=[a], topn=args.k):
+        return vectors.most_similar(positive=[b, c], negative=[a], topn=args.k)
+    if args.query == "similarity":
+        return vectors.similarity(*args.words)
+    return vectors.doesnt_match(args.words)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = answer(load_vectors(args.path), args)
+    if args.json:
+        if isinstance(result, list):
+            result = [{"word": word, "similarity": score} for word, score in result]
+        print(json.dumps(result if isinstance(result, (list, str)) else float(result)))
+    elif isinstance(result, list):
+        for word, score in result:
             print(f"{score:7.3f}  {word}")
-    elif args.query == "similarity":
-        _known(vectors, args.words)
-        print(f"{vectors.similarity(*args.words):.4f}")
     else:
-        _known(vectors, args.words)
-        print(vectors.doesnt_match(args.words))
+        print(result if isinstance(result, str) else f"{result:.4f}")
     return 0
-
-
-def cli() -> None:
-    run_command(main)

@@ -1,4 +1,4 @@
-"""`w2v-report MULTIRUN_DIR`: compare the runs of a sweep in a table (Markdown, CSV) and plots (PNG)."""
+"""`w2v report MULTIRUN_DIR`: compare the runs of a sweep in a table (Markdown, CSV) and plots (PNG)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
-from w2v.commands import run_command
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 
@@ -68,18 +68,21 @@ def read_curves(sweep_dir: Path, rows: list[dict], swept: list[str], tags: list[
     return curves
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="w2v-report", description="Tabulate and plot the runs of a Hydra multirun.")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_dir", help="a multirun directory, e.g. outputs/train/multiruns/<date>")
-    parser.add_argument("--metric", default="eval/wordsim353_spearman", help="metric to plot")
+    parser.add_argument("--metric", default="eval/wordsim353_spearman",
+                        help="metric to plot against the parameter (default eval/wordsim353_spearman)")
     parser.add_argument("--param", help="swept parameter on the x axis (default: the first swept one)")
     parser.add_argument("--by", help="one line per value of this parameter (default: the second swept one)")
-    parser.add_argument("--out", help="folder for report.md, report.csv and the PNGs (default: the sweep directory)")
-    args = parser.parse_args(argv)
+    parser.add_argument("-o", "--output", help="folder for report.md, report.csv and the PNGs (default: the sweep directory)")
+    parser.add_argument("--json", action="store_true", help="print the table's rows as JSON instead of Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
     sweep_dir = Path(args.sweep_dir)
     if not sweep_dir.is_dir():
         raise ConfigError(f"{sweep_dir} is not a directory; pass a multirun directory")
-    out = Path(args.out) if args.out else sweep_dir
+    out = Path(args.output) if args.output else sweep_dir
     rows, swept = collect_runs(sweep_dir)
     columns = ["run", *swept, *[c for c in COLUMNS if any(c in r for r in rows)]]
     if any("status" in r for r in rows):
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     writer.writerows(rows)
     with atomic_write(out / "report.csv") as handle:
         handle.write(buffer.getvalue())
-    print(table)
+    print(json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=1) if args.json else table)
+    written = sys.stderr if args.json else sys.stdout  # stdout keeps only the JSON
 
     from w2v.plots import curves_plot, save_figure, sweep_plot
 
@@ -101,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     by = args.by or (swept[1] if len(swept) > 1 and swept[1] != param else None)
     if param not in swept and param not in rows[0]:
         raise ConfigError(f"--param {param} was not swept; choose one of {', '.join(swept)}")
-    print(save_figure(sweep_plot(rows, args.metric, param, by), out / "metric.png"))
+    print(save_figure(sweep_plot(rows, args.metric, param, by), out / "metric.png"), file=written)
     tags = ["train/loss_step", "eval/wordsim353_spearman", "eval/analogy_3cosadd"]
-    print(save_figure(curves_plot(read_curves(sweep_dir, rows, swept, tags), tags), out / "curves.png"))
+    print(save_figure(curves_plot(read_curves(sweep_dir, rows, swept, tags), tags), out / "curves.png"), file=written)
     return 0
-
-
-def cli() -> None:
-    run_command(main)

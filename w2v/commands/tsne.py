@@ -1,4 +1,4 @@
-"""`w2v-tsne PATH`: the t-SNE map of probe words and their nearest neighbours, as a PNG."""
+"""`w2v tsne PATH`: the t-SNE map of probe words and their nearest neighbours, as a PNG."""
 
 from __future__ import annotations
 
@@ -6,27 +6,24 @@ import argparse
 from pathlib import Path
 
 from w2v.callbacks import PROBE_WORDS
-from w2v.commands import run_command
 from w2v.errors import ConfigError
 from w2v.plots import save_figure, tsne_figure
 from w2v.vectors import load_vectors
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="w2v-tsne", description="Draw probe words and their neighbours with t-SNE.")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a run directory, or a vectors file in word2vec text or binary format")
     parser.add_argument("-o", "--output", help="PNG to write (default: tsne.png in the run directory, or beside the file)")
-    parser.add_argument("-w", "--words", nargs="+", default=list(PROBE_WORDS), help="probe words")
-    parser.add_argument("-k", type=int, default=10, help="neighbours per probe word")
-    args = parser.parse_args(argv)
+    parser.add_argument("-w", "--probe_words", "--probe-words", nargs="+", default=list(PROBE_WORDS), metavar="WORD",
+                        help="the words to draw with their neighbours (default: the probe words of the callbacks' config)")
+    parser.add_argument("-k", type=int, default=10, help="neighbours per probe word (default 10)")
+
+
+def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    figure = tsne_figure(load_vectors(path), args.words, args.k)
+    figure = tsne_figure(load_vectors(path), args.probe_words, args.k)
     if figure is None:
-        raise ConfigError(f"none of the probe words {args.words} is in the vocabulary; name others with --words")
+        raise ConfigError(f"none of the probe words {args.probe_words} is in the vocabulary; name others with --probe_words")
     output = Path(args.output) if args.output else (path if path.is_dir() else path.parent) / "tsne.png"
     print(save_figure(figure, output))
     return 0
-
-
-def cli() -> None:
-    run_command(main)

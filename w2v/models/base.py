@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Mapping
 
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from w2v.callbacks import is_logging_step
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+
 from w2v.data.sampling import SamplerSettings
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
-from w2v.models.deferred_adam import DeferredAdam
-from w2v.models.lazy_adam import LazyAdam
+from w2v.optim import SPARSE_ROW_OPTIMIZERS, DeferredAdam, LinearDecay
+from w2v.trainer_state import is_logging_step
 from w2v.vectors import WordVectors
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("sgd", "adam", "lazy_adam")
-SCHEDULES = ("linear", "constant")
 EXPORTS = ("input", "output", "average")
+
+
+def target_class(config: Mapping | None, key: str) -> type | None:
+    """The class an optimizer's or scheduler's config names with `_target_` (None: no config), or a one-line error."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping) or "_target_" not in config:
+        raise ConfigError(f"{key} must name its class with _target_, e.g. {key}._target_=torch.optim.SGD; "
+                          f"or pick one with {key.replace('.', '/')}=NAME")
+    try:
+        return get_class(config["_target_"])
+    except (ImportError, ValueError, InstantiationException):
+        raise ConfigError(f"{key}._target_={config['_target_']} is not a class that can be imported; "
+                          f"pick one with {key.replace('.', '/')}=NAME (conf/{key.replace('.', '/')}/)") from None
 
 
 def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None = None) -> nn.Embedding:
@@ -36,54 +50,50 @@ def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None =
 class Word2VecModule(L.LightningModule, ABC):
     """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
 
-    Optimizers: `adam` as the notebooks (DeferredAdam: for Skip-gram the steps on embedding rows
-    outside the batch are applied when the rows are next read, the same results), `sgd` as
-    word2vec, or `lazy_adam` (Adam on the embedding rows of the batch's words only, the others
-    left as they are); all minimise the batch's mean loss, through autograd or a
-    subclass's hand-written step (SGNS's SGD, the full-softmax models). The
-    `linear` schedule decays the rate to `min_lr_ratio` of its start over all training steps.
+    The optimizer and the schedule are the configs `model.optimizer` and `model.scheduler` name
+    (w2v/optim/): all minimise the batch's mean loss, through autograd or a subclass's hand-written
+    step (SGNS's SGD, the full-softmax models).
     """
 
-    def __init__(
-        self,
-        vocab: Vocabulary,
-        embedding_dim: int = 100,
-        window: int = 5,
-        shrink_window: bool = True,
-        subsample: float | None = None,
-        optimizer: dict | None = None,
-        export: str = "input",
-    ):
+    def __init__(self, vocab: Vocabulary, *, embedding_dim: int, window: int, shrink_window: bool,
+                 subsample: float | None, optimizer: Mapping, scheduler: Mapping | None, export: str):
+        """Every setting comes from the model's config (conf/model/), the one place defaults are written;
+        `optimizer` and `scheduler` are configs that name their class (`_target_`), as in conf/model/optimizer/."""
         super().__init__()
-        optimizer = {"name": "sgd", "lr": 0.025, "schedule": "linear", "min_lr_ratio": 1e-4, **(optimizer or {})}
-        self.check_hparams(embedding_dim=embedding_dim, window=window, optimizer=optimizer, export=export)
+        optimizer, scheduler = (dict(c) if isinstance(c, Mapping) else c for c in (optimizer, scheduler))
+        Word2VecModule.check_hparams(embedding_dim=embedding_dim, window=window, subsample=subsample, optimizer=optimizer,
+                                     scheduler=scheduler, export=export)
         self.save_hyperparameters(ignore=["vocab"], logger=False)
-        self.hparams.optimizer = optimizer
+        self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
         self.vocab = vocab
+        self.optimizer_class = target_class(optimizer, "model.optimizer")
         # Sparse embedding gradients (the rows of the batch's words): SGD and LazyAdam update only
         # those rows; Adam, where `sparse_adam` says it pays, puts off the other rows' steps (DeferredAdam).
-        self.sparse = optimizer["name"] in ("sgd", "lazy_adam") or (optimizer["name"] == "adam" and self.sparse_adam)
+        deferred = issubclass(self.optimizer_class, DeferredAdam)  # a LazyAdam whose sparse use is a choice
+        self.sparse = self.sparse_adam if deferred else issubclass(self.optimizer_class, SPARSE_ROW_OPTIMIZERS)
         self.in_embed = uniform_embedding(len(vocab), embedding_dim, self.sparse, self.max_norm())
         self._deferred: DeferredAdam | None = None  # adam's optimizer, which holds the idle rows' pending steps
         self._catch_up_hooks: list = []
 
     # -- validation, before any heavy work --------------------------------------------------
     @classmethod
-    def check_hparams(cls, embedding_dim: int = 100, window: int = 5, optimizer: dict | None = None,
-                      export: str = "input", **kwargs: Any) -> None:
+    def check_hparams(cls, **settings: Any) -> None:
         """One-line ConfigErrors for settings that cannot work; train.py calls this before reading data."""
+        embedding_dim = settings.get("embedding_dim")
         if not isinstance(embedding_dim, int) or embedding_dim < 1:
             raise ConfigError(f"model.embedding_dim={embedding_dim} must be a positive integer")
-        SamplerSettings(window=window, subsample=kwargs.get("subsample"))
-        optimizer = optimizer or {}
-        if optimizer.get("name", "sgd") not in OPTIMIZERS:
-            raise ConfigError(f"model.optimizer.name={optimizer.get('name')!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
-        if optimizer.get("schedule", "linear") not in SCHEDULES:
-            raise ConfigError(f"model.optimizer.schedule={optimizer.get('schedule')!r} is unknown; use one of {', '.join(SCHEDULES)}")
-        if not optimizer.get("lr", 0.025) > 0:
+        SamplerSettings(window=settings.get("window"), subsample=settings.get("subsample"))
+        optimizer = settings.get("optimizer")
+        if target_class(optimizer, "model.optimizer") is None:
+            raise ConfigError("model.optimizer is missing; pick one with model/optimizer=sgd|adam|lazy_adam")
+        if not optimizer.get("lr", 1) > 0:
             raise ConfigError(f"model.optimizer.lr={optimizer.get('lr')} must be positive")
-        if export not in EXPORTS:
-            raise ConfigError(f"model.export={export!r} is unknown; use one of {', '.join(EXPORTS)}")
+        scheduler = settings.get("scheduler")
+        target_class(scheduler, "model.scheduler")
+        if scheduler is not None and not 0 <= scheduler.get("min_lr_ratio", 0) <= 1:
+            raise ConfigError(f"model.scheduler.min_lr_ratio={scheduler.get('min_lr_ratio')} must lie in [0, 1]")
+        if settings.get("export") not in EXPORTS:
+            raise ConfigError(f"model.export={settings.get('export')!r} is unknown; use one of {', '.join(EXPORTS)}")
 
     def max_norm(self) -> float | None:
         return None
@@ -137,12 +147,10 @@ class Word2VecModule(L.LightningModule, ABC):
 
     def step_learning_rates(self) -> tuple[float, float]:
         """The learning rate of this step and of the next, for a step that spreads the schedule over
-        its examples (SGNS's GPU kernel)."""
+        its examples (SGNS's GPU kernel); other schedulers than LinearDecay hold the rate for the step."""
         lr = self.optimizers().param_groups[0]["lr"]
         scheduler = self.lr_schedulers()
-        if scheduler is None:
-            return lr, lr
-        return lr, scheduler.base_lrs[0] * scheduler.lr_lambdas[0](scheduler.last_epoch + 1)
+        return (lr, scheduler.next_rate()) if isinstance(scheduler, LinearDecay) else (lr, lr)
 
     def log_loss(self, loss: torch.Tensor, examples: int | torch.Tensor) -> None:
         """Adds the batch's mean loss to the epoch's, and logs it on the steps Lightning writes.
@@ -169,28 +177,11 @@ class Word2VecModule(L.LightningModule, ABC):
         del self._epoch_loss
 
     def configure_optimizers(self):
-        opt = self.hparams.optimizer
-        if opt["name"] == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=opt["lr"])
-        elif opt["name"] == "adam":  # Adam, its steps on the embeddings' idle rows applied when they are read
-            optimizer = DeferredAdam(self.parameters(), lr=opt["lr"])
-        else:  # lazy_adam: Adam on the rows of the batch's words only, Adam elsewhere
-            optimizer = LazyAdam(self.parameters(), lr=opt["lr"])
+        optimizer = instantiate(self.hparams.optimizer, _partial_=True)(self.parameters())
         self._defer_to(optimizer if isinstance(optimizer, DeferredAdam) else None)
-        if opt["schedule"] == "constant":
+        if self.hparams.scheduler is None:
             return optimizer
-        floor, total = opt["min_lr_ratio"], []
-
-        def factor(step: int) -> float:
-            # The step count is asked for at the first step, not here: estimating it now would start
-            # the data loader before Lightning restores a checkpoint's position in the epoch.
-            if step == 0:
-                return 1.0
-            if not total:
-                total.append(max(1, self.total_training_steps()))
-            return max(floor, 1.0 - step / total[0])
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        schedule = instantiate(self.hparams.scheduler, _partial_=True)(optimizer, total_steps=self.total_training_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def total_training_steps(self) -> int | float:

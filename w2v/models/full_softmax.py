@@ -11,7 +11,7 @@ from torch import nn
 from w2v.errors import ConfigError
 from w2v.models.base import Word2VecModule
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
-from w2v.models.sync import average_gradients
+from w2v.distributed import average_gradients
 
 
 class SoftmaxInputs(NamedTuple):
@@ -44,10 +44,10 @@ class FullSoftmaxModule(Word2VecModule):
     formulas as the autograd path's backward) and hands them to the configured optimizer. On the
     small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers cost
     about a tenth of the step. In a data-parallel run the processes average their gradients
-    (`sync.average_gradients`) before the optimizer's step.
+    (`distributed.average_gradients`) before the optimizer's step.
     """
 
-    def __init__(self, vocab, max_norm: float | None = None, **kwargs):
+    def __init__(self, vocab, *, max_norm: float | None, **kwargs):
         self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
@@ -55,8 +55,9 @@ class FullSoftmaxModule(Word2VecModule):
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
 
     @classmethod
-    def check_hparams(cls, max_norm: float | None = None, **kwargs) -> None:
-        super().check_hparams(**kwargs)
+    def check_hparams(cls, **settings) -> None:
+        super().check_hparams(**settings)
+        max_norm = settings.get("max_norm")
         if max_norm is not None and not max_norm > 0:
             raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from w2v.models import onednn
+from w2v.kernels import onednn
 
 # From this many softmax rows on, a CPU computes the logits as (V, U), the vocabulary the product's
 # long side: at CBOW's 256 rows that product takes about half the time of the (U, V) one, which

@@ -1,6 +1,6 @@
 """Skip-gram with negative sampling (SGNS): input and output embeddings, noise words from count^0.75.
 
-With `optimizer.name=sgd` (the default, as word2vec) training takes a hand-written path: closed-form
+With plain SGD (`model/optimizer=sgd`, the default, as word2vec) training takes a hand-written path: closed-form
 gradients and damped in-place row updates, no autograd graph and no optimizer state. On a CPU the
 step runs as fused Numba kernels (`kernels.cpu`) on the data loader's windows. On CUDA it takes the
 GPU path: the corpus goes to the device a block at a time and one Triton kernel (`kernels.sgns_triton`)
@@ -15,6 +15,7 @@ import dataclasses
 import logging
 
 import torch
+from hydra.utils import get_class
 
 from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
 from w2v.errors import ConfigError
@@ -23,7 +24,7 @@ from w2v.kernels.counter_rng import stream_key
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import sgns_gradients, sgns_loss
-from w2v.models.sync import gather_row_updates
+from w2v.distributed import gather_row_updates
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class SGNS(Word2VecModule):
 
     pair_examples = True
 
-    def __init__(self, vocab, negatives: int = 5, noise_power: float = 0.75, kernels: str = "auto",
-                 compile: bool = True, chunk_tokens: int = 1024, step_tokens: int = 1 << 21, **kwargs):
+    def __init__(self, vocab, *, negatives: int, noise_power: float, kernels: str, compile: bool,
+                 chunk_tokens: int, step_tokens: int, **kwargs):
         super().__init__(vocab, **kwargs)
         self.check_negatives(negatives)
         self.check_kernels(kernels)
@@ -72,17 +73,23 @@ class SGNS(Word2VecModule):
         # and element-wise steps of the gradient after a one-time compilation; the results are the same.
         self._gradients = torch.compile(sgns_gradients, dynamic=True) if compile else sgns_gradients
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
-        # the hand-written SGD path updates the weights itself
-        self.automatic_optimization = self.hparams.optimizer["name"] != "sgd"
+        # Plain SGD takes the hand-written path, which updates the weights itself; any other
+        # optimizer (or SGD with momentum, weight decay...) trains through autograd.
+        self.automatic_optimization = not self.fused_sgd(self.hparams.optimizer)
         self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
         self._block_keys: torch.Tensor | None = None
         self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
 
+    @staticmethod
+    def fused_sgd(optimizer: dict) -> bool:
+        """Whether the optimizer's config is plain SGD: its rate and nothing else (the fused step's update)."""
+        return get_class(optimizer["_target_"]) is torch.optim.SGD and set(optimizer) <= {"_target_", "_partial_", "lr"}
+
     @classmethod
-    def check_hparams(cls, negatives: int = 5, kernels: str = "auto", **kwargs) -> None:
-        super().check_hparams(**kwargs)
-        cls.check_negatives(negatives)
-        cls.check_kernels(kernels)
+    def check_hparams(cls, **settings) -> None:
+        super().check_hparams(**settings)
+        cls.check_negatives(settings.get("negatives"))
+        cls.check_kernels(settings.get("kernels"))
 
     @staticmethod
     def check_kernels(kernels) -> None:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from w2v.kernels import cpu as cpu_kernels
-from w2v.models.lazy_adam import LazyAdam, adam_rows, sparse_rows
+from w2v.optim.lazy_adam import LazyAdam, adam_rows, sparse_rows
 
 
 class DeferredAdam(LazyAdam):
