@@ -74,6 +74,8 @@ def test_report_on_a_two_run_sweep(tmp_path, planted_corpus):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    # TensorBoard names each member by its swept setting
+    assert sorted(p.name for p in sweep.glob("*/tensorboard/*") if p.is_dir()) == ["model.window=2", "model.window=4"]
     assert main(["report", str(sweep), "--metric", "train/loss_epoch"]) == 0
     table = (sweep / "report.md").read_text().splitlines()
     assert table[0].startswith("| run | model.window | train/loss_epoch") and len(table) == 4

@@ -132,3 +132,42 @@ def test_binary_round_trip_and_truncation(tmp_path):
     (tmp_path / "cut.bin").write_bytes(data[:-20])
     with pytest.raises(ConfigError, match="truncated"):
         WordVectors.load_word2vec_format(tmp_path / "cut.bin", binary=True)
+
+
+def _naive_answers(unit: np.ndarray, question: list[int]) -> dict[str, int]:
+    """One question answered alone, as the methods define it: the best candidate, a, b, c excluded."""
+    a, b, c = (unit @ unit[i] for i in question)  # (n,) cosines to each question word
+    half = lambda x: (x + 1) / 2  # noqa: E731
+    scores = {"3cosadd": b - a + c, "3cosmul": half(b) * half(c) / (half(a) + 1e-3)}
+    for s in scores.values():
+        s[question] = -np.inf
+    return {method: int(s.argmax()) for method, s in scores.items()}
+
+
+@pytest.mark.parametrize("restrict_vocab", [None, 150])
+def test_batched_analogies_equal_each_question_answered_alone(tmp_path, restrict_vocab):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(200)]
+    vectors = WordVectors(words, rng.normal(size=(200, 16)).astype(np.float32))
+    n = restrict_vocab or 200
+    unit = vectors.unit[:n]
+    lines, expected = [], {"3cosadd": {}, "3cosmul": {}}
+    for section in ("capitals", "gram-plural"):
+        lines.append(f": {section}")
+        for q in range(150):
+            question = [int(i) for i in rng.choice(n, 3, replace=False)]
+            answers = _naive_answers(unit, question)
+            # half the questions expect the naive answer of one method, the others a random word
+            method = ("3cosadd", "3cosmul")[q % 2]
+            d = answers[method] if q % 4 < 2 else int(rng.integers(n))
+            lines.append(" ".join(words[i] for i in [*question, d]))
+            for m in expected:
+                expected[m].setdefault(section, []).append(answers[m] == d)
+    lines.append(": unknown\nw1 w2 w3 nowhere")
+    path = tmp_path / "questions.txt"
+    path.write_text("\n".join(lines) + "\n")
+    for method in ("3cosadd", "3cosmul"):
+        scores = evaluate_word_analogies(vectors, path, method, restrict_vocab)
+        assert scores.skipped == 1 and scores.answered == 300
+        assert scores.sections == {s: np.mean(v) for s, v in expected[method].items()}
+        assert scores.correct == sum(map(sum, expected[method].values())) >= 75

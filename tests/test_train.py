@@ -10,6 +10,7 @@ import pytest
 from omegaconf import open_dict
 
 from tests.conftest import compose_config, planted_neighbour_share
+from w2v.runs import tensorboard_dir
 from w2v.training import CONFIG_DIR, train
 from w2v.vectors import WordVectors
 
@@ -58,7 +59,7 @@ def test_a_run_leaves_everything_behind(make_cfg, tmp_path):
     ours = WordVectors.load_word2vec_format(out / "vectors.txt")
     assert np.allclose(kv["cat"], ours["cat"], atol=1e-5)
 
-    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"tensors": 0}).Reload()
+    events = EventAccumulator(str(tensorboard_dir(out)), size_guidance={"tensors": 0}).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/words_per_sec", "lr-SGD"} <= scalars, scalars
     # Step values are written every log_every_n_steps steps of the run, in the second epoch too.
@@ -70,7 +71,7 @@ def test_a_run_leaves_everything_behind(make_cfg, tmp_path):
     assert len(epoch_losses) == 2 and epoch_losses[1] < epoch_losses[0]
     texts = events.Tags()["tensors"]
     assert any("neighbours" in t for t in texts), texts
-    assert (out / "tensorboard" / "projector_config.pbtxt").is_file()
+    assert (tensorboard_dir(out) / "projector_config.pbtxt").is_file()
     assert any((out / "tensorboard").glob("**/metadata.tsv"))
 
 

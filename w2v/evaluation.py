@@ -128,18 +128,15 @@ def evaluate_word_pairs(vectors: WordVectors, pairs_path: str | os.PathLike,
     pairs = read_word_pairs(pairs_path)
     index = _restricted_index(vectors, restrict_vocab, case_insensitive)
     fold = str.lower if case_insensitive else (lambda w: w)
-    sims, gold, oov = [], [], 0
-    for a, b, score in pairs:
-        ia, ib = index.get(fold(a)), index.get(fold(b))
-        if ia is None or ib is None:
-            oov += 1
-            continue
-        sims.append(float(vectors.unit[ia] @ vectors.unit[ib]))
-        gold.append(score)
-    known = len(sims)
+    ids = [(index.get(fold(a)), index.get(fold(b)), score) for a, b, score in pairs]
+    known_pairs = np.array([(ia, ib) for ia, ib, _ in ids if ia is not None and ib is not None], np.int64).reshape(-1, 2)
+    gold = np.array([score for ia, ib, score in ids if ia is not None and ib is not None], float)
+    unit = vectors.unit
+    sims = np.einsum("pd,pd->p", unit[known_pairs[:, 0]], unit[known_pairs[:, 1]]).astype(float)  # (P,) cosines
+    known, oov = len(sims), len(pairs) - len(sims)
     return PairScores(
-        pearson=pearson(np.array(sims), np.array(gold)) if known > 1 else float("nan"),
-        spearman=spearman(np.array(sims), np.array(gold)) if known > 1 else float("nan"),
+        pearson=pearson(sims, gold) if known > 1 else float("nan"),
+        spearman=spearman(sims, gold) if known > 1 else float("nan"),
         oov_ratio=oov / len(pairs) if pairs else 0.0,
         pairs=len(pairs),
         oov_pairs=oov,
@@ -157,51 +154,64 @@ class AnalogyScores:
     sections: dict[str, float] = field(default_factory=dict)
 
 
+ANALOGY_METHODS = ("3cosadd", "3cosmul")
+
+
 def evaluate_word_analogies(vectors: WordVectors, analogies_path: str | os.PathLike, method: str = "3cosadd",
-                            restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB, case_insensitive: bool = True,
-                            batch_size: int = 512) -> AnalogyScores:
+                            restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB, case_insensitive: bool = True) -> AnalogyScores:
     """Accuracy on `a : b :: c : d` questions, answering with the closest word to b - a + c (3CosAdd)
     or by 3CosMul, among the first `restrict_vocab` words, the three question words excluded."""
-    if method not in ("3cosadd", "3cosmul"):
+    if method not in ANALOGY_METHODS:
         raise ConfigError(f"analogy method {method!r} is unknown; use 3cosadd or 3cosmul")
+    return evaluate_analogy_methods(vectors, analogies_path, restrict_vocab, case_insensitive)[method]
+
+
+def evaluate_analogy_methods(vectors: WordVectors, analogies_path: str | os.PathLike,
+                             restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB,
+                             case_insensitive: bool = True) -> dict[str, AnalogyScores]:
+    """Both methods' scores (`evaluate_word_analogies`) from one pass over the questions."""
+    from w2v.kernels.analogies import best_answers
+
     sections = read_analogies(analogies_path)
     index = _restricted_index(vectors, restrict_vocab, case_insensitive)
     fold = str.lower if case_insensitive else (lambda w: w)
     n = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
-    unit = vectors.unit[:n]  # (n, D)
-    per_section, skipped = {}, 0
-    totals = {"semantic": [0, 0], "syntactic": [0, 0]}
+    names, known, skipped = [], [], 0
     for name, questions in sections:
-        known = [tuple(index.get(fold(w)) for w in q) for q in questions]
-        rows = np.array([k for k in known if None not in k], dtype=np.int64).reshape(-1, 4)
-        skipped += len(known) - len(rows)
-        correct = 0
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]  # (Q, 4) a, b, c, expected
-            a, b, c = (unit[chunk[:, i]] for i in range(3))  # (Q, D) each
-            if method == "3cosadd":
-                scores = (b - a + c) @ unit.T  # (Q, n); ranking equals cosine to the normalised query
+        for question in questions:
+            ids = tuple(index.get(fold(w)) for w in question)
+            if None in ids:
+                skipped += 1
             else:
-                cos = lambda x: (x @ unit.T + 1) / 2  # noqa: E731  cosines shifted into [0, 1]
-                scores = cos(b) * cos(c) / (cos(a) + 1e-3)
-            np.put_along_axis(scores, chunk[:, :3], -np.inf, axis=1)
-            correct += int((scores.argmax(1) == chunk[:, 3]).sum())
-        if len(rows):
-            per_section[name] = correct / len(rows)
-        kind = "syntactic" if name.startswith("gram") else "semantic"
-        totals[kind][0] += correct
-        totals[kind][1] += len(rows)
-    correct = totals["semantic"][0] + totals["syntactic"][0]
-    answered = totals["semantic"][1] + totals["syntactic"][1]
+                names.append(name)
+                known.append(ids)
+    rows = np.array(known, dtype=np.int64).reshape(-1, 4)  # (Q, 4) a, b, c, expected
+    unit = np.ascontiguousarray(vectors.unit[:n], dtype=np.float32)  # (n, D)
+    words, inverse = np.unique(rows[:, :3], return_inverse=True)  # (W,) the distinct question words
+    sims = unit[words] @ unit.T  # (W, n) their cosines to every candidate
+    answers = best_answers(sims, inverse.reshape(-1, 3), np.ascontiguousarray(rows[:, :3]))  # 2 x (Q,)
+    return {method: _analogy_scores(names, answer == rows[:, 3], skipped)
+            for method, answer in zip(ANALOGY_METHODS, answers)}
+
+
+def _analogy_scores(sections: list[str], correct: np.ndarray, skipped: int) -> AnalogyScores:
+    """Accuracies overall, per kind (sections named gram* are syntactic) and per section."""
+    per_section: dict[str, list[int]] = {}
+    totals = {"semantic": [0, 0], "syntactic": [0, 0]}
+    for name, right in zip(sections, correct.tolist()):
+        for tally in (per_section.setdefault(name, [0, 0]), totals["syntactic" if name.startswith("gram") else "semantic"]):
+            tally[0] += right
+            tally[1] += 1
     ratio = lambda c, a: c / a if a else float("nan")  # noqa: E731
+    answered = totals["semantic"][1] + totals["syntactic"][1]
     return AnalogyScores(
-        accuracy=ratio(correct, answered),
+        accuracy=ratio(int(correct.sum()), answered),
         semantic=ratio(*totals["semantic"]),
         syntactic=ratio(*totals["syntactic"]),
-        correct=correct,
+        correct=int(correct.sum()),
         answered=answered,
         skipped=skipped,
-        sections=per_section,
+        sections={name: c / a for name, (c, a) in per_section.items()},
     )
 
 
@@ -220,8 +230,7 @@ def evaluate_all(vectors: WordVectors, wordsim: str | None = None, simlex: str |
     for name in ("wordsim353", "simlex999"):
         scores = evaluate_word_pairs(vectors, paths[name], restrict_vocab)
         metrics.update({f"{name}_spearman": scores.spearman, f"{name}_oov": scores.oov_ratio})
-    for method in ("3cosadd", "3cosmul"):
-        scores = evaluate_word_analogies(vectors, paths["analogies"], method, restrict_vocab)
+    for method, scores in evaluate_analogy_methods(vectors, paths["analogies"], restrict_vocab).items():
         metrics[f"analogy_{method}"] = scores.accuracy
         if method == "3cosadd":
             metrics.update({"analogy_semantic": scores.semantic, "analogy_syntactic": scores.syntactic})

@@ -57,13 +57,15 @@ def save_figure(figure, path: str | os.PathLike) -> Path:
 
 
 def sweep_plot(rows: list[dict], metric: str, param: str, by: str | None = None):
-    """`metric` against swept `param`, one line per value of `by` (if given)."""
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    """`metric` against swept `param`, one line per value of `by` (if given); None if no run has both."""
     groups: dict[str, list[tuple]] = {}
     for row in rows:
         if row.get(metric) is None or row.get(param) is None:
             continue
         groups.setdefault(str(row.get(by)) if by else metric, []).append((row[param], row[metric]))
+    if not groups:
+        return None
+    figure, ax = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(groups.items()):
         points.sort(key=lambda p: _sort_key(p[0]))
         ax.plot([str(p[0]) for p in points], [p[1] for p in points], marker="o", label=f"{by}={label}" if by else label)
@@ -76,7 +78,11 @@ def sweep_plot(rows: list[dict], metric: str, param: str, by: str | None = None)
 
 
 def curves_plot(curves: dict[str, dict[str, list[tuple[int, float]]]], tags: Sequence[str]):
-    """One panel per tag (loss, evaluation scores), one line per run: {run: {tag: [(step, value)]}}."""
+    """One panel per tag that has points (loss, evaluation scores), one line per run:
+    {run: {tag: [(step, value)]}}; None if no run logged any of the tags."""
+    tags = [tag for tag in tags if any(series.get(tag) for series in curves.values())]
+    if not tags:
+        return None
     figure, axes = plt.subplots(1, len(tags), figsize=(6 * len(tags), 4.2), squeeze=False)
     for ax, tag in zip(axes[0], tags):
         for run, series in sorted(curves.items()):

@@ -23,8 +23,9 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
+from w2v.runs import experiment_hparams, run_name, swept_keys
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("w2v.training")  # also when run as __main__ (`w2v train`)
 
 # The configs live in the repository's conf/ (editable install) or inside the installed package.
 _PACKAGED = Path(__file__).parent / "conf"
@@ -86,7 +87,7 @@ def check_model_config(model_cfg: DictConfig) -> None:
 
 
 def flat_hparams(cfg: DictConfig, sep: str = "/") -> dict[str, Any]:
-    """The config flattened to `a/b/c: value` scalars, for TensorBoard's HParams tab (other values as strings)."""
+    """The config flattened to `a/b/c: value` scalars (other values as strings), to compare two runs' settings."""
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -121,6 +122,24 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
                 f"ckpt_path={checkpoint}: its run had {key}={saved.get(key)!r}, this one {current.get(key)!r}; "
                 f"resume with the same model and data settings, or start a new run without ckpt_path"
             )
+
+
+def run_identity() -> tuple[list[str], list[str]]:
+    """The overrides that name this run (a sweep member's swept ones only), and in a multirun the
+    keys its command line sweeps. Empty outside Hydra (a config composed by hand)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return [], []
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return overrides, []
+    record = Path(hydra_cfg.sweep.dir) / "multirun.yaml"  # the sweep's command line, written before its jobs
+    swept = swept_keys(OmegaConf.load(record).hydra.overrides.task) if record.is_file() else []
+    named = [o for o in overrides if o.lstrip("+~").partition("=")[0].replace("/", ".") in swept]
+    return named or overrides, swept
 
 
 def check_optimized_metric(name: str | None, declared: list[str]) -> None:
@@ -160,12 +179,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
     declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
     check_optimized_metric(cfg.get("optimized_metric"), declared)
-    logger = build(cfg.logger) if cfg.get("logger") else False
+    overrides, swept = run_identity()
+    logger = False
+    if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
+        named = "version" in cfg.logger and cfg.logger.version is None
+        logger = build(cfg.logger, **({"version": run_name(overrides)} if named else {}))
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
     trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
     if logger:
         # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
-        logger.log_hyperparams(flat_hparams(cfg), metrics={m: float("nan") for m in declared})
+        logger.log_hyperparams(experiment_hparams(cfg, swept), metrics={m: float("nan") for m in declared})
 
     # TF32 products on CUDA (full softmax's big matrix products): measured to leave the scores unchanged
     # to three digits; cuda_tf32=false keeps them in float32. The CPU's products are not affected.

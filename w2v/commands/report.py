@@ -13,6 +13,7 @@ import yaml
 
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
+from w2v.runs import tensorboard_dir
 
 COLUMNS = ("train/loss_epoch", "eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/analogy_3cosadd",
            "eval/analogy_3cosmul", "train/epoch_words_per_sec", "wall_seconds")
@@ -61,7 +62,7 @@ def read_curves(sweep_dir: Path, rows: list[dict], swept: list[str], tags: list[
 
     curves = {}
     for row in rows:
-        events = EventAccumulator(str(sweep_dir / row["run"] / "tensorboard")).Reload()
+        events = EventAccumulator(str(tensorboard_dir(sweep_dir / row["run"]))).Reload()
         available = set(events.Tags().get("scalars", []))
         label = f"{row['run']}: " + ",".join(f"{p}={row.get(p)}" for p in swept)
         curves[label] = {t: [(e.step, e.value) for e in events.Scalars(t)] for t in tags if t in available}
@@ -105,7 +106,10 @@ def run(args: argparse.Namespace) -> int:
     by = args.by or (swept[1] if len(swept) > 1 and swept[1] != param else None)
     if param not in swept and param not in rows[0]:
         raise ConfigError(f"--param {param} was not swept; choose one of {', '.join(swept)}")
-    print(save_figure(sweep_plot(rows, args.metric, param, by), out / "metric.png"), file=written)
+    figure = sweep_plot(rows, args.metric, param, by)
+    print(save_figure(figure, out / "metric.png") if figure else f"no run has {args.metric}: no metric.png", file=written)
     tags = ["train/loss_step", "eval/wordsim353_spearman", "eval/analogy_3cosadd"]
-    print(save_figure(curves_plot(read_curves(sweep_dir, rows, swept, tags), tags), out / "curves.png"), file=written)
+    figure = curves_plot(read_curves(sweep_dir, rows, swept, tags), tags)
+    print(save_figure(figure, out / "curves.png") if figure else f"no run logged {', '.join(tags)}: no curves.png",
+          file=written)
     return 0

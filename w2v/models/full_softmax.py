@@ -42,8 +42,8 @@ class FullSoftmaxModule(Word2VecModule):
     Training does not build an autograd graph: the step computes the softmax once, takes the
     gradients of the batch's mean loss in closed form (`softmax_cross_entropy_gradients`, the same
     formulas as the autograd path's backward) and hands them to the configured optimizer. On the
-    small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers cost
-    about a tenth of the step. In a data-parallel run the processes average their gradients
+    small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers are a
+    noticeable share of the step (scripts/README.md). In a data-parallel run the processes average their gradients
     (`distributed.average_gradients`) before the optimizer's step.
     """
 

@@ -64,8 +64,8 @@ def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
 def logits_scratch(rows: int, weight: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor | None:
     """Memory for the logits of `rows` softmax rows, for `softmax_cross_entropy` to reuse (`kept`,
     an earlier one, where it fits). On a CPU a fresh (V, 256) matrix is page-faulted in as it is
-    first written: a 4,096-center CBOW step took about 2,500 page faults without this memory and
-    230 with it (measured). None where it would not be used: on other devices (their allocators
+    first written, thousands of page faults a step that reusing this memory avoids (measured,
+    scripts/README.md). None where it would not be used: on other devices (their allocators
     keep freed memory), and under autocast, whose products make their own."""
     if weight.device.type != "cpu" or _autocast_on("cpu"):
         return None
@@ -92,7 +92,7 @@ def _logits(hidden, weight, bias, by_columns: bool, scratch: torch.Tensor | None
 
 
 def _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch=None, operand=None):
-    """`softmax_cross_entropy` on a CPU, where exp2 runs about three times as fast as exp (measured):
+    """`softmax_cross_entropy` on a CPU, where exp2 runs several times as fast as exp (measured):
     the logits are computed in base 2 (log2(e) scales the small operands, not the product), and
     exponentiated without subtracting each row's maximum, a pass over the matrix that float32's
     range makes unnecessary while a row's logits stay below 88 and its largest above -16. Rows
