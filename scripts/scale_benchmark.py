@@ -23,9 +23,9 @@ import numpy as np
 
 PREPROCESS = """
 import json, resource, sys, time
-from w2v.data import TextDataModule
+from w2v.api import build_datamodule
 start = time.perf_counter()
-dm = TextDataModule(path=sys.argv[1], cache_dir=sys.argv[2], vocab={"min_count": 5, "specials": [], "oov": "drop"})
+dm = build_datamodule("data=text", f"data.path={sys.argv[1]}", f"data.cache_dir={sys.argv[2]}")  # word2vec's vocabulary
 dm.prepare_data()
 dm.setup("fit")
 print(json.dumps({"seconds": time.perf_counter() - start, "tokens": len(dm.corpus), "words": len(dm.vocab),

@@ -8,14 +8,15 @@ import sys
 
 import numpy as np
 
-from w2v.data import TextDataModule
+from w2v.api import build_datamodule
 from w2v.data import datamodule as datamodule_module
 from w2v.fileio import file_lock
 
 
 def _dm(tmp_path, corpus, **tokenizer):
-    return TextDataModule(path=str(corpus), cache_dir=str(tmp_path / "cache"),
-                          tokenizer={"n_process": 1, **tokenizer}, vocab={"min_count": 1, "specials": [], "oov": "drop"})
+    return build_datamodule("data=text", f"data.path={corpus}", f"data.cache_dir={tmp_path / 'cache'}",
+                            "data.tokenizer.n_process=1", "data.vocab.min_count=1",
+                            *[f"data.tokenizer.{k}={v}" for k, v in tokenizer.items()])
 
 
 def test_second_setup_reads_the_cache(tmp_path, planted_corpus, monkeypatch):

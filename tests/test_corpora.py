@@ -96,9 +96,11 @@ def test_truncated_archive_is_moved_aside(tmp_path):
 
 
 def test_missing_archive_without_download_names_url_and_both_ways(tmp_path):
+    from w2v.api import build_datamodule
     from w2v.data import ImdbDataModule
 
-    dm = ImdbDataModule(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False)
+    dm = build_datamodule(f"paths.data_dir={tmp_path}", f"data.cache_dir={tmp_path / 'cache'}", "data.download=false")
+    assert isinstance(dm, ImdbDataModule)
     with pytest.raises(ConfigError) as err:
         dm.prepare_data()
     message = str(err.value)

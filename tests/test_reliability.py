@@ -9,15 +9,20 @@ import sys
 import numpy as np
 import pytest
 
-from w2v.data import TextDataModule
+from w2v.api import build_datamodule
 from w2v.errors import ConfigError
+
+
+def _text_datamodule(path, cache_dir):
+    return build_datamodule("data=text", f"data.path={path}", f"data.cache_dir={cache_dir}",
+                            "data.tokenizer.n_process=1", "data.vocab.min_count=1")
 
 PREPARE = """
 import logging, sys
 logging.basicConfig(level=logging.INFO, format="%(message)s")
-from w2v.data import TextDataModule
-dm = TextDataModule(path=sys.argv[1], cache_dir=sys.argv[2], tokenizer={"n_process": 1},
-                    vocab={"min_count": 1, "specials": [], "oov": "drop"})
+from w2v.api import build_datamodule
+dm = build_datamodule("data=text", f"data.path={sys.argv[1]}", f"data.cache_dir={sys.argv[2]}",
+                      "data.tokenizer.n_process=1", "data.vocab.min_count=1")
 dm.setup()
 print(len(dm.corpus))
 """
@@ -53,8 +58,7 @@ def _fuzz_lines(rng: np.random.Generator) -> bytes:
 def test_bad_bytes_never_crash(tmp_path, seed):
     path = tmp_path / "fuzz.txt"
     path.write_bytes(_fuzz_lines(np.random.default_rng(seed)))
-    dm = TextDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), tokenizer={"n_process": 1},
-                        vocab={"min_count": 1, "specials": [], "oov": "drop"})
+    dm = _text_datamodule(path, tmp_path / "cache")
     dm.setup()
     assert "word" in dm.vocab and len(dm.corpus) > 0
 
@@ -62,8 +66,7 @@ def test_bad_bytes_never_crash(tmp_path, seed):
 def test_corpus_of_punctuation_and_noise_only_is_a_clear_error(tmp_path):
     path = tmp_path / "noise.txt"
     path.write_bytes(b"!!! ??? ...\n\x00\x01\x02\n12345 678\n\xff\xfe\n")
-    dm = TextDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), tokenizer={"n_process": 1},
-                        vocab={"min_count": 1, "specials": [], "oov": "drop"})
+    dm = _text_datamodule(path, tmp_path / "cache")
     with pytest.raises(ConfigError, match="no token left after preprocessing"):
         dm.setup()
     assert not any((tmp_path / "cache").glob("text-*"))  # nothing half-built left behind
@@ -72,9 +75,9 @@ def test_corpus_of_punctuation_and_noise_only_is_a_clear_error(tmp_path):
 # Run as a file, so that spawned workers re-run it as their parent's main script.
 UNGUARDED = """
 import sys
-from w2v.data import TextDataModule
-TextDataModule(path=sys.argv[1], cache_dir=sys.argv[2], tokenizer={"n_process": 2, "spacy_model": sys.argv[3]},
-               vocab={"min_count": 1}).setup()
+from w2v.api import build_datamodule
+build_datamodule("data=text", f"data.path={sys.argv[1]}", f"data.cache_dir={sys.argv[2]}", "data.tokenizer.n_process=2",
+                 f"data.tokenizer.spacy_model={sys.argv[3]}", "data.vocab.min_count=1").setup()
 """
 GUARDED = "if __name__ == '__main__':\n" + "".join("    " + line + "\n" for line in UNGUARDED.strip().splitlines())
 
@@ -105,8 +108,7 @@ def test_a_script_without_main_guard_stops_instead_of_waiting_forever(tmp_path):
 
 
 def test_folder_of_a_build_killed_outright_is_removed(tmp_path, planted_corpus):
-    make = lambda: TextDataModule(path=str(planted_corpus), cache_dir=str(tmp_path / "cache"),  # noqa: E731
-                                  tokenizer={"n_process": 1}, vocab={"min_count": 1})
+    make = lambda: _text_datamodule(planted_corpus, tmp_path / "cache")  # noqa: E731
     make().setup()
     entry = next((tmp_path / "cache").glob("text-*"))
     shutil.rmtree(entry)

@@ -53,6 +53,14 @@ def build_model(vocab, *overrides: str):
     return instantiate_model(model_cfg, vocab)
 
 
+def build_datamodule(*overrides: str):
+    """The datamodule a run with these overrides would read, not yet set up: e.g.
+    `build_datamodule("data=text", "data.path=corpus.txt", "data.vocab.min_count=1")`."""
+    from w2v.training import build
+
+    return build(compose_config(*overrides).data)
+
+
 def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
     """The run's config as `w2v-train` composes it (with `ckpt_path`, the interrupted run's settings
     updated by `overrides`), and its run directory (hydra.run.dir)."""

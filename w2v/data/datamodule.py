@@ -22,7 +22,7 @@ from torch.utils.data import IterableDataset
 
 from w2v.data import imdb
 from w2v.data.cache import cached_tokens, id_sink
-from w2v.data.corpus import DEFAULT_BLOCK_TOKENS, Corpus
+from w2v.data.corpus import Corpus
 from w2v.data.examples import Examples, draw_examples
 from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler
 from w2v.data.text import check_text_file, iter_lines
@@ -253,18 +253,10 @@ class CorpusDataModule(L.LightningDataModule, ABC):
 
     name = "corpus"
 
-    def __init__(
-        self,
-        cache_dir: str,
-        batch_size: int = 4096,
-        max_docs: int | None = None,
-        shuffle: bool = True,
-        seed: int = 0,
-        tokenizer: dict | None = None,
-        vocab: dict | None = None,
-        block_tokens: int = DEFAULT_BLOCK_TOKENS,
-        batching: str = "centers",
-    ):
+    def __init__(self, *, cache_dir: str, batch_size: int, max_docs: int | None, shuffle: bool, seed: int,
+                 tokenizer: dict, vocab: dict, block_tokens: int, batching: str):
+        """Every setting comes from the data config (conf/data/), the one place defaults are written;
+        `w2v.api.build_datamodule(*overrides)` builds one from it."""
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a batch)")
@@ -272,11 +264,10 @@ class CorpusDataModule(L.LightningDataModule, ABC):
             raise ConfigError(f"data.batching={batching!r} is unknown; use centers (w2v's) or examples (the notebooks')")
         if max_docs is not None and max_docs < 1:
             raise ConfigError(f"data.max_docs={max_docs} must be a positive count, or null for the whole corpus")
-        tokenizer = dict(tokenizer or {})
+        tokenizer = dict(tokenizer)
         self.n_process = resolve_workers(tokenizer.pop("n_process", -1))
         self.tokenizer = TokenizerSettings(**tokenizer)
-        self.vocab_settings = {"max_size": None, "min_count": 1, "specials": ["<PAD>", "<UNK>"], "oov": "unk", "unk_token": "<UNK>", **(vocab or {})}
-        self.vocab_settings["specials"] = list(self.vocab_settings["specials"])
+        self.vocab_settings = {**vocab, "specials": list(vocab["specials"])}
         check_vocab_settings(**self.vocab_settings)
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
         Corpus.check_block_tokens(block_tokens)  # before any heavy work
@@ -362,8 +353,8 @@ class ImdbDataModule(CorpusDataModule):
 
     name = "imdb"
 
-    def __init__(self, data_dir: str | None = None, archive: str | None = None, url: str = imdb.IMDB_URL,
-                 md5: str | None = imdb.IMDB_MD5, download: bool = True, **kwargs):
+    def __init__(self, *, data_dir: str | None, archive: str | None, download: bool, url: str = imdb.IMDB_URL,
+                 md5: str | None = imdb.IMDB_MD5, **kwargs):
         super().__init__(**kwargs)
         self.data_dir, self.archive, self.url, self.md5, self.download = data_dir, archive, url, md5, download
         self._archive_path: Path | None = None
@@ -398,7 +389,7 @@ class TextDataModule(CorpusDataModule):
 
     name = "text"
 
-    def __init__(self, path: str, **kwargs):
+    def __init__(self, *, path: str, **kwargs):
         super().__init__(**kwargs)
         if not path:
             raise ConfigError("data=text needs a corpus file; pass data.path=PATH (UTF-8 text, one document per line)")
