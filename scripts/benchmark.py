@@ -200,7 +200,7 @@ def worker_notebook_full(max_docs, arch, n_batches, epochs=1, evaluate=False) ->
 
 def worker_matmul_peak() -> dict:
     """GFLOP/s of a 2048x2048 matrix product by `torch.mm` in float32 and in bfloat16 (the products
-    of bf16-mixed), and in float32 by oneDNN (`w2v.models.onednn`, which some of the step's products
+    of bf16-mixed), and in float32 by oneDNN (`w2v.kernels.onednn`, which some of the step's products
     go through; None where this PyTorch lacks it)."""
     import torch
 

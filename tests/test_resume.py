@@ -68,6 +68,8 @@ def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path
     vectors = (resumed / "vectors.txt").read_text().splitlines()
     assert len(vectors) == 1 + int(vectors[0].split()[0]) == 1 + 36
     assert (resumed / "vectors.txt").read_bytes() == uninterrupted_vectors
+    names = [sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir()) for run in (first, resumed)]
+    assert names[0] == names[1] and names[0][0].startswith("data=text,")  # named by the overrides it continues
 
 
 def test_checkpoint_lookup(tmp_path):

@@ -142,6 +142,10 @@ def test_a_sweep_returns_each_runs_optimized_metric(tmp_path, planted_corpus):
 @pytest.mark.parametrize("model, overrides", [
     ("sgns", ["model.optimizer._target_=torch.optim.AdamW", "model.scheduler=null"]),  # any torch optimizer, autograd
     ("cbow", ["model/optimizer=sgd", "model/scheduler=constant"]),
+    # SGD with weight decay cannot take sparse gradients; a scheduler without total_steps still works
+    ("skipgram", ["model/optimizer=sgd", "+model.optimizer.weight_decay=1e-4",
+                  "model.scheduler._target_=torch.optim.lr_scheduler.StepLR", "~model.scheduler.min_lr_ratio",
+                  "+model.scheduler.step_size=10"]),
 ])
 def test_optimizer_and_scheduler_come_from_their_configs(make_cfg, model, overrides):
     result = train(make_cfg([f"model={model}", "trainer.fast_dev_run=true", *overrides]))
@@ -149,4 +153,5 @@ def test_optimizer_and_scheduler_come_from_their_configs(make_cfg, model, overri
     optimizer = trained.optimizers().optimizer
     assert type(optimizer).__name__ == trained.hparams.optimizer["_target_"].rsplit(".", 1)[1]
     assert (trained.lr_schedulers() is None) == (trained.hparams.scheduler is None)
+    assert trained.in_embed.sparse == (model == "cbow")  # plain SGD takes sparse rows, SGD with decay cannot
     assert np.isfinite(result["metrics"]["train/loss_epoch"])

@@ -4,9 +4,15 @@
 vectors (`w2v/api.py`).
 """
 
+from pathlib import Path
+
 from w2v.vectors import WordVectors
 
-__all__ = ["Run", "WordVectors", "load", "train"]
+# The configs live in the repository's conf/ (editable install) or inside the installed package.
+_PACKAGED = Path(__file__).parent / "conf"
+CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "conf")
+
+__all__ = ["CONFIG_DIR", "Run", "WordVectors", "load", "train"]
 __version__ = "0.1.0"
 
 

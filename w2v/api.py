@@ -37,7 +37,7 @@ def compose_config(*overrides: str) -> DictConfig:
     """The config `w2v-train OVERRIDES...` trains with (Hydra's own settings left out)."""
     from hydra import compose, initialize_config_dir
 
-    from w2v.training import CONFIG_DIR
+    from w2v import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
@@ -67,7 +67,8 @@ def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from w2v.training import CONFIG_DIR, config_for_resume
+    from w2v import CONFIG_DIR
+    from w2v.training import config_for_resume
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)

@@ -16,7 +16,6 @@ from w2v.trainer_state import is_logging_step
 
 log = logging.getLogger(__name__)
 
-PROBE_WORDS = ("movie", "actor", "scene", "music", "dvd", "story", "funny", "laugh", "love", "director")
 
 
 def _tensorboard(trainer: L.Trainer):
@@ -70,7 +69,7 @@ class WordsPerSecond(L.Callback):
 class NearestNeighbours(L.Callback):
     """At the end of every `every_n_epochs` epoch, logs the nearest neighbours of probe words as text."""
 
-    def __init__(self, probe_words: Sequence[str] = PROBE_WORDS, k: int = 8, every_n_epochs: int = 1):
+    def __init__(self, probe_words: Sequence[str], k: int = 8, every_n_epochs: int = 1):
         self.probe_words, self.k, self.every_n_epochs = list(probe_words), k, every_n_epochs
 
     def table(self, pl_module) -> str:
@@ -188,7 +187,7 @@ class IntrinsicEvaluation(L.Callback):
 class TsneFigure(L.Callback):
     """At the end of training, the t-SNE map of the probe words' neighbourhoods: TensorBoard figure and PNG."""
 
-    def __init__(self, path: str, probe_words: Sequence[str] = PROBE_WORDS, k: int = 10):
+    def __init__(self, path: str, probe_words: Sequence[str], k: int = 10):
         self.path, self.probe_words, self.k = Path(path), list(probe_words), k
 
     @rank_zero_only

@@ -4,8 +4,8 @@ CBOW, Skip-gram and SGNS's SGD step compute their gradients or row updates by ha
 autograd hooks never run for them; the processes combine them here with dense, blocking
 collectives issued in the same order by every process. (Before, Skip-gram's sparse embedding
 gradient went through DDP's hooks and gloo's asynchronous sparse all-reduce, and 2-process CPU
-runs crashed at random in native code; none has crashed since. SGNS with adam or lazy_adam
-still trains through autograd and DDP's hooks.)
+runs crashed at random in native code; none has crashed since. SGNS with any optimizer but
+plain SGD trains through autograd and DDP's hooks.)
 - SGNS's SGD step: each process sums its batch's row updates per distinct row, every process
   gathers all of them, and each applies the combined update, the update one process would make
   for the union of the batches.

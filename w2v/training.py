@@ -1,4 +1,4 @@
-"""The Hydra entry point (`w2v-train`, `python -m w2v`): build data, model, callbacks, logger, trainer; fit."""
+"""The Hydra entry point (`w2v train`, `w2v-train`): build data, model, callbacks, logger, trainer; fit."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+from w2v import CONFIG_DIR
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
@@ -27,9 +28,6 @@ from w2v.runs import experiment_hparams, run_name, swept_keys
 
 log = logging.getLogger("w2v.training")  # also when run as __main__ (`w2v train`)
 
-# The configs live in the repository's conf/ (editable install) or inside the installed package.
-_PACKAGED = Path(__file__).parent / "conf"
-CONFIG_DIR = str(_PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "conf")
 RUN_MARKER = ".w2v-run"
 
 # `${stderr_is_terminal:}` in conf/trainer: progress bars for a person at a terminal, none in a log
@@ -73,16 +71,23 @@ def check_model_config(model_cfg: DictConfig) -> None:
     """One-line errors for unknown model settings and invalid values, before any heavy work."""
     model_cls = get_class(model_cfg._target_)
     kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "_target_"}
-    accepted = set()
+    accepted, required = set(), set()
     for klass in model_cls.__mro__:
         if "__init__" in vars(klass):
-            accepted |= set(inspect.signature(klass.__init__).parameters)
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            accepted |= {p.name for p in parameters}
+            required |= {p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ConfigError(
             f"model.{unknown[0]} is not a setting of {model_cls.__name__}; remove it (for the notebooks' setting "
             f"of another architecture use experiment=notebook_cbow or experiment=notebook_skipgram)"
         )
+    for name in sorted(required - set(kwargs)):
+        hint = " (model/scheduler=constant keeps the rate constant; model.scheduler=null drops the schedule)" \
+            if name == "scheduler" else ""
+        raise ConfigError(f"model.{name} is missing: {model_cls.__name__} needs it; put it back in the model's "
+                          f"config{hint}")
     model_cls.check_hparams(**kwargs)
 
 
@@ -180,6 +185,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
     check_optimized_metric(cfg.get("optimized_metric"), declared)
     overrides, swept = run_identity()
+    if checkpoint is not None:  # a resumed run keeps the name of the run it continues
+        overrides = resume_overrides(checkpoint.parent, overrides) or overrides
     logger = False
     if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
         named = "version" in cfg.logger and cfg.logger.version is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, benchmark_paths, evaluate_word_analogies, evaluate_word_pairs
+from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, benchmark_paths, evaluate_analogy_methods, evaluate_word_pairs
 from w2v.vectors import load_vectors
 
 
@@ -15,8 +15,8 @@ def evaluate(path: str, wordsim: str | None, simlex: str | None, analogies: str 
     result: dict = {"vectors": str(path), "words": len(vectors), "dim": vectors.dim, "restrict_vocab": restrict_vocab}
     for name in ("wordsim353", "simlex999"):
         result[name] = vars(evaluate_word_pairs(vectors, paths[name], restrict_vocab))
-    for method in ("3cosadd", "3cosmul"):
-        result[f"analogy_{method}"] = vars(evaluate_word_analogies(vectors, paths["analogies"], method, restrict_vocab))
+    for method, scores in evaluate_analogy_methods(vectors, paths["analogies"], restrict_vocab).items():
+        result[f"analogy_{method}"] = vars(scores)
     return result
 
 

@@ -5,21 +5,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from w2v.callbacks import PROBE_WORDS
 from w2v.errors import ConfigError
-from w2v.plots import save_figure, tsne_figure
 from w2v.vectors import load_vectors
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a run directory, or a vectors file in word2vec text or binary format")
     parser.add_argument("-o", "--output", help="PNG to write (default: tsne.png in the run directory, or beside the file)")
-    parser.add_argument("-w", "--probe_words", "--probe-words", nargs="+", default=list(PROBE_WORDS), metavar="WORD",
-                        help="the words to draw with their neighbours (default: the probe words of the callbacks' config)")
+    parser.add_argument("-w", "--probe_words", "--probe-words", nargs="+", metavar="WORD",
+                        help="the words to draw with their neighbours (default: callbacks.neighbours.probe_words "
+                             "of conf/callbacks/default.yaml)")
     parser.add_argument("-k", type=int, default=10, help="neighbours per probe word (default 10)")
 
 
+def default_probe_words() -> list[str]:
+    from omegaconf import OmegaConf
+
+    from w2v import CONFIG_DIR
+
+    return list(OmegaConf.load(Path(CONFIG_DIR) / "callbacks" / "default.yaml").neighbours.probe_words)
+
+
 def run(args: argparse.Namespace) -> int:
+    from w2v.plots import save_figure, tsne_figure
+
+    args.probe_words = args.probe_words or default_probe_words()
     path = Path(args.path)
     figure = tsne_figure(load_vectors(path), args.probe_words, args.k)
     if figure is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from typing import Any, Mapping
@@ -17,7 +18,7 @@ from hydra.utils import get_class, instantiate
 from w2v.data.sampling import SamplerSettings
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
-from w2v.optim import SPARSE_ROW_OPTIMIZERS, DeferredAdam, LinearDecay
+from w2v.optim import DeferredAdam, LinearDecay, takes_sparse_rows
 from w2v.trainer_state import is_logging_step
 from w2v.vectors import WordVectors
 
@@ -47,6 +48,22 @@ def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None =
     return embedding
 
 
+def check_arguments(config: Mapping, key: str, given: tuple[str, ...]) -> None:
+    """One-line errors for a setting the configured class does not take, or one it needs and lacks
+    (`given`: what the model passes itself)."""
+    cls = target_class(config, key)
+    parameters = inspect.signature(cls).parameters
+    settings = set(config) - {"_target_", "_partial_"}
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        for name in sorted(settings - set(parameters)):
+            raise ConfigError(f"{key}.{name} is not a setting of {cls.__name__}; remove it "
+                              f"({cls.__name__} takes {', '.join(n for n in parameters if n not in given)})")
+    for name, p in parameters.items():
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) \
+                and name not in settings and name not in given:
+            raise ConfigError(f"{key}.{name} is missing: {cls.__name__} needs it; add +{key}.{name}=VALUE")
+
+
 class Word2VecModule(L.LightningModule, ABC):
     """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
 
@@ -69,8 +86,8 @@ class Word2VecModule(L.LightningModule, ABC):
         self.optimizer_class = target_class(optimizer, "model.optimizer")
         # Sparse embedding gradients (the rows of the batch's words): SGD and LazyAdam update only
         # those rows; Adam, where `sparse_adam` says it pays, puts off the other rows' steps (DeferredAdam).
-        deferred = issubclass(self.optimizer_class, DeferredAdam)  # a LazyAdam whose sparse use is a choice
-        self.sparse = self.sparse_adam if deferred else issubclass(self.optimizer_class, SPARSE_ROW_OPTIMIZERS)
+        deferred = issubclass(self.optimizer_class, DeferredAdam)  # pays where a batch reads few rows
+        self.sparse = self.sparse_adam if deferred else takes_sparse_rows(optimizer)
         self.in_embed = uniform_embedding(len(vocab), embedding_dim, self.sparse, self.max_norm())
         self._deferred: DeferredAdam | None = None  # adam's optimizer, which holds the idle rows' pending steps
         self._catch_up_hooks: list = []
@@ -84,12 +101,14 @@ class Word2VecModule(L.LightningModule, ABC):
             raise ConfigError(f"model.embedding_dim={embedding_dim} must be a positive integer")
         SamplerSettings(window=settings.get("window"), subsample=settings.get("subsample"))
         optimizer = settings.get("optimizer")
-        if target_class(optimizer, "model.optimizer") is None:
+        if optimizer is None:
             raise ConfigError("model.optimizer is missing; pick one with model/optimizer=sgd|adam|lazy_adam")
+        check_arguments(optimizer, "model.optimizer", given=("params",))
         if not optimizer.get("lr", 1) > 0:
             raise ConfigError(f"model.optimizer.lr={optimizer.get('lr')} must be positive")
         scheduler = settings.get("scheduler")
-        target_class(scheduler, "model.scheduler")
+        if scheduler is not None:
+            check_arguments(scheduler, "model.scheduler", given=("optimizer", "total_steps"))
         if scheduler is not None and not 0 <= scheduler.get("min_lr_ratio", 0) <= 1:
             raise ConfigError(f"model.scheduler.min_lr_ratio={scheduler.get('min_lr_ratio')} must lie in [0, 1]")
         if settings.get("export") not in EXPORTS:
@@ -181,7 +200,9 @@ class Word2VecModule(L.LightningModule, ABC):
         self._defer_to(optimizer if isinstance(optimizer, DeferredAdam) else None)
         if self.hparams.scheduler is None:
             return optimizer
-        schedule = instantiate(self.hparams.scheduler, _partial_=True)(optimizer, total_steps=self.total_training_steps)
+        schedule = instantiate(self.hparams.scheduler, _partial_=True)
+        takes_steps = "total_steps" in inspect.signature(target_class(self.hparams.scheduler, "model.scheduler")).parameters
+        schedule = schedule(optimizer, **({"total_steps": self.total_training_steps} if takes_steps else {}))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def total_training_steps(self) -> int | float:

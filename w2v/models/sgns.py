@@ -15,7 +15,6 @@ import dataclasses
 import logging
 
 import torch
-from hydra.utils import get_class
 
 from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
 from w2v.errors import ConfigError
@@ -24,6 +23,7 @@ from w2v.kernels.counter_rng import stream_key
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import sgns_gradients, sgns_loss
+from w2v.optim import plain_sgd
 from w2v.distributed import gather_row_updates
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,10 @@ class SGNS(Word2VecModule):
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
         # optimizer (or SGD with momentum, weight decay...) trains through autograd.
-        self.automatic_optimization = not self.fused_sgd(self.hparams.optimizer)
+        self.automatic_optimization = not plain_sgd(self.hparams.optimizer)
         self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
         self._block_keys: torch.Tensor | None = None
         self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
-
-    @staticmethod
-    def fused_sgd(optimizer: dict) -> bool:
-        """Whether the optimizer's config is plain SGD: its rate and nothing else (the fused step's update)."""
-        return get_class(optimizer["_target_"]) is torch.optim.SGD and set(optimizer) <= {"_target_", "_partial_", "lr"}
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
