@@ -20,7 +20,8 @@ EXPERIMENT_KEYS = ("model", "data", "seed", "trainer.max_epochs", "trainer.preci
 NAME_LENGTH = 100
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The config key an override sets, dotted: `+model/optimizer=adam` -> `model.optimizer`."""
     return override.lstrip("+~").partition("=")[0].replace("/", ".")
 
 
@@ -31,8 +32,8 @@ def _plumbing(key: str) -> bool:
 def run_name(overrides: Sequence[str]) -> str:
     """A stable, filesystem-safe name from a run's overrides, plumbing left out:
     `model=cbow,model.window=3`; `defaults` when nothing was changed."""
-    kept = [_key(o) + o.partition("=")[1] + o.partition("=")[2]  # in the command line's order
-            for o in overrides if not _plumbing(_key(o))]
+    kept = [override_key(o) + o.partition("=")[1] + o.partition("=")[2]  # in the command line's order
+            for o in overrides if not _plumbing(override_key(o))]
     name = re.sub(r"[^A-Za-z0-9._=,~@-]", "_", ",".join(kept))
     if len(name) > NAME_LENGTH:  # cut, with a hash of the whole so that names stay distinct
         name = name[: NAME_LENGTH - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -44,7 +45,22 @@ def swept_keys(sweep_overrides: Sequence[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
-    return [o.get_key_element().lstrip("+~").replace("/", ".") for o in parsed if o.is_sweep_override()]
+    return [override_key(o.get_key_element()) for o in parsed if o.is_sweep_override()]
+
+
+def flat_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The config flattened to `a.b.c: value` scalars (other values, None and lists, as strings)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
 
 
 def experiment_hparams(cfg: DictConfig, swept: Sequence[str] = ()) -> dict[str, Any]:
@@ -55,21 +71,14 @@ def experiment_hparams(cfg: DictConfig, swept: Sequence[str] = ()) -> dict[str, 
     None and lists become strings, which TensorBoard's HParams tab can show.
     """
     flat: dict[str, Any] = {}
-
-    def describes(key: str) -> bool:
-        return not _plumbing(key) and any(key == k or key.startswith(k + ".") for k in EXPERIMENT_KEYS)
-
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, dict):
-            for child, value in node.items():
-                if child == "_target_" and describes(key):
-                    flat[key] = str(value).rsplit(".", 1)[-1]
-                elif child not in ("_target_", "_partial_"):
-                    walk(value, f"{key}.{child}" if key else str(child))
-        elif describes(key):
-            flat[key] = node if isinstance(node, (bool, int, float, str)) else str(node)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    for key, value in flat_settings(cfg).items():
+        node, _, leaf = key.rpartition(".")
+        if leaf == "_partial_":
+            continue
+        if leaf == "_target_":
+            key, value = node, str(value).rsplit(".", 1)[-1]
+        if not _plumbing(key) and any(key == k or key.startswith(k + ".") for k in EXPERIMENT_KEYS):
+            flat[key] = value
     first = [k for k in swept if k in flat]
     ordered = first + [k for k in flat if k not in first]
     return {k.replace(".", "/"): flat[k] for k in ordered}

@@ -24,7 +24,7 @@ from w2v import CONFIG_DIR
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
-from w2v.runs import experiment_hparams, run_name, swept_keys
+from w2v.runs import experiment_hparams, flat_settings, override_key, run_name, swept_keys
 
 log = logging.getLogger("w2v.training")  # also when run as __main__ (`w2v train`)
 
@@ -91,21 +91,6 @@ def check_model_config(model_cfg: DictConfig) -> None:
     model_cls.check_hparams(**kwargs)
 
 
-def flat_hparams(cfg: DictConfig, sep: str = "/") -> dict[str, Any]:
-    """The config flattened to `a/b/c: value` scalars (other values as strings), to compare two runs' settings."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{sep}{key}" if prefix else str(key))
-        else:
-            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
-
-
 # Settings that may differ between a run and its resumption: where things are, and how long to train.
 _MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
 
@@ -117,7 +102,7 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
         return  # a checkpoint from elsewhere: Lightning reports a model that does not fit it
 
     def settings(node: DictConfig) -> dict[str, Any]:
-        return {k: v for k, v in flat_hparams(node, sep=".").items()
+        return {k: v for k, v in flat_settings(node).items()
                 if k.split(".")[0] in ("model", "data", "seed") and k not in _MAY_DIFFER}
 
     saved, current = settings(OmegaConf.load(saved_path)), settings(cfg)
@@ -143,7 +128,7 @@ def run_identity() -> tuple[list[str], list[str]]:
         return overrides, []
     record = Path(hydra_cfg.sweep.dir) / "multirun.yaml"  # the sweep's command line, written before its jobs
     swept = swept_keys(OmegaConf.load(record).hydra.overrides.task) if record.is_file() else []
-    named = [o for o in overrides if o.lstrip("+~").partition("=")[0].replace("/", ".") in swept]
+    named = [o for o in overrides if override_key(o) in swept]
     return named or overrides, swept
 
 
