@@ -8,7 +8,8 @@ shuffled `DataLoader` batches them, and `nn.Embedding` / `nn.Linear` with autogr
 - skipgram: 512 (center, context) pairs a batch (window 4), the center's embedding through the
   linear layer, cross-entropy;
 - sgns: 256 (center, context) pairs a batch, window of 1 to 3 words drawn per center, tokens
-  subsampled with threshold 1e-5, 10 noise words drawn for every pair from count^0.75.
+  subsampled with threshold 1e-5 (kept with probability 1 - sqrt(t/f)), 10 noise words drawn for
+  every pair from count^0.75.
 The corpus is one stream (contexts cross reviews) and centers whose window reaches past the
 stream's ends are skipped. Subsampling and window sizes are drawn from the same generator, in the
 same order, as `w2v.data.examples.draw_examples`, so both train on the same examples; their order
@@ -35,13 +36,15 @@ class LoopSettings:
     window: int
     shrink: bool  # window sizes drawn per center from 1..window
     subsample: float | None  # threshold t
+    subsample_rule: str  # the keep probability: "word2vec" min(1, sqrt(t/f) + t/f), "notebook" max(0, 1 - sqrt(t/f))
     negatives: int
     batch_size: int
     max_norm: float | None
 
 
-SETTINGS = {"cbow": LoopSettings(4, False, None, 0, 256, 1.0), "skipgram": LoopSettings(4, False, None, 0, 512, 1.0),
-            "sgns": LoopSettings(3, True, 1e-5, 10, 256, None)}
+SETTINGS = {"cbow": LoopSettings(4, False, None, "word2vec", 0, 256, 1.0),
+            "skipgram": LoopSettings(4, False, None, "word2vec", 0, 512, 1.0),
+            "sgns": LoopSettings(3, True, 1e-5, "notebook", 10, 256, None)}
 DIM, LR = 100, 0.001
 
 
@@ -53,9 +56,12 @@ def examples(ids: np.ndarray, counts: np.ndarray, arch: str, seed: int, settings
     rng = np.random.default_rng([seed, 2])
     if threshold:
         total = int(sum(counts))
-        # word2vec's keep probability sqrt(t/f) + t/f; 0 for a word that never occurs (the specials)
-        ratios = [threshold / (c / total) if c else 0.0 for c in counts.tolist()]
-        keep = [min(1.0, math.sqrt(r) + r) for r in ratios]
+        # 0 for a word that never occurs (the specials)
+        ratios = [threshold / (c / total) if c else math.inf for c in counts.tolist()]
+        if settings.subsample_rule == "word2vec":
+            keep = [min(1.0, math.sqrt(r) + r) if c else 0.0 for r, c in zip(ratios, counts.tolist())]
+        else:  # the notebooks': the paper's discard probability as the keep probability
+            keep = [max(0.0, 1.0 - math.sqrt(r)) for r in ratios]
         draws = rng.random(len(ids))
         ids = [w for w, u in zip(ids.tolist(), draws) if u < keep[w]]
     else:

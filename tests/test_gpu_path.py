@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from tests.conftest import compose_config, planted_neighbour_share, write_planted_corpus
+from w2v.api import build_model
 from w2v.data.datamodule import DeviceChunks
 from w2v.data.sampling import NoiseTable, keep_probabilities, noise_distribution
+from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
 from w2v.kernels import counter_rng, cpu as cpu_kernels
 from w2v.kernels.device_sampling import StreamKeys, chunk_examples, noise_words, prepare_block, window_radius
@@ -233,3 +235,32 @@ def test_the_gpu_path_refuses_the_notebooks_batching(tmp_path, planted_corpus):
                           f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"])
     with pytest.raises(ConfigError, match="cannot feed the GPU path"):
         train(cfg)
+
+
+def test_deterministic_mode_rules_out_the_triton_kernel():
+    """Its programs add to shared rows atomically, in a varying order: trainer.deterministic=true
+    (torch's deterministic algorithms) is refused with model.kernels=triton."""
+    vocab = Vocabulary(words=[f"w{i}" for i in range(20)], counts=np.arange(20, 0, -1))
+    model = build_model(vocab, "model.kernels=triton")
+    assert model.on_device()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with pytest.raises(ConfigError, match="model.kernels=triton adds updates atomically.*trainer.deterministic"):
+            model.on_device()
+        assert not build_model(vocab, "model.kernels=auto").on_device()  # a CPU: the fused kernels, deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("model", ["sgns", "cbow", "skipgram"])
+def test_deterministic_runs_on_cuda_give_the_same_vectors(tmp_path, planted_corpus, model):
+    def run(name):
+        cfg = compose_config(["trainer=gpu", f"model={model}", "trainer.deterministic=true", "data=text",
+                              f"data.path={planted_corpus}", "data.tokenizer.n_process=1", "data.vocab.min_count=1",
+                              "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "callbacks.tsne=null",
+                              "callbacks.projector=null", f"paths.output_dir={tmp_path / name}",
+                              f"paths.cache_dir={tmp_path / 'cache'}"])
+        return train(cfg)["model"].word_vectors().vectors
+
+    assert np.array_equal(run("first"), run("second"))

@@ -34,7 +34,7 @@ def _notebook_cfg(make_cfg, experiment):
     with open_dict(cfg):
         cfg.data.batch_size = compose_config([f"experiment={experiment}"]).data.batch_size  # not make_cfg's
         cfg.data.max_docs = None  # the planted corpus is small: every document
-        if cfg.model.get("subsample"):  # at 1e-5 each of its 36 words is too frequent to be kept
+        if cfg.model.get("subsample"):  # its 36 words are all frequent: a higher threshold thins them
             cfg.model.subsample = 1e-2
     return cfg
 
@@ -61,8 +61,9 @@ def test_notebook_experiment_steps_as_the_notebook_loop(make_cfg, experiment):
     notebook_loop.train(ids, counts, arch, epochs=1, seed=cfg.seed, settings=settings,
                         on_epoch=lambda epoch, result, model: steps.append(result))
     assert (cfg.data.batch_size, cfg.model.window, cfg.model.shrink_window, cfg.model.get("max_norm"),
-            cfg.model.get("negatives", 0)) == (settings.batch_size, settings.window, settings.shrink,
-                                               settings.max_norm, settings.negatives)
+            cfg.model.get("negatives", 0), cfg.model.subsample_rule) == (
+        settings.batch_size, settings.window, settings.shrink, settings.max_norm, settings.negatives,
+        settings.subsample_rule)
     n = len(inputs)
     assert n > 3 * cfg.data.batch_size  # several steps, the last one short
     expected = [cfg.data.batch_size] * (n // cfg.data.batch_size) + ([n % cfg.data.batch_size] if n % cfg.data.batch_size else [])
@@ -70,17 +71,18 @@ def test_notebook_experiment_steps_as_the_notebook_loop(make_cfg, experiment):
     assert steps[0].steps == len(expected) and steps[0].batch_sizes == set(expected)
 
 
-@pytest.mark.parametrize("pairs", [True, False])
-def test_examples_are_those_of_the_notebook_loop(pairs):
+@pytest.mark.parametrize("pairs, rule", [(True, "notebook"), (True, "word2vec"), (False, "word2vec")])
+def test_examples_are_those_of_the_notebook_loop(pairs, rule):
     rng = np.random.default_rng(3)
     ids = rng.integers(1, 20, 500)
     counts = np.bincount(ids, minlength=20)  # word 0 never occurs, as <PAD>
     arch = "sgns" if pairs else "cbow"
     window, shrink, subsample = (3, True, 0.005) if pairs else (4, False, None)
-    settings = dataclasses.replace(notebook_loop.SETTINGS[arch], window=window, shrink=shrink, subsample=subsample)
+    settings = dataclasses.replace(notebook_loop.SETTINGS[arch], window=window, shrink=shrink, subsample=subsample,
+                                   subsample_rule=rule)
     inputs, targets = notebook_loop.examples(ids, counts, arch, seed=5, settings=settings)
-    examples = draw_examples(ids, counts, SamplerSettings(window=window, shrink_window=shrink, subsample=subsample),
-                             pairs, np.random.default_rng([5, 2]))
+    examples = draw_examples(ids, counts, SamplerSettings(window=window, shrink_window=shrink, subsample=subsample,
+                                                          subsample_rule=rule), pairs, np.random.default_rng([5, 2]))
     batch = examples.take(np.arange(len(examples)))
     if pairs:  # the loop's pairs are (center, context); w2v's centers and their one context word
         ours = sorted(zip(batch["centers"].tolist(), batch["contexts"][:, 0].tolist()))

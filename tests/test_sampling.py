@@ -8,7 +8,8 @@ from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
 from w2v.data.datamodule import EpochBatches
-from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler, keep_probabilities, noise_distribution
+from w2v.data.sampling import (SUBSAMPLE_RULES, NoiseTable, SamplerSettings, WindowSampler, keep_probabilities,
+                              noise_distribution)
 from w2v.errors import ConfigError
 
 
@@ -135,19 +136,28 @@ def test_shrunk_windows_are_uniform():
     assert np.allclose(freq, 0.25, atol=0.02)
 
 
-def test_subsampling_keeps_words_at_the_formula_rate():
+@pytest.mark.parametrize("rule", SUBSAMPLE_RULES)
+def test_subsampling_keeps_words_at_the_formula_rate(rule):
     counts = np.array([50_000, 5_000, 500, 50])
     ids = np.repeat(np.arange(4), counts)
     threshold = 1e-3
     sampler = _sampler(np.random.default_rng(0).permutation(ids), [0, len(ids)], counts,
-                       SamplerSettings(window=1, subsample=threshold))
+                       SamplerSettings(window=1, subsample=threshold, subsample_rule=rule))
     kept = np.bincount(sampler._seq, minlength=4) / counts
-    freq = counts / counts.sum()
-    expected = np.minimum(1, np.sqrt(threshold / freq) + threshold / freq)
-    assert np.allclose(keep_probabilities(counts, threshold), expected)
+    ratio = threshold / (counts / counts.sum())
+    expected = np.minimum(1, np.sqrt(ratio) + ratio) if rule == "word2vec" else np.maximum(0, 1 - np.sqrt(ratio))
+    assert np.allclose(keep_probabilities(counts, threshold, rule), expected)
     std = np.sqrt(expected * (1 - expected) / counts)
     assert (np.abs(kept - expected) <= 4 * std + 1e-9).all()
-    assert expected[0] < 0.2 and expected[3] == 1.0
+    if rule == "word2vec":  # frequent words thinned, the rarest kept whole
+        assert expected[0] < 0.2 and expected[3] == 1.0
+    else:  # the notebooks' rule: the other way round; a word rarer than the threshold never kept
+        assert expected[0] > 0.95 and expected[3] == 0.0 and kept[3] == 0.0
+
+
+def test_an_unknown_subsample_rule_names_the_choices():
+    with pytest.raises(ConfigError, match="model.subsample_rule='paper' is unknown; use one of word2vec, notebook"):
+        SamplerSettings(window=2, subsample=1e-3, subsample_rule="paper")
 
 
 def test_subsampling_redraws_each_epoch_but_is_reproducible():

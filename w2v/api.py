@@ -20,6 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from w2v.errors import ConfigError
+from w2v.fileio import atomic_write
 from w2v.vectors import WordVectors, load_vectors
 
 
@@ -88,8 +89,8 @@ def train(*overrides: str) -> Run:
         raise ConfigError("data-parallel runs and launchers start processes of their own: run them with w2v-train")
     run_cfg, output_dir = compose_run_config(list(overrides))
     # The overrides first, as Hydra writes them: a run stopped by Ctrl-C can then be resumed by ckpt_path.
-    (output_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(list(overrides)), output_dir / ".hydra" / "overrides.yaml")
+    with atomic_write(output_dir / ".hydra" / "overrides.yaml") as out:
+        out.write(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     handler = logging.FileHandler(output_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

@@ -111,7 +111,8 @@ class EmbeddingProjector(L.Callback):
 
 
 class ExportVectors(L.Callback):
-    """At the end of training, writes the vectors into the run directory (train.py wrote `vocab.tsv`).
+    """At the end of fitting, writes the vectors into the run directory (train.py wrote `vocab.tsv`);
+    also when a run resumed from its last epoch's checkpoint has nothing left to train.
 
     formats: `text` (vectors.txt) and `binary` (vectors.bin), both word2vec formats that gensim's
     `KeyedVectors.load_word2vec_format` reads, and `projector` (vectors.tsv + metadata.tsv, for the
@@ -129,7 +130,7 @@ class ExportVectors(L.Callback):
         self.dirpath, self.formats = Path(dirpath), list(formats)
 
     @rank_zero_only
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_fit_end(self, trainer, pl_module) -> None:
         from w2v.vectors import save_projector_tsv
 
         vectors = pl_module.word_vectors()

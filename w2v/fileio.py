@@ -11,10 +11,18 @@ from typing import IO, Iterator
 
 from filelock import FileLock
 
+from w2v.errors import full_disk_error
+
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                 fix: str = "free space there or write to another disk") -> Iterator[IO]:
+    """Open a temporary file beside `path`; rename it onto `path` only if the block succeeds.
+
+    The data reach the disk before the rename and the rename before this returns, so after a
+    crash or a power loss `path` holds either its previous content or the whole new one. A full
+    disk is a StorageError naming `path` and `fix`, with `path` as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -24,10 +32,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        sync_directory(path.parent)
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            full = full_disk_error(err, path, fix)
+            if full is not None:
+                raise full from err
         raise
+
+
+def sync_directory(folder: Path) -> None:
+    """Make a rename in `folder` durable (a no-op where directories cannot be opened, as on Windows)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager

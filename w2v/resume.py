@@ -123,8 +123,12 @@ def resume_overrides(run_dir: Path, current: list[str]) -> list[str] | None:
     saved_path = run_dir / ".hydra" / "overrides.yaml"
     if not saved_path.is_file():
         return None
-    saved = [str(o) for o in OmegaConf.load(saved_path)]
     parser = OverridesParser.create()
-    merged = {o.get_key_element(): o.input_line for o in parser.parse_overrides(saved)}
+    try:
+        saved = parser.parse_overrides([str(o) for o in OmegaConf.load(saved_path)])
+    except Exception as err:  # noqa: BLE001  written by Hydra as the run started: a kill can cut it short
+        raise ConfigError(f"ckpt_path: {saved_path} is unreadable ({type(err).__name__}); write the run's overrides "
+                          f"into it as a YAML list to resume it, or start a new run without ckpt_path") from None
+    merged = {o.get_key_element(): o.input_line for o in saved}
     merged.update({o.get_key_element(): o.input_line for o in parser.parse_overrides(current)})
     return list(merged.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
 from w2v import CONFIG_DIR
+from w2v.callbacks import IntrinsicEvaluation
+from w2v.checkpoints import SafeCheckpointIO, check_checkpoint_fits, parameter_shapes, read_checkpoint
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
@@ -99,13 +102,18 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     """A one-line error if the model, data or seed differ from those of the run that saved `checkpoint`."""
     saved_path = checkpoint.parent / "config.yaml"
     if not saved_path.is_file():
-        return  # a checkpoint from elsewhere: Lightning reports a model that does not fit it
+        return  # a checkpoint from elsewhere: check_checkpoint_fits compares its parameters with the model's
 
     def settings(node: DictConfig) -> dict[str, Any]:
         return {k: v for k, v in flat_settings(node).items()
                 if k.split(".")[0] in ("model", "data", "seed") and k not in _MAY_DIFFER}
 
-    saved, current = settings(OmegaConf.load(saved_path)), settings(cfg)
+    try:
+        saved_cfg = OmegaConf.load(saved_path)
+    except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
+        raise ConfigError(f"ckpt_path={checkpoint}: its run's {saved_path.name} is unreadable ({type(err).__name__}); "
+                          f"move the checkpoint out of that folder to resume it without the check") from None
+    saved, current = settings(saved_cfg), settings(cfg)
     for key in sorted(set(saved) | set(current)):
         if saved.get(key) != current.get(key):
             raise ConfigError(
@@ -147,13 +155,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     check_model_config(cfg.model)  # bad settings fail before any data work
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
+    saved_shapes = None
     if checkpoint is not None:
         check_resumable(cfg, checkpoint)
+        saved_shapes = parameter_shapes(read_checkpoint(checkpoint)["state_dict"])  # damaged or foreign: an error now
     output_dir = Path(cfg.paths.output_dir)
     writer = rank_zero_only.rank == 0
     if writer:
         claim_run_dir(output_dir)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        with atomic_write(output_dir / "config.yaml") as out:
+            out.write(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
@@ -165,6 +176,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = instantiate_model(cfg.model, datamodule.vocab)
+    if saved_shapes is not None:
+        check_checkpoint_fits(saved_shapes, model, checkpoint)
     callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
     declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
@@ -177,7 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         named = "version" in cfg.logger and cfg.logger.version is None
         logger = build(cfg.logger, **({"version": run_name(overrides)} if named else {}))
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer = build(cfg.trainer, callbacks=callbacks, logger=logger)
+    # Checkpoints written atomically, with a digest checked when one is resumed (w2v/checkpoints.py).
+    trainer = build(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
     if logger:
         # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
         logger.log_hyperparams(experiment_hparams(cfg, swept), metrics={m: float("nan") for m in declared})
@@ -190,6 +204,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Resuming from %s", checkpoint)
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if checkpoint is not None and "train/loss_epoch" not in metrics and trainer.is_global_zero:
+        # Resumed from the checkpoint of its last epoch (stopped while exporting, say): nothing was
+        # left to train, and the epoch-end scores are not in the checkpoint; score the vectors again.
+        log.info("%s ends the training; scoring its vectors", checkpoint)
+        for callback in callbacks:
+            if isinstance(callback, IntrinsicEvaluation):
+                with contextlib.suppress(ConfigError):  # no evaluation files: the run logged why
+                    metrics.update(callback.scores(model))
     metrics["wall_seconds"] = time.perf_counter() - start
     metrics["epochs"] = trainer.current_epoch
     if trainer.is_global_zero:

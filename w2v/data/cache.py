@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from w2v.data.tokenize import TokenizedCorpus, TokenMerger
-from w2v.fileio import atomic_write, file_lock
+from w2v.errors import full_disk_error
+from w2v.fileio import atomic_write, file_lock, sync_directory
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2
+CACHE_FIX = "free space there, or point the cache elsewhere with W2V_CACHE_DIR or paths.cache_dir"
 _FILES = ("ids.int32", "offsets.npy", "words.txt", "counts.npy")
 ID_DTYPE = np.dtype("<i4")
 
@@ -51,7 +54,10 @@ def _write_entry(folder: Path, build: Callable[[BinaryIO], TokenMerger], descrip
     # One word per line: spaCy tokens never contain a newline once whitespace tokens are skipped.
     (folder / "words.txt").write_text("".join(w.replace("\n", " ") + "\n" for w in merger.words), encoding="utf-8")
     files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _FILES}
-    with atomic_write(folder / "meta.json") as out:
+    for name in _FILES:  # on the disk before meta.json says they are complete
+        with open(folder / name, "rb+") as handle:
+            os.fsync(handle.fileno())
+    with atomic_write(folder / "meta.json", fix=CACHE_FIX) as out:
         json.dump({"format": CACHE_FORMAT, "description": description, "files": files}, out, indent=1, default=str)
 
 
@@ -60,7 +66,7 @@ def id_sink(handle: BinaryIO) -> Callable[[np.ndarray], None]:
     return lambda ids: handle.write(np.ascontiguousarray(ids, dtype=ID_DTYPE).tobytes())
 
 
-def _entry_problem(folder: Path) -> str | None:
+def entry_problem(folder: Path) -> str | None:
     """None if the entry is complete and intact, else what is wrong with it."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -98,7 +104,7 @@ def cached_tokens(cache_dir: str | Path, name: str, description: dict,
     folder = cache_dir / f"{name}-{cache_key(description)}"
     with file_lock(cache_dir / f".{folder.name}.lock"):
         if folder.exists():
-            problem = _entry_problem(folder)
+            problem = entry_problem(folder)
             if problem is None:
                 log.info("Loading tokenized corpus from cache %s", folder)
                 return _load_entry(folder)
@@ -112,8 +118,12 @@ def cached_tokens(cache_dir: str | Path, name: str, description: dict,
         try:
             _write_entry(tmp, build, description)
             tmp.rename(folder)
-        except BaseException:
+            sync_directory(cache_dir)
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
+            full = full_disk_error(err, cache_dir, CACHE_FIX) if isinstance(err, OSError) else None
+            if full is not None:
+                raise full from err
             raise
         log.info("Cached tokenized corpus in %s", folder)
         return _load_entry(folder)

@@ -56,13 +56,16 @@ def window_span(window: int) -> np.ndarray:
 
 def draw_examples(ids: np.ndarray, counts: np.ndarray, settings: SamplerSettings, pairs: bool,
                   rng: np.random.Generator) -> Examples:
-    """The examples of the stream `ids` (N,): tokens kept with word2vec's probability (`settings.subsample`),
-    then each kept token's window radius (1..W when `settings.shrink_window`, else W), in that order from `rng`.
+    """The examples of the stream `ids` (N,): tokens kept with the probability that `settings.subsample`
+    and `.subsample_rule` give, then each kept token's window radius (1..W when
+    `settings.shrink_window`, else W), in that order from `rng`.
 
     pairs: one example per (center, context word) of each window, else one per window.
     """
     window = settings.window
-    keep = rng.random(len(ids)) < keep_probabilities(counts, settings.subsample)[ids] if settings.subsample else None
+    keep = None
+    if settings.subsample:
+        keep = rng.random(len(ids)) < keep_probabilities(counts, settings.subsample, settings.subsample_rule)[ids]
     stream = np.ascontiguousarray(ids if keep is None else ids[keep], dtype=np.int32)  # (M,)
     m = len(stream)
     radius = rng.integers(1, window + 1, size=m) if settings.shrink_window else np.full(m, window)  # (M,)

@@ -22,6 +22,7 @@ class SamplerSettings:
     window: int
     shrink_window: bool = True
     subsample: float | None = None  # word2vec's `sample` threshold t; None or 0 keeps every token
+    subsample_rule: str = "word2vec"  # the keep probability's formula, one of SUBSAMPLE_RULES
     negatives: int = 0  # noise words drawn per center (SGNS); 0 draws none
     noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
     pairs: bool = False  # data.batching=examples: an example is a (center, context) pair, else a whole window
@@ -36,6 +37,9 @@ class SamplerSettings:
             raise ConfigError(f"model.window={self.window} must be an integer of at least 1 (words on each side)")
         if self.subsample is not None and self.subsample < 0:
             raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
+        if self.subsample_rule not in SUBSAMPLE_RULES:
+            raise ConfigError(f"model.subsample_rule={self.subsample_rule!r} is unknown; use one of "
+                              f"{', '.join(SUBSAMPLE_RULES)}")
         if not isinstance(self.negatives, int) or self.negatives < 0:
             raise ConfigError(f"model.negatives={self.negatives} must be a whole number (noise words per pair)")
         for name in ("chunk_tokens", "step_tokens"):
@@ -44,15 +48,27 @@ class SamplerSettings:
                 raise ConfigError(f"model.{name}={value} must be a positive integer (corpus positions)")
 
 
-def keep_probabilities(counts: np.ndarray, threshold: float | None) -> np.ndarray:
-    """(V,) probability of keeping each word: min(1, sqrt(t/f) + t/f), f its relative frequency."""
+# How a token's keep probability follows from its word's relative frequency f and the threshold t:
+# - word2vec: min(1, sqrt(t/f) + t/f), as word2vec's C code and gensim keep tokens;
+# - notebook: max(0, 1 - sqrt(t/f)), the word2vec paper's *discard* probability taken as the keep
+#   probability: frequent words are kept and words rarer than t are dropped. The notebooks' reported
+#   neighbours come out this way, not word2vec's (docs/design.md), so their SGNS experiment uses it.
+SUBSAMPLE_RULES = ("word2vec", "notebook")
+
+
+def keep_probabilities(counts: np.ndarray, threshold: float | None, rule: str = "word2vec") -> np.ndarray:
+    """(V,) probability of keeping each word under `rule` (SUBSAMPLE_RULES)."""
     counts = np.asarray(counts, dtype=np.float64)
     if not threshold:
         return np.ones_like(counts)
     freq = counts / counts.sum()
     with np.errstate(divide="ignore"):
-        ratio = threshold / freq
-    return np.minimum(1.0, np.sqrt(ratio) + ratio)
+        ratio = threshold / freq  # (V,) inf where the count is 0
+    if rule == "word2vec":
+        return np.minimum(1.0, np.sqrt(ratio) + ratio)
+    if rule == "notebook":
+        return np.maximum(0.0, 1.0 - np.sqrt(ratio))
+    raise ConfigError(f"model.subsample_rule={rule!r} is unknown; use one of {', '.join(SUBSAMPLE_RULES)}")
 
 
 def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
@@ -133,7 +149,8 @@ class WindowSampler:
 
     def __init__(self, counts: np.ndarray, settings: SamplerSettings):
         self.settings = settings
-        self.keep_prob = keep_probabilities(counts, settings.subsample).astype(np.float32)  # (V,)
+        keep = keep_probabilities(counts, settings.subsample, settings.subsample_rule)
+        self.keep_prob = keep.astype(np.float32)  # (V,)
         self._subsampling = bool(settings.subsample) and bool((self.keep_prob < 1).any())
         self.noise = NoiseTable(counts, settings.noise_power) if settings.negatives else None
 

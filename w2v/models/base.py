@@ -73,13 +73,15 @@ class Word2VecModule(L.LightningModule, ABC):
     """
 
     def __init__(self, vocab: Vocabulary, *, embedding_dim: int, window: int, shrink_window: bool,
-                 subsample: float | None, optimizer: Mapping, scheduler: Mapping | None, export: str):
+                 subsample: float | None, subsample_rule: str, optimizer: Mapping, scheduler: Mapping | None,
+                 export: str):
         """Every setting comes from the model's config (conf/model/), the one place defaults are written;
         `optimizer` and `scheduler` are configs that name their class (`_target_`), as in conf/model/optimizer/."""
         super().__init__()
         optimizer, scheduler = (dict(c) if isinstance(c, Mapping) else c for c in (optimizer, scheduler))
-        Word2VecModule.check_hparams(embedding_dim=embedding_dim, window=window, subsample=subsample, optimizer=optimizer,
-                                     scheduler=scheduler, export=export)
+        Word2VecModule.check_hparams(embedding_dim=embedding_dim, window=window, subsample=subsample,
+                                     subsample_rule=subsample_rule, optimizer=optimizer, scheduler=scheduler,
+                                     export=export)
         self.save_hyperparameters(ignore=["vocab"], logger=False)
         self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
         self.vocab = vocab
@@ -99,7 +101,8 @@ class Word2VecModule(L.LightningModule, ABC):
         embedding_dim = settings.get("embedding_dim")
         if not isinstance(embedding_dim, int) or embedding_dim < 1:
             raise ConfigError(f"model.embedding_dim={embedding_dim} must be a positive integer")
-        SamplerSettings(window=settings.get("window"), subsample=settings.get("subsample"))
+        SamplerSettings(window=settings.get("window"), subsample=settings.get("subsample"),
+                        subsample_rule=settings.get("subsample_rule"))
         optimizer = settings.get("optimizer")
         if optimizer is None:
             raise ConfigError("model.optimizer is missing; pick one with model/optimizer=sgd|adam|lazy_adam")
@@ -138,7 +141,8 @@ class Word2VecModule(L.LightningModule, ABC):
 
     def sampler_settings(self) -> SamplerSettings:
         return SamplerSettings(window=self.hparams.window, shrink_window=self.hparams.shrink_window,
-                               subsample=self.hparams.subsample, pairs=self.pair_examples)
+                               subsample=self.hparams.subsample, subsample_rule=self.hparams.subsample_rule,
+                               pairs=self.pair_examples)
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:

@@ -101,11 +101,22 @@ class SGNS(Word2VecModule):
         """Whether training takes the GPU path: samples drawn on the device, the step in one Triton kernel."""
         if self.automatic_optimization:
             return False
+        # The kernel's programs add their updates to shared rows atomically, in an order that varies
+        # from run to run; trainer.deterministic=true asks for the same vectors every time.
+        deterministic = torch.are_deterministic_algorithms_enabled()
         if self.hparams.kernels == "triton":
             if not triton_available():
                 raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            if deterministic:
+                raise ConfigError("model.kernels=triton adds updates atomically in a varying order, which "
+                                  "trainer.deterministic=true rules out; use model.kernels=auto, or "
+                                  "trainer.deterministic=false")
             return True
         if self.hparams.kernels == "auto" and self.device.type == "cuda":
+            if deterministic:
+                log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
+                         "whose atomic updates vary in order")
+                return False
             if triton_available():
                 return True
             log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
@@ -161,7 +172,9 @@ class SGNS(Word2VecModule):
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         if self._tables is None:
             noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
-            keep = keep_probabilities(self.vocab.counts, self.hparams.subsample) if self.hparams.subsample else None
+            keep = None
+            if self.hparams.subsample:
+                keep = keep_probabilities(self.vocab.counts, self.hparams.subsample, self.hparams.subsample_rule)
             self._tables = (None if keep is None else torch.as_tensor(keep, dtype=torch.float32, device=w_in.device),
                             torch.as_tensor(noise.threshold, dtype=torch.float32, device=w_in.device),
                             torch.as_tensor(noise.alias, dtype=torch.int32, device=w_in.device))
