@@ -18,9 +18,9 @@ class StorageError(ConfigError):
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
-def full_disk_error(err: OSError, path: str | os.PathLike, fix: str) -> StorageError | None:
+def full_disk_error(err: BaseException, path: str | os.PathLike, fix: str) -> StorageError | None:
     """A StorageError for `err` if it says the disk is full while writing `path`, else None."""
-    if getattr(err, "errno", None) not in FULL_DISK:
+    if not isinstance(err, OSError) or err.errno not in FULL_DISK:
         return None
     return StorageError(f"no space left on the disk of {path} ({os.strerror(err.errno)}): {fix}; "
                         f"nothing earlier was overwritten")

@@ -36,10 +36,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(err, OSError):
-            full = full_disk_error(err, path, fix)
-            if full is not None:
-                raise full from err
+        full = full_disk_error(err, path, fix)
+        if full is not None:
+            raise full from err
         raise
 
 

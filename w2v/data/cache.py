@@ -121,7 +121,7 @@ def cached_tokens(cache_dir: str | Path, name: str, description: dict,
             sync_directory(cache_dir)
         except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            full = full_disk_error(err, cache_dir, CACHE_FIX) if isinstance(err, OSError) else None
+            full = full_disk_error(err, cache_dir, CACHE_FIX)
             if full is not None:
                 raise full from err
             raise

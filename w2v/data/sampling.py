@@ -37,9 +37,7 @@ class SamplerSettings:
             raise ConfigError(f"model.window={self.window} must be an integer of at least 1 (words on each side)")
         if self.subsample is not None and self.subsample < 0:
             raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
-        if self.subsample_rule not in SUBSAMPLE_RULES:
-            raise ConfigError(f"model.subsample_rule={self.subsample_rule!r} is unknown; use one of "
-                              f"{', '.join(SUBSAMPLE_RULES)}")
+        check_subsample_rule(self.subsample_rule)
         if not isinstance(self.negatives, int) or self.negatives < 0:
             raise ConfigError(f"model.negatives={self.negatives} must be a whole number (noise words per pair)")
         for name in ("chunk_tokens", "step_tokens"):
@@ -58,6 +56,7 @@ SUBSAMPLE_RULES = ("word2vec", "notebook")
 
 def keep_probabilities(counts: np.ndarray, threshold: float | None, rule: str = "word2vec") -> np.ndarray:
     """(V,) probability of keeping each word under `rule` (SUBSAMPLE_RULES)."""
+    check_subsample_rule(rule)
     counts = np.asarray(counts, dtype=np.float64)
     if not threshold:
         return np.ones_like(counts)
@@ -66,9 +65,12 @@ def keep_probabilities(counts: np.ndarray, threshold: float | None, rule: str = 
         ratio = threshold / freq  # (V,) inf where the count is 0
     if rule == "word2vec":
         return np.minimum(1.0, np.sqrt(ratio) + ratio)
-    if rule == "notebook":
-        return np.maximum(0.0, 1.0 - np.sqrt(ratio))
-    raise ConfigError(f"model.subsample_rule={rule!r} is unknown; use one of {', '.join(SUBSAMPLE_RULES)}")
+    return np.maximum(0.0, 1.0 - np.sqrt(ratio))  # notebook
+
+
+def check_subsample_rule(rule: str) -> None:
+    if rule not in SUBSAMPLE_RULES:
+        raise ConfigError(f"model.subsample_rule={rule!r} is unknown; use one of {', '.join(SUBSAMPLE_RULES)}")
 
 
 def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
