@@ -1,11 +1,14 @@
 """Side-by-side benchmark on one preprocessed IMDb corpus and one vocabulary, in one run.
 
-    python scripts/benchmark.py            # all 100,000 reviews, 5 epochs (SGNS) -- the README's table
-    python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: a few minutes
+    python scripts/benchmark.py            # all 100,000 reviews, 5 epochs, every word2vec mode -- the README's table
+    python scripts/benchmark.py --modes sgns  # SGNS alone (modes: sgns, cbow-negative, skipgram-hs, cbow-hs)
+    python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: about half an hour
     python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (5,000 reviews, 1 epoch)
     python scripts/benchmark.py --full-softmax  # part 2 alone
 
-Part 1, SGNS: w2v against gensim's Word2Vec with the same hyperparameters (dimension 100, window 5,
+Part 1, word2vec's modes: w2v's Skip-gram and CBOW with negative sampling and with hierarchical
+softmax (model=skipgram|cbow model/output=negative|hierarchical) against gensim's Word2Vec in the
+same mode (sg=1|0, negative=5 or hs=1), with the same hyperparameters (dimension 100, window 5,
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
 Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
@@ -76,7 +79,12 @@ def peak_gib() -> float:
 
 # -- workers (each in its own process) ------------------------------------------------------------
 
-def worker_w2v_sgns(max_docs, epochs) -> dict:
+# word2vec's modes: name -> (architecture, output layer)
+MODES = {"sgns": ("skipgram", "negative"), "cbow-negative": ("cbow", "negative"),
+         "skipgram-hs": ("skipgram", "hierarchical"), "cbow-hs": ("cbow", "hierarchical")}
+
+
+def worker_w2v_mode(max_docs, epochs, mode) -> dict:
     import lightning as L
     import torch
 
@@ -85,7 +93,8 @@ def worker_w2v_sgns(max_docs, epochs) -> dict:
     torch.set_num_threads(THREADS)
     dm = load_corpus(max_docs, "word2vec")
     L.seed_everything(1, verbose=False)
-    model = build_model(dm.vocab, "model=sgns")  # the default experiment's model: word2vec's settings
+    arch, output = MODES[mode]
+    model = build_model(dm.vocab, f"model={arch}", f"model/output={output}")  # the output layer's word2vec settings
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     start = time.perf_counter()
@@ -95,7 +104,7 @@ def worker_w2v_sgns(max_docs, epochs) -> dict:
             **scores(model.word_vectors())}
 
 
-def worker_gensim_sgns(max_docs, epochs) -> dict:
+def worker_gensim_mode(max_docs, epochs, mode) -> dict:
     from gensim.models import Word2Vec
 
     from w2v.vectors import WordVectors
@@ -104,8 +113,10 @@ def worker_gensim_sgns(max_docs, epochs) -> dict:
     words = dm.vocab.words
     ids, offsets = dm.corpus.all_ids()
     sentences = [[words[i] for i in ids[offsets[d]:offsets[d + 1]]] for d in range(len(offsets) - 1)]
-    model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=1, sg=1, hs=0, alpha=0.025,
-                     min_alpha=0.0001, workers=THREADS, seed=1)
+    arch, output = MODES[mode]
+    model = Word2Vec(vector_size=100, window=5, negative=5 if output == "negative" else 0, sample=1e-3, min_count=1,
+                     sg=int(arch == "skipgram"), hs=int(output == "hierarchical"), alpha=0.025, min_alpha=0.0001,
+                     workers=THREADS, seed=1)
     model.build_vocab(sentences)
     start = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=epochs)
@@ -235,7 +246,7 @@ FULL_SOFTMAX_CONTENDERS = [("w2v adam", "w2v_full", "adam"), ("w2v lazy_adam", "
                            ("w2v adam, default batches and lr", "w2v_full", "adam", "32-true", DEFAULT_BATCH),
                            ("notebook loop", "notebook_full")]
 
-WORKERS = {"w2v_sgns": worker_w2v_sgns, "gensim_sgns": worker_gensim_sgns, "w2v_full": worker_w2v_full,
+WORKERS = {"w2v_mode": worker_w2v_mode, "gensim_mode": worker_gensim_mode, "w2v_full": worker_w2v_full,
            "notebook_full": worker_notebook_full, "matmul_peak": worker_matmul_peak}
 
 
@@ -262,8 +273,9 @@ def quality(max_docs: int, epochs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20,000 reviews, 1 epoch, fewer full-softmax batches")
-    parser.add_argument("--epochs", type=int, help="SGNS epochs (default 5, or 1 with --quick)")
-    parser.add_argument("--max-docs", type=int, help="reviews for SGNS (default all, or 20,000 with --quick)")
+    parser.add_argument("--epochs", type=int, help="part 1's epochs (default 5, or 1 with --quick)")
+    parser.add_argument("--max-docs", type=int, help="part 1's reviews (default all, or 20,000 with --quick)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"part 1's modes, of {', '.join(MODES)} (default all)")
     parser.add_argument("--quality", action="store_true",
                         help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
     parser.add_argument("--full-softmax", action="store_true", help="only part 2: full softmax against the notebooks' loop")
@@ -284,24 +296,32 @@ def main() -> None:
     max_docs = args.max_docs or (20_000 if args.quick else None)
     n_batches = 300 if args.quick else 1000
 
+    modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"--modes: {unknown[0]} is unknown; use any of {', '.join(MODES)}")
     if not args.full_softmax:
-        sgns(max_docs, epochs)
+        word2vec_modes(max_docs, epochs, modes)
+        if args.modes != ",".join(MODES):  # a selection of part 1 alone
+            return
     full_softmax(n_batches, args.repeats)
 
 
-def sgns(max_docs: int | None, epochs: int) -> None:
-    """Part 1: w2v's SGNS against gensim's, side by side."""
-    print(f"## SGNS, {'first ' + format(max_docs, ',') if max_docs else 'all'} IMDb reviews, {epochs} epoch(s), "
-          f"{THREADS} threads\n")
-    ours, theirs = run_worker("w2v_sgns", max_docs, epochs), run_worker("gensim_sgns", max_docs, epochs)
+def word2vec_modes(max_docs: int | None, epochs: int, modes: list[str]) -> None:
+    """Part 1: each of word2vec's modes, w2v's against gensim's, side by side."""
+    print(f"## word2vec's modes, {'first ' + format(max_docs, ',') if max_docs else 'all'} IMDb reviews, "
+          f"{epochs} epoch(s), {THREADS} threads\n")
     print("| | words/s | wall s | peak GiB | WordSim-353 | SimLex-999 | analogies |")
     print("|---|---|---|---|---|---|---|")
-    for name, r in (("w2v SGNS", ours), ("gensim SGNS", theirs)):
-        print(f"| {name} | {r['words_per_sec']:,.0f} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
-              f"{r['wordsim353']:.3f} | {r['simlex999']:.3f} | {r['analogies']:.1%} |")
-    print(f"| w2v / gensim | {ours['words_per_sec'] / theirs['words_per_sec']:.2f}x | | | "
-          f"{ours['wordsim353'] - theirs['wordsim353']:+.3f} | {ours['simlex999'] - theirs['simlex999']:+.3f} | "
-          f"{(ours['analogies'] - theirs['analogies']) * 100:+.1f} pt |\n", flush=True)
+    for mode in modes:
+        ours, theirs = run_worker("w2v_mode", max_docs, epochs, mode), run_worker("gensim_mode", max_docs, epochs, mode)
+        for name, r in ((f"w2v {mode}", ours), (f"gensim {mode}", theirs)):
+            print(f"| {name} | {r['words_per_sec']:,.0f} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
+                  f"{r['wordsim353']:.3f} | {r['simlex999']:.3f} | {r['analogies']:.1%} |")
+        print(f"| **w2v / gensim, {mode}** | **{ours['words_per_sec'] / theirs['words_per_sec']:.2f}x** | | | "
+              f"{ours['wordsim353'] - theirs['wordsim353']:+.3f} | {ours['simlex999'] - theirs['simlex999']:+.3f} | "
+              f"{(ours['analogies'] - theirs['analogies']) * 100:+.1f} pt |", flush=True)
+    print()
 
 
 def full_softmax(n_batches: int, repeats: int) -> None:

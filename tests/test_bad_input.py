@@ -19,7 +19,7 @@ from w2v.training import train
     ("model.scheduler.min_lr_ratio=2", "model.scheduler.min_lr_ratio=2 must lie in"),
     ("+model.optimizer.betas=[0.9,0.99]", "model.optimizer.betas is not a setting of SGD"),
     ("model.scheduler._target_=torch.optim.lr_scheduler.StepLR", "model.scheduler.min_lr_ratio is not a setting of StepLR"),
-    ("~model/scheduler", "model.scheduler is missing: SGNS needs it"),
+    ("~model/scheduler", r"model.scheduler is missing: SkipGram\[negative\] needs it"),
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
     ("data.block_tokens=0", "data.block_tokens=0 must be a positive integer"),

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tests.conftest import planted_neighbour_share
-from w2v.models.sgns import damped_row_update
+from w2v.models.binary_output import damped_row_update
 from w2v.distributed import average_gradients, gather_row_updates
 from w2v.vectors import WordVectors
 

@@ -108,8 +108,10 @@ def _cpu_reference(block, chunk, window, shrink, negatives, threshold, alias, w_
     for b in range(len(ex["centers"])):
         contexts = torch.where(ex["mask"][b : b + 1], ex["contexts"][b : b + 1], -1)  # (1, 2W)
         targets = torch.cat([ex["centers"][b : b + 1, None], ex["noise"][b : b + 1]], 1)  # (1, 1+K)
-        rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = cpu_kernels.sgns_window_gradients(
-            w_in.numpy(), w_out.numpy(), contexts.numpy(), targets.numpy())
+        labels = torch.zeros(targets.shape, dtype=torch.float32)
+        labels[:, 0] = 1.0  # the center, then noise
+        rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = cpu_kernels.skipgram_decision_gradients(
+            w_in.numpy(), w_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy())
         cpu_kernels.damped_row_update(w_in.numpy(), rows, grad_ctx, curv_ctx, lr, 1)
         cpu_kernels.damped_row_update(w_out.numpy(), targets.reshape(-1).numpy(), grad_tgt.reshape(len(targets[0]), -1),
                                       curv_tgt.reshape(-1), lr, 1)

@@ -1,4 +1,4 @@
-"""Each model's loss and the SGNS hand-written gradients against naive references on tiny tensors."""
+"""Each output layer's loss and hand-written gradients against naive references on tiny tensors."""
 
 import math
 
@@ -10,8 +10,8 @@ from w2v.kernels import cpu as cpu_kernels
 from w2v.api import build_model
 from w2v.kernels import onednn
 from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module
-from w2v.models.losses import SoftmaxCrossEntropy, sgns_gradients, sgns_loss
-from w2v.models.sgns import damped_row_update
+from w2v.models.binary_output import context_mean, damped_row_update
+from w2v.models.losses import SoftmaxCrossEntropy, decision_gradients, decision_loss
 
 torch.manual_seed(0)
 B, C, D, V, K = 3, 4, 5, 7, 2
@@ -199,35 +199,70 @@ def test_rows_whose_exps_underflow_or_overflow_are_redone_exactly(shift, logits_
             assert torch.allclose(got.double(), want.grad, atol=1e-4)
 
 
-def test_sgns_loss_matches_loop():
+def _labels(kind: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels (B, 1+K) and valid targets (B, 1+K) or None: negative sampling's (the center, then
+    noise), or a hierarchical softmax's paths of mixed codes and lengths (padding at the end)."""
+    if kind == "negative":
+        labels = torch.zeros(B, 1 + K)
+        labels[:, 0] = 1
+        return labels, None
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    valid = torch.tensor([[True, True, True], [True, True, False], [True, False, False]])
+    return labels, valid
+
+
+@pytest.mark.parametrize("kind", ["negative", "hierarchical"])
+def test_decision_loss_matches_loop(kind):
     ctx, mask, targets = torch.randn(B, C, D), _mask(), torch.randn(B, 1 + K, D)
-    got = sgns_loss(ctx, mask, targets)
+    labels, valid = _labels(kind)
+    got = decision_loss(ctx, mask, targets, labels, valid)
     expected = []
     sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     for b in range(B):
         for c in range(C):
             if mask[b, c]:
-                v = ctx[b, c]
-                loss = -math.log(sig(float(targets[b, 0] @ v)))
-                loss -= sum(math.log(sig(-float(targets[b, k] @ v))) for k in range(1, 1 + K))
+                loss = 0.0
+                for j in range(1 + K):
+                    if valid is None or valid[b, j]:
+                        score = float(targets[b, j] @ ctx[b, c])
+                        loss -= math.log(sig(score) if labels[b, j] == 1 else sig(-score))
                 expected.append(loss)
     assert torch.allclose(got, torch.tensor(expected), atol=1e-5)
 
 
-def test_sgns_gradients_match_autograd():
+@pytest.mark.parametrize("kind", ["negative", "hierarchical"])
+def test_decision_gradients_match_autograd(kind):
     ctx = torch.randn(B, C, D, requires_grad=True)
     targets = torch.randn(B, 1 + K, D, requires_grad=True)
     mask = _mask()
-    sgns_loss(ctx, mask, targets).sum().backward()
-    g_ctx, g_tgt, curv_ctx, curv_tgt, losses = sgns_gradients(ctx.detach(), mask, targets.detach())
+    labels, valid = _labels(kind)
+    decision_loss(ctx, mask, targets, labels, valid).sum().backward()
+    g_ctx, g_tgt, curv_ctx, curv_tgt, losses = decision_gradients(ctx.detach(), mask, targets.detach(), labels, valid)
     assert torch.allclose(g_ctx, ctx.grad, atol=1e-5)
     assert torch.allclose(g_tgt, targets.grad, atol=1e-5)
-    assert torch.allclose(losses, sgns_loss(ctx, mask, targets).detach(), atol=1e-5)
-    # Curvature: σ'(s)|u|² for each context row, zero where masked.
+    assert torch.allclose(losses, decision_loss(ctx, mask, targets, labels, valid).detach(), atol=1e-5)
+    # Curvature: σ'(s)|u|² for each context row over its valid targets, zero where masked.
     s = torch.einsum("bcd,bkd->bck", ctx.detach(), targets.detach())
     slope = torch.sigmoid(s) * torch.sigmoid(-s) * mask.unsqueeze(-1)
+    if valid is not None:
+        slope = slope * valid.unsqueeze(1)
+        assert (g_tgt[~valid] == 0).all() and (curv_tgt[~valid] == 0).all()
     assert torch.allclose(curv_ctx, (slope * targets.detach().square().sum(-1).unsqueeze(1)).sum(-1), atol=1e-5)
     assert (curv_ctx[~mask] == 0).all() and (curv_tgt >= 0).all()
+
+
+@pytest.mark.parametrize("kind", ["negative", "hierarchical"])
+def test_cbow_decisions_are_those_of_the_context_mean(kind):
+    """CBOW's loss is the loss of the window's mean input vector; the mean's gradient is autograd's."""
+    ctx, mask, targets = torch.randn(B, C, D, requires_grad=True), _mask(), torch.randn(B, 1 + K, D)
+    labels, valid = _labels(kind)
+    hidden = torch.stack([ctx[b][mask[b]].mean(0) for b in range(B)]).unsqueeze(1)  # (B, 1, D) a loop's mean
+    assert torch.allclose(context_mean(ctx, mask), hidden, atol=1e-6)
+    windows = torch.ones(B, 1, dtype=torch.bool)
+    leaf = hidden.detach().requires_grad_()
+    decision_loss(leaf, windows, targets, labels, valid).sum().backward()
+    grad_hidden = decision_gradients(hidden.detach(), windows, targets, labels, valid)[0]
+    assert torch.allclose(grad_hidden, leaf.grad, atol=1e-5)
 
 
 def test_damped_update_is_word2vec_step_for_a_single_row_and_bounded_for_many():
@@ -244,22 +279,37 @@ def test_damped_update_is_word2vec_step_for_a_single_row_and_bounded_for_many():
 
 
 
-def test_fused_cpu_kernels_match_the_pytorch_step():
+@pytest.mark.parametrize("kind", ["negative", "hierarchical"])
+@pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])
+def test_fused_cpu_kernels_match_the_pytorch_step(kind, mean_context):
     vocab = 30
     gen = torch.Generator().manual_seed(3)
     w_in, w_out = torch.randn(vocab, D, generator=gen), torch.randn(vocab, D, generator=gen)
     contexts = torch.randint(vocab, (B, C), generator=gen)
     targets = torch.randint(vocab, (B, 1 + K), generator=gen)
+    labels, valid = _labels(kind)
+    if valid is not None:
+        targets = torch.where(valid, targets, -1)  # the kernels' convention for a missing target
     mask = _mask()
-    expected = sgns_gradients(w_in[contexts], mask, w_out[targets])
+    tgt_vecs = w_out[targets.clamp_min(0)]
+    if mean_context:
+        windows = torch.ones(B, 1, dtype=torch.bool)
+        g_in, g_tgt, c_in, c_tgt, window_losses = decision_gradients(context_mean(w_in[contexts], mask), windows,
+                                                                     tgt_vecs, labels, valid)
+        # word2vec's CBOW: every context row of a window takes the whole gradient of the window's mean
+        expected = [g_in.expand(-1, C, -1)[mask], g_tgt, c_in.expand(-1, C)[mask], c_tgt, window_losses]
+        kernel = cpu_kernels.cbow_decision_gradients
+    else:
+        g_in, g_tgt, c_in, c_tgt, pair_losses = decision_gradients(w_in[contexts], mask, tgt_vecs, labels, valid)
+        expected = [g_in[mask], g_tgt, c_in[mask], c_tgt,
+                    torch.zeros(B).index_add_(0, mask.nonzero()[:, 0], pair_losses)]  # each window's summed loss
+        kernel = cpu_kernels.skipgram_decision_gradients
     masked = torch.where(mask, contexts, -1)  # the kernels' convention for an empty slot
-    rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in cpu_kernels.sgns_window_gradients(
-        w_in.numpy(), w_out.numpy(), masked.numpy(), targets.numpy()))
-    # The kernel packs the valid pairs in example order; the PyTorch step keeps zeros in empty slots.
+    rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in kernel(
+        w_in.numpy(), w_out.numpy(), masked.numpy(), targets.numpy(), labels.numpy()))
+    # The kernel packs the valid context words in example order; the PyTorch step keeps zeros in empty slots.
     assert torch.equal(rows, contexts[mask])
     got = [grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses]
-    expected = [expected[0][mask], expected[1], expected[2][mask], expected[3],
-                torch.zeros(B).index_add_(0, mask.nonzero()[:, 0], expected[4])]  # each window's summed loss
     for name, e, g in zip(["grad_context", "grad_target", "curv_context", "curv_target", "window losses"], expected, got):
         assert torch.allclose(e, g, atol=1e-5, rtol=1e-5), name
     # The row update: the same as the PyTorch one, and bit-identical whatever the number of threads.

@@ -15,6 +15,8 @@ from w2v.training import CONFIG_DIR, train
 from w2v.vectors import WordVectors
 
 MODELS = ["cbow", "skipgram", "sgns"]
+# Every architecture with every output layer (model=sgns is skipgram with negative sampling).
+COMBINATIONS = [(arch, output) for arch in ("cbow", "skipgram") for output in ("softmax", "negative", "hierarchical")]
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml") if p.stem != "notebook_common")
 
 
@@ -22,8 +24,37 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 @pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp"])
 def test_every_model_and_trainer_composes(model, trainer):
     cfg = compose_config([f"model={model}", f"trainer={trainer}"])
-    assert cfg.model._target_.lower().endswith({"cbow": "cbow", "skipgram": "skipgram", "sgns": "sgns"}[model])
+    assert cfg.model._target_.lower().endswith({"cbow": "cbow", "skipgram": "skipgram", "sgns": "skipgram"}[model])
     assert cfg.trainer.accelerator == {"ddp": "cpu"}.get(trainer, trainer)
+
+
+@pytest.mark.parametrize("arch, output", COMBINATIONS)
+def test_every_output_layer_brings_its_settings(arch, output):
+    cfg = compose_config([f"model={arch}", f"model/output={output}"])
+    assert cfg.model.output == output
+    word2vec = output != "softmax"  # negative sampling and hierarchical softmax train as word2vec: plain SGD, subsampling
+    assert cfg.model.optimizer._target_ == ("torch.optim.SGD" if word2vec else "w2v.optim.DeferredAdam")
+    assert bool(cfg.model.subsample) == word2vec and ("negatives" in cfg.model) == (output == "negative")
+    # a command line's optimizer still wins over the output layer's
+    chosen = compose_config([f"model={arch}", f"model/output={output}", "model/optimizer=lazy_adam"]).model.optimizer
+    assert chosen._target_ == "w2v.optim.LazyAdam"
+
+
+def test_sgns_is_skipgram_with_negative_sampling():
+    assert compose_config(["model=sgns"]).model == compose_config(["model=skipgram", "model/output=negative"]).model
+
+
+@pytest.mark.parametrize("override, match", [
+    ("model.output=nope", r"model.output='nope' is unknown; pick the output layer with "
+                          r"model/output=softmax\|negative\|hierarchical"),
+    ("model.output=hierarchical", r"model.\w+ is not a setting of SkipGram\[hierarchical\]; remove it "
+                                  r"\(pick an output layer with model/output=NAME"),
+])
+def test_an_output_layer_set_as_a_value_is_a_clear_error(make_cfg, override, match):
+    from w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        train(make_cfg([override]))
 
 
 @pytest.mark.parametrize("model, optimizer", [(m, None) for m in MODELS] + [("sgns", "lazy_adam"), ("skipgram", "lazy_adam")])
@@ -93,21 +124,32 @@ def test_resume_from_checkpoint_finishes_remaining_epochs(make_cfg, tmp_path):
     assert (resumed["output_dir"] / "vectors.txt").read_bytes() == (straight["output_dir"] / "vectors.txt").read_bytes()
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_planted_classes_are_nearest_neighbours(make_cfg, model):
-    cfg = make_cfg([f"model={model}", "callbacks.neighbours.probe_words=[cat,red]", "trainer.max_epochs=5"])
-    share = planted_neighbour_share(train(cfg)["model"].word_vectors())
-    assert share >= 0.9, f"{model}: only {share:.0%} of the top-5 neighbours share the planted class"
+@pytest.mark.parametrize("arch, output", COMBINATIONS)
+def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output):
+    cfg = make_cfg([f"model={arch}", f"model/output={output}", "callbacks.neighbours.probe_words=[cat,red]",
+                    "trainer.max_epochs=5"])
+    result = train(cfg)
+    share = planted_neighbour_share(result["model"].word_vectors())
+    assert share >= 0.9, f"{arch}, {output}: only {share:.0%} of the top-5 neighbours share the planted class"
+    assert result["model"].hparams.output == output
+    if output == "hierarchical":  # the tree goes with the run: every word's path, root first
+        tree = (result["output_dir"] / "tree.tsv").read_text().splitlines()
+        assert len(tree) == len(result["model"].word_vectors().words)
+        assert all(line.split("\t")[2].split()[0] == str(len(tree) - 2) for line in tree)
 
 
-def test_sgns_step_gives_the_same_vectors_with_each_kernel(make_cfg, tmp_path):
+@pytest.mark.parametrize("arch, output", [("skipgram", "negative"), ("cbow", "negative"), ("skipgram", "hierarchical"),
+                                          ("cbow", "hierarchical")])
+def test_the_sgd_step_gives_the_same_vectors_with_each_kernel(make_cfg, tmp_path, arch, output):
     """The fused CPU kernels (the default), PyTorch's operations and their compiled form train alike."""
     vectors = {}
     for name, kernels, compile in (("fused", "auto", False), ("torch", "torch", False), ("compiled", "torch", True)):
-        cfg = make_cfg(["trainer.max_epochs=1"], output_dir=tmp_path / name)
+        if compile and (arch, output) != ("skipgram", "negative"):  # compiling takes long: once is enough
+            continue
+        cfg = make_cfg(["trainer.max_epochs=1", f"model={arch}", f"model/output={output}"], output_dir=tmp_path / name)
         cfg.model.kernels, cfg.model.compile = kernels, compile
         vectors[name] = train(cfg)["model"].word_vectors()
-    for name in ("torch", "compiled"):
+    for name in set(vectors) - {"fused"}:
         assert vectors[name].words == vectors["fused"].words
         assert np.allclose(vectors[name].vectors, vectors["fused"].vectors, atol=1e-4), name
 
@@ -155,3 +197,23 @@ def test_optimizer_and_scheduler_come_from_their_configs(make_cfg, model, overri
     assert (trained.lr_schedulers() is None) == (trained.hparams.scheduler is None)
     assert trained.in_embed.sparse == (model == "cbow")  # plain SGD takes sparse rows, SGD with decay cannot
     assert np.isfinite(result["metrics"]["train/loss_epoch"])
+
+
+@pytest.mark.parametrize("overrides", [["model=cbow", "model/output=negative"], ["model/optimizer=adam"],
+                                       ["model=skipgram", "model/output=hierarchical"]])
+def test_the_triton_kernel_outside_its_scope_is_refused_before_any_work(make_cfg, overrides):
+    from w2v.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.kernels=triton trains Skip-gram with negative sampling by plain SGD"):
+        train(make_cfg([*overrides, "model.kernels=triton", "data.path=/nonexistent/corpus.txt"]))
+
+
+def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
+    from w2v.training import _as_composed_now
+
+    old_sgns = {"model._target_": "w2v.models.SGNS", "model.window": 5}
+    assert _as_composed_now(old_sgns) == {"model._target_": "w2v.models.SkipGram", "model.window": 5,
+                                          "model.output": "negative"}
+    assert _as_composed_now({"model._target_": "w2v.models.CBOW"})["model.output"] == "softmax"
+    now = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical"}
+    assert _as_composed_now(now) == now

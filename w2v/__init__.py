@@ -1,4 +1,5 @@
-"""w2v: a Word2Vec experiment framework (CBOW, Skip-gram, SGNS) on Lightning and Hydra.
+"""w2v: a Word2Vec experiment framework (CBOW and Skip-gram; full softmax, negative sampling,
+hierarchical softmax) on Lightning and Hydra.
 
 `w2v.train(*overrides)` trains a run as `w2v-train` does and returns a `Run`; `w2v.load(path)` reads
 vectors (`w2v/api.py`).

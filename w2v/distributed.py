@@ -1,12 +1,13 @@
 """Data-parallel steps: every process applies the same update, made of every process's batch.
 
-CBOW, Skip-gram and SGNS's SGD step compute their gradients or row updates by hand, so DDP's
+The full softmax and the SGD step of negative sampling and hierarchical softmax compute their
+gradients or row updates by hand, so DDP's
 autograd hooks never run for them; the processes combine them here with dense, blocking
 collectives issued in the same order by every process. (Before, Skip-gram's sparse embedding
 gradient went through DDP's hooks and gloo's asynchronous sparse all-reduce, and 2-process CPU
-runs crashed at random in native code; none has crashed since. SGNS with any optimizer but
-plain SGD trains through autograd and DDP's hooks.)
-- SGNS's SGD step: each process sums its batch's row updates per distinct row, every process
+runs crashed at random in native code; none has crashed since. Negative sampling and
+hierarchical softmax with any optimizer but plain SGD train through autograd and DDP's hooks.)
+- The SGD step of negative sampling and hierarchical softmax: each process sums its batch's row updates per distinct row, every process
   gathers all of them, and each applies the combined update, the update one process would make
   for the union of the batches.
 - The full-softmax models: every gradient is averaged over the processes, as DDP averages them.

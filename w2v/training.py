@@ -26,6 +26,7 @@ from w2v.callbacks import IntrinsicEvaluation
 from w2v.checkpoints import SafeCheckpointIO, check_checkpoint_fits, parameter_shapes, read_checkpoint
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
+from w2v.models import Architecture
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
 from w2v.runs import experiment_hparams, flat_settings, override_key, run_name, swept_keys
 
@@ -74,6 +75,8 @@ def check_model_config(model_cfg: DictConfig) -> None:
     """One-line errors for unknown model settings and invalid values, before any heavy work."""
     model_cls = get_class(model_cfg._target_)
     kwargs = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k != "_target_"}
+    if issubclass(model_cls, Architecture):
+        model_cls = model_cls.with_output(kwargs.get("output"))
     accepted, required = set(), set()
     for klass in model_cls.__mro__:
         if "__init__" in vars(klass):
@@ -83,12 +86,13 @@ def check_model_config(model_cfg: DictConfig) -> None:
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ConfigError(
-            f"model.{unknown[0]} is not a setting of {model_cls.__name__}; remove it (for the notebooks' setting "
-            f"of another architecture use experiment=notebook_cbow or experiment=notebook_skipgram)"
+            f"model.{unknown[0]} is not a setting of {model_cls.__name__}; remove it (pick an output layer with "
+            f"model/output=NAME, which brings its settings; for the notebooks' setting of another architecture "
+            f"use experiment=notebook_cbow or experiment=notebook_skipgram)"
         )
     for name in sorted(required - set(kwargs)):
         hint = " (model/scheduler=constant keeps the rate constant; model.scheduler=null drops the schedule)" \
-            if name == "scheduler" else ""
+            if name == "scheduler" else " (pick an output layer with model/output=NAME, which brings its settings)"
         raise ConfigError(f"model.{name} is missing: {model_cls.__name__} needs it; put it back in the model's "
                           f"config{hint}")
     model_cls.check_hparams(**kwargs)
@@ -96,6 +100,16 @@ def check_model_config(model_cfg: DictConfig) -> None:
 
 # Settings that may differ between a run and its resumption: where things are, and how long to train.
 _MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
+
+
+def _as_composed_now(settings: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's model settings as today's config names them: runs saved before the output layer
+    was its own choice name SGNS's class, and no `model.output`."""
+    if "model.output" in settings or "model._target_" not in settings:
+        return settings
+    sgns = settings["model._target_"] == "w2v.models.SGNS"
+    return {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
+            "model.output": "negative" if sgns else "softmax"}
 
 
 def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
@@ -113,7 +127,7 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
         raise ConfigError(f"ckpt_path={checkpoint}: its run's {saved_path.name} is unreadable ({type(err).__name__}); "
                           f"move the checkpoint out of that folder to resume it without the check") from None
-    saved, current = settings(saved_cfg), settings(cfg)
+    saved, current = _as_composed_now(settings(saved_cfg)), settings(cfg)
     for key in sorted(set(saved) | set(current)):
         if saved.get(key) != current.get(key):
             raise ConfigError(
@@ -176,6 +190,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = instantiate_model(cfg.model, datamodule.vocab)
+    if writer:
+        model.write_run_files(output_dir)
     if saved_shapes is not None:
         check_checkpoint_fits(saved_shapes, model, checkpoint)
     callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]

@@ -59,7 +59,7 @@ class BatchStream(IterableDataset, ABC):
     @abstractmethod
     def epoch_batches(self, epoch: int) -> Callable[[int], tuple[dict[str, np.ndarray], int]]:
         """For `epoch`, a function making batch `index`: its examples (centers (B,), contexts (B, C),
-        mask (B, C) and for SGNS noise (B, K)) and the corpus tokens it stands for."""
+        mask (B, C) and for negative sampling noise (B, K)) and the corpus tokens it stands for."""
 
     def __len__(self) -> int:
         # Every rank runs the same number of steps (DDP steps in lockstep); the last ranks of an
@@ -110,7 +110,7 @@ class BatchStream(IterableDataset, ABC):
         make, total = self.epoch_batches(epoch), self.total_batches()
         for step in range(start, len(self)):
             examples, n_tokens = make((step * self.world_size + self.rank) % total)
-            # centers (B,), contexts (B, C), mask (B, C) and for SGNS noise (B, K), as tensors
+            # centers (B,), contexts (B, C), mask (B, C) and for negative sampling noise (B, K), as tensors
             batch: dict[str, Any] = {k: _as_tensor(v) for k, v in examples.items()}
             batch["n_tokens"] = n_tokens  # corpus tokens the batch covers, before subsampling
             yield batch

@@ -3,7 +3,7 @@
 The notebooks this project reproduces join the corpus into one stream of ids (contexts cross
 document boundaries), subsample it and draw each center's window once, list every training
 example, and shuffle that list every epoch: an example is one (center, context) pair for
-Skip-gram and SGNS, one center with its whole window for CBOW. Centers whose window reaches past
+Skip-gram (SGNS too), one center with its whole window for CBOW. Centers whose window reaches past
 the stream's ends are skipped. w2v's default batching (`datamodule.EpochBatches`) instead draws
 windows afresh every epoch and batches by centers; these examples are for reproducing the
 notebooks, on corpora that fit in memory.

@@ -17,13 +17,13 @@ from w2v.errors import ConfigError
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """What a model asks of the data: its window and, for SGNS, frequent-word subsampling."""
+    """What a model asks of the data: its window, frequent-word subsampling and, for negative sampling, noise words."""
 
     window: int
     shrink_window: bool = True
     subsample: float | None = None  # word2vec's `sample` threshold t; None or 0 keeps every token
     subsample_rule: str = "word2vec"  # the keep probability's formula, one of SUBSAMPLE_RULES
-    negatives: int = 0  # noise words drawn per center (SGNS); 0 draws none
+    negatives: int = 0  # noise words drawn per center (negative sampling); 0 draws none
     noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
     pairs: bool = False  # data.batching=examples: an example is a (center, context) pair, else a whole window
     # The model draws its samples on its device (SGNS's GPU path): a batch is then a range of a corpus

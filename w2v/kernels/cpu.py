@@ -1,5 +1,6 @@
-"""Fused CPU kernels (Numba): SGNS's hand-written SGD step, the same maths as `losses.sgns_gradients`
-and `sgns.damped_row_update` without the intermediate tensors; and DeferredAdam's work on embedding
+"""Fused CPU kernels (Numba): the hand-written SGD step of negative sampling and hierarchical softmax,
+for Skip-gram and CBOW, the same maths as `losses.decision_gradients` and
+`binary_output.damped_row_update` without the intermediate tensors; and DeferredAdam's work on embedding
 rows (`adam_catch_up` and `adam_step_rows`, the same maths as `deferred_adam.catch_up_rows` and
 `deferred_adam.step_rows`).
 
@@ -61,25 +62,70 @@ def _combine(g, w_out, tg, coeff):  # pragma: no cover - compiled
             g[d] += k0 * u0[d]
 
 
-@njit(**_JIT)
-def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover - compiled
-    """Gradients of the summed SGNS loss of each window, and Gauss-Newton curvatures, as `sgns_gradients`.
+@njit(inline="always", fastmath=True)
+def _decide(coeff, labels, slopes):  # pragma: no cover - compiled
+    """Turns scores into d loss / d score, σ(s) - label, in place; fills slopes[j] = σ'(s_j) and
+    returns the decisions' summed loss, -log σ(s) for label 1 and -log(1 - σ(s)) for label 0,
+    clamped as `losses.decision_gradients`."""
+    one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)  # float32 throughout: float64 halves the SIMD width
+    loss = np.float32(0.0)
+    for j in range(len(coeff)):
+        prob = one / (one + np.exp(-coeff[j]))
+        picked = prob if labels[j] > 0.5 else one - prob
+        loss -= np.log(max(picked, tiny))
+        coeff[j] = prob - labels[j]
+        slopes[j] = prob * (one - prob)
+    return loss
 
-    w_in, w_out (V, D) float32; contexts (B, C) int64 with -1 in masked slots; targets (B, 1+K) int64,
-    the center word then its noise words. The P valid (center, context) pairs are packed in example
-    order, so no memory is spent on empty slots. Returns context_rows (P,), grad_context (P, D),
-    curv_context (P,), grad_target (B, 1+K, D), curv_target (B, 1+K) and each window's summed loss (B,).
-    """
+
+@njit(inline="always")
+def _targets_used(tg):  # pragma: no cover - compiled
+    """How many of a window's targets are real: padding (-1, hierarchical softmax's shorter paths) is a suffix."""
+    t = len(tg)
+    while t > 0 and tg[t - 1] < 0:
+        t -= 1
+    return t
+
+
+@njit(inline="always", fastmath=True)
+def _squared_norm(v):  # pragma: no cover - compiled
+    acc = np.float32(0.0)
+    for d in range(v.shape[0]):
+        acc += v[d] * v[d]
+    return acc
+
+
+@njit(inline="always")
+def _pair_starts(contexts):  # pragma: no cover - compiled
+    """(B+1,) where each window's valid context words (contexts (B, C), -1 masked) start, packed in order."""
     n, c_max = contexts.shape
-    t_max = targets.shape[1]
-    dim = w_in.shape[1]
-    first = np.empty(n + 1, dtype=np.int64)  # (B+1,) index of each window's first pair
+    first = np.empty(n + 1, dtype=np.int64)
     pairs = 0
     for b in range(n):
         first[b] = pairs
         for c in range(c_max):
             pairs += contexts[b, c] >= 0
     first[n] = pairs
+    return first
+
+
+@njit(**_JIT)
+def skipgram_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: no cover - compiled
+    """Skip-gram's gradients of the summed decision loss of each window, and Gauss-Newton curvatures,
+    as `losses.decision_gradients`: every context word's input vector makes the window's decisions.
+
+    w_in, w_out (V, D) float32; contexts (B, C) int64 with -1 in masked slots; targets (B, T) int64,
+    the output rows of the window's decisions (negative sampling: the center word, then its noise
+    words; hierarchical softmax: the center's path, padded with -1 at the end); labels (B, T) float32.
+    The P valid (center, context) pairs are packed in example order, so no memory is spent on empty
+    slots. Returns context_rows (P,), grad_context (P, D), curv_context (P,), grad_target (B, T, D),
+    curv_target (B, T) and each window's summed loss (B,); padded targets get zero gradients.
+    """
+    n, c_max = contexts.shape
+    t_max = targets.shape[1]
+    dim = w_in.shape[1]
+    first = _pair_starts(contexts)  # (B+1,) index of each window's first pair
+    pairs = first[n]
     # np.empty, not zeros: every entry is written below, while its row is in cache
     ctx_rows = np.empty(pairs, dtype=np.int64)
     grad_ctx = np.empty((pairs, dim), dtype=np.float32)
@@ -88,17 +134,15 @@ def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover -
     curv_tgt = np.empty((n, t_max), dtype=np.float32)
     losses = np.empty(n, dtype=np.float32)
     coeffs = np.empty((pairs, t_max), dtype=np.float32)  # d loss / d score of each (pair, target)
-    one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)  # float32 throughout: float64 halves the SIMD width
     for b in prange(n):
-        tg = targets[b]
-        tgt_sq = np.empty(t_max, dtype=np.float32)  # |u_j|^2
-        for j in range(t_max):
-            u = w_out[tg[j]]
-            acc = np.float32(0.0)
-            for d in range(dim):
-                acc += u[d] * u[d]
-            tgt_sq[j] = acc
-            curv_tgt[b, j] = 0.0
+        t_used = _targets_used(targets[b])
+        tg, lb = targets[b, :t_used], labels[b, :t_used]
+        tgt_sq = np.empty(t_used, dtype=np.float32)  # |u_j|^2
+        slopes = np.empty(t_used, dtype=np.float32)
+        for j in range(t_used):
+            tgt_sq[j] = _squared_norm(w_out[tg[j]])
+        curv_tgt[b, :] = 0.0
+        grad_tgt[b, t_used:, :] = 0.0
         window_loss = np.float32(0.0)
         i = first[b]
         for c in range(c_max):
@@ -106,32 +150,21 @@ def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover -
             if row < 0:
                 continue
             ctx_rows[i] = row
-            v, coeff = w_in[row], coeffs[i]
-            v_sq = np.float32(0.0)
-            for d in range(dim):
-                v_sq += v[d] * v[d]
+            v, coeff = w_in[row], coeffs[i, :t_used]
+            v_sq = _squared_norm(v)
             _scores(v, w_out, tg, coeff)
+            window_loss += _decide(coeff, lb, slopes)
             curv = np.float32(0.0)
-            for j in range(t_max):
-                prob = one / (one + np.exp(-coeff[j]))
-                # d loss / d score = σ(s) - label (1 for the center word, 0 for noise); the loss is
-                # -log σ(s) = -log p for the center, -log(1 - p) for noise, clamped as `sgns_gradients`
-                if j == 0:
-                    coeff[j] = prob - one
-                    window_loss -= np.log(max(prob, tiny))
-                else:
-                    coeff[j] = prob
-                    window_loss -= np.log(max(one - prob, tiny))
-                slope = prob * (one - prob)
-                curv += slope * tgt_sq[j]
-                curv_tgt[b, j] += slope * v_sq
+            for j in range(t_used):
+                curv += slopes[j] * tgt_sq[j]
+                curv_tgt[b, j] += slopes[j] * v_sq
             curv_ctx[i] = curv
             g = grad_ctx[i]
             g[:] = 0.0
             _combine(g, w_out, tg, coeff)
             i += 1
         losses[b] = window_loss
-        for j in range(t_max):  # grad_target[j] = Σ_c coeff[c, j] · v_c
+        for j in range(t_used):  # grad_target[j] = Σ_c coeff[c, j] · v_c
             gt = grad_tgt[b, j]
             gt[:] = 0.0
             for i in range(first[b], first[b + 1]):
@@ -142,8 +175,69 @@ def sgns_window_gradients(w_in, w_out, contexts, targets):  # pragma: no cover -
 
 
 @njit(**_JIT)
+def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: no cover - compiled
+    """CBOW's update of each window's decisions, and Gauss-Newton curvatures: the mean h of the valid
+    context words' input vectors makes the window's decisions (as `losses.decision_gradients` with h
+    as the one input), and, as in word2vec, every context row takes h's whole gradient (not 1/C of it).
+
+    Arguments as `skipgram_decision_gradients`. Returns context_rows (P,), grad_context (P, D) (each
+    its window's gradient of h), curv_context (P,), grad_target (B, T, D), curv_target (B, T) and each
+    window's loss (B,), 0 for a window without a context word.
+    """
+    n, c_max = contexts.shape
+    t_max = targets.shape[1]
+    dim = w_in.shape[1]
+    first = _pair_starts(contexts)  # (B+1,) index of each window's first context word
+    pairs = first[n]
+    ctx_rows = np.empty(pairs, dtype=np.int64)
+    grad_ctx = np.empty((pairs, dim), dtype=np.float32)
+    curv_ctx = np.empty(pairs, dtype=np.float32)
+    grad_tgt = np.zeros((n, t_max, dim), dtype=np.float32)
+    curv_tgt = np.zeros((n, t_max), dtype=np.float32)
+    losses = np.zeros(n, dtype=np.float32)
+    for b in prange(n):
+        if first[b + 1] == first[b]:
+            continue
+        t_used = _targets_used(targets[b])
+        tg, lb = targets[b, :t_used], labels[b, :t_used]
+        hidden = np.zeros(dim, dtype=np.float32)  # (D,) the context words' mean
+        i = first[b]
+        for c in range(c_max):
+            row = contexts[b, c]
+            if row >= 0:
+                ctx_rows[i] = row
+                v = w_in[row]
+                for d in range(dim):
+                    hidden[d] += v[d]
+                i += 1
+        inv = np.float32(1.0) / np.float32(first[b + 1] - first[b])
+        for d in range(dim):
+            hidden[d] *= inv
+        coeff = np.empty(t_used, dtype=np.float32)
+        slopes = np.empty(t_used, dtype=np.float32)
+        _scores(hidden, w_out, tg, coeff)
+        losses[b] = _decide(coeff, lb, slopes)
+        h_sq = _squared_norm(hidden)
+        curv = np.float32(0.0)
+        for j in range(t_used):
+            curv += slopes[j] * _squared_norm(w_out[tg[j]])
+            curv_tgt[b, j] = slopes[j] * h_sq
+            gt, k = grad_tgt[b, j], coeff[j]
+            for d in range(dim):
+                gt[d] = k * hidden[d]
+        g = grad_ctx[first[b]]
+        g[:] = 0.0
+        _combine(g, w_out, tg, coeff)
+        curv_ctx[first[b]] = curv
+        for i in range(first[b] + 1, first[b + 1]):
+            grad_ctx[i, :] = g
+            curv_ctx[i] = curv
+    return ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses
+
+
+@njit(**_JIT)
 def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no cover - compiled
-    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `sgns.damped_row_update`.
+    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `binary_output.damped_row_update`.
 
     weight (V, D) float32, rows (R,) int64, grads (R, D), curvature (R,), lr float; `parts` the number
     of threads (any count gives the same result).

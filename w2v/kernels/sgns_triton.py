@@ -5,7 +5,7 @@ word2vec's threads walk theirs: for each center it draws its window and K noise 
 (`counter_rng`, the same bits as `device_sampling.chunk_examples`), loads the window's context rows
 (C, D) and the (1+K) output rows, and takes the window's gradients as two small products, its
 context rows against the center and its noise words (Ji et al.'s HogBatch). The update is the CPU
-step's, `lr·G/(1+lr·H)` per row (`sgns.damped_row_update`), G and H summed over a row's repeats in
+step's, `lr·G/(1+lr·H)` per row (`binary_output.damped_row_update`), G and H summed over a row's repeats in
 the window, and is added atomically: programs running at once never lose one another's updates,
 though one may read a row another is about to change (Hogwild). The learning rate falls linearly
 across the launch's programs, from `lr_begin` to `lr_end`.

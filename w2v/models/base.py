@@ -65,11 +65,12 @@ def check_arguments(config: Mapping, key: str, given: tuple[str, ...]) -> None:
 
 
 class Word2VecModule(L.LightningModule, ABC):
-    """What CBOW, Skip-gram and SGNS share; subclasses define the output layer and the per-example loss.
+    """What every model shares; an architecture (`architecture.Architecture`) and an output layer
+    (`full_softmax`, `negative_sampling`, `hierarchical`) make a model by subclassing it together.
 
     The optimizer and the schedule are the configs `model.optimizer` and `model.scheduler` name
     (w2v/optim/): all minimise the batch's mean loss, through autograd or a subclass's hand-written
-    step (SGNS's SGD, the full-softmax models).
+    step (the SGD of negative sampling and hierarchical softmax, the full-softmax models).
     """
 
     def __init__(self, vocab: Vocabulary, *, embedding_dim: int, window: int, shrink_window: bool,
@@ -134,9 +135,13 @@ class Word2VecModule(L.LightningModule, ABC):
     def output_matrix(self) -> torch.Tensor:
         """(V, D) output-side word vectors."""
 
+    # The architecture's: whether a window's context words meet the output layer as their mean
+    # (CBOW) or each on its own (Skip-gram).
+    mean_context = False
+
     # -- data ---------------------------------------------------------------------------
     # With data.batching=examples (the notebooks'), whether an example is one (center, context) pair
-    # (Skip-gram, SGNS) or a whole window (CBOW).
+    # (Skip-gram) or a whole window (CBOW).
     pair_examples = False
 
     def sampler_settings(self) -> SamplerSettings:
@@ -220,6 +225,10 @@ class Word2VecModule(L.LightningModule, ABC):
         self._deferred = optimizer
         self._catch_up_hooks = [] if optimizer is None else [
             optimizer.watch(module) for module in self.modules() if isinstance(module, nn.Embedding) and module.sparse]
+
+    def write_run_files(self, folder) -> None:
+        """Writes what the model needs beside the run's vocabulary to be used later (nothing, but for
+        hierarchical softmax's tree)."""
 
     # -- vectors ----------------------------------------------------------------------------
     def vector_matrix(self, which: str | None = None) -> torch.Tensor:

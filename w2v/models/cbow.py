@@ -1,15 +1,18 @@
-"""CBOW: predict the center word from the mean of its context embeddings, through a full softmax."""
+"""CBOW: predict the center word from the mean of its context embeddings."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from w2v.models.full_softmax import FullSoftmaxModule, SoftmaxInputs
+from w2v.models.architecture import Architecture
+from w2v.models.full_softmax import SoftmaxInputs
 
 
-class CBOW(FullSoftmaxModule):
-    """Continuous bag of words with a full-softmax output layer."""
+class CBOW(Architecture):
+    """Continuous bag of words: a window's context words, averaged, predict its center."""
+
+    mean_context = True  # negative sampling and hierarchical softmax: one decision set a window, from the mean
 
     def softmax_inputs(self, batch):
         contexts, mask, centers = batch["contexts"], batch["mask"], batch["centers"]  # (B, 2W), (B, 2W), (B,)

@@ -1,4 +1,5 @@
-"""What CBOW and Skip-gram share: a full-softmax output layer and a training step with hand-written gradients."""
+"""The full-softmax output layer, for CBOW and Skip-gram: a softmax over the whole vocabulary and a
+training step with hand-written gradients."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ class FullSoftmaxModule(Word2VecModule):
 
     def max_norm(self) -> float | None:
         return self._max_norm
+
+    @property
+    def sparse_adam(self) -> bool:
+        return not self.mean_context  # Skip-gram's batch reads the rows of its centers only; CBOW's, whole windows
 
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor]) -> SoftmaxInputs:

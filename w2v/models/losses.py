@@ -1,4 +1,5 @@
-"""The three Word2Vec objectives as pure functions of embedding tensors, one loss per training example."""
+"""Word2Vec's output layers as pure functions of embedding tensors, one loss per training example:
+the full softmax, and the binary decisions of negative sampling and hierarchical softmax."""
 
 from __future__ import annotations
 
@@ -251,44 +252,66 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         return *grads, None, None
 
 
-def sgns_scores(context_vecs: torch.Tensor, target_vecs: torch.Tensor) -> torch.Tensor:
-    """Scores of every context word of a window against its center's output vector and K noise words.
+def decision_scores(input_vecs: torch.Tensor, target_vecs: torch.Tensor) -> torch.Tensor:
+    """Scores of every input vector of a window against the window's output rows.
 
-    context_vecs (B, C, D): input vectors of the (up to C) context words around each center;
-    target_vecs (B, 1+K, D): output vector of the center word, then of its K noise words. -> (B, C, 1+K)
+    input_vecs (B, C, D): the input vectors whose decisions are scored (Skip-gram: each context word
+    of the window; CBOW: their mean, C = 1); target_vecs (B, T, D): the output rows the window's
+    center is predicted by (negative sampling: the center word's, then K noise words'; hierarchical
+    softmax: the inner nodes on the center's path). -> (B, C, T)
     """
-    return torch.bmm(context_vecs, target_vecs.transpose(1, 2))
+    return torch.bmm(input_vecs, target_vecs.transpose(1, 2))
 
 
-def sgns_loss(context_vecs: torch.Tensor, mask: torch.Tensor, target_vecs: torch.Tensor) -> torch.Tensor:
-    """Negative sampling: -log σ(u_o·v_c) - Σ_k log σ(-u_k·v_c) for each valid (center, context) pair.
+def negative_sampling_labels(centers: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative sampling's output rows (B, 1+K), the center word then its K noise words, and their
+    labels (B, 1+K): 1 for the center, 0 for noise."""
+    targets = torch.cat([centers.unsqueeze(1), noise], 1)  # (B, 1+K)
+    labels = torch.zeros(targets.shape, dtype=torch.float32, device=targets.device)
+    labels[:, 0] = 1.0
+    return targets, labels
 
-    As in word2vec's own skip-gram, v is the context word's input vector and u_o the center word's
-    output vector; the K noise words are drawn once per center and shared by the pairs of its window
-    (Ji et al.), so each pair still meets K noise words. Shapes as in `sgns_scores`; mask (B, C). -> (P,)
+
+def decision_loss(input_vecs: torch.Tensor, mask: torch.Tensor, target_vecs: torch.Tensor, labels: torch.Tensor,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The summed binary cross-entropy of each example's decisions: -Σ_j log σ(±u_j·h), + for label 1.
+
+    Negative sampling: -log σ(u_o·v) - Σ_k log σ(-u_k·v). As in word2vec, v is the input side (a
+    context word in Skip-gram, the window's mean in CBOW) and u_o the center word's output vector;
+    the K noise words are drawn once per center and shared by the pairs of its window (Ji et al.),
+    so each pair still meets K noise words. Hierarchical softmax: the decisions along the center's
+    path, label 1 - code. Shapes as in `decision_scores`; mask (B, C) the valid inputs; labels (B, T);
+    valid (B, T) the targets that exist (hierarchical softmax's paths differ in length). -> (P,)
     """
-    scores = sgns_scores(context_vecs, target_vecs)  # (B, C, 1+K)
-    losses = -(F.logsigmoid(scores[..., 0]) + F.logsigmoid(-scores[..., 1:]).sum(-1))  # (B, C)
-    return losses[mask]  # (P,)
+    scores = decision_scores(input_vecs, target_vecs)  # (B, C, T)
+    signs = (2.0 * labels - 1.0).to(scores.dtype).unsqueeze(1)  # (B, 1, T) +1 for label 1, -1 for label 0
+    per_target = F.logsigmoid(scores * signs)  # (B, C, T)
+    if valid is not None:
+        per_target = per_target * valid.unsqueeze(1)
+    return -per_target.sum(-1)[mask]  # (P,)
 
 
-def sgns_gradients(context_vecs: torch.Tensor, mask: torch.Tensor, target_vecs: torch.Tensor):
-    """Closed-form gradients of the summed `sgns_loss`, and each example's curvature, without autograd.
+def decision_gradients(input_vecs: torch.Tensor, mask: torch.Tensor, target_vecs: torch.Tensor, labels: torch.Tensor,
+                       valid: torch.Tensor | None = None):
+    """Closed-form gradients of the summed `decision_loss`, and each example's curvature, without autograd.
 
-    Returns grad_context (B, C, D), grad_target (B, 1+K, D), the Gauss-Newton curvature of the loss
-    along each row, σ'(s)·|x|² summed over the row's scores, for contexts (B, C) and targets (B, 1+K),
-    and the per-pair losses (P,).
+    Returns grad_input (B, C, D), grad_target (B, T, D), the Gauss-Newton curvature of the loss
+    along each row, σ'(s)·|x|² summed over the row's scores, for inputs (B, C) and targets (B, T),
+    and the per-example losses (P,).
     """
-    weight = mask.to(context_vecs.dtype).unsqueeze(-1)  # (B, C, 1)
-    prob = torch.sigmoid(sgns_scores(context_vecs, target_vecs))  # (B, C, 1+K)
-    coeff = prob.clone()  # d loss / d score: σ(s) - label, label 1 for the center, 0 for noise
-    coeff[..., 0] -= 1.0
-    coeff *= weight
-    grad_context = torch.bmm(coeff, target_vecs)  # (B, C, D)
-    grad_target = torch.bmm(coeff.transpose(1, 2), context_vecs)  # (B, 1+K, D)
-    slope = prob * (1.0 - prob) * weight  # (B, C, 1+K)  σ'(s)
-    curv_context = torch.bmm(slope, target_vecs.square().sum(-1, keepdim=True)).squeeze(-1)  # (B, C)
-    curv_target = torch.bmm(slope.transpose(1, 2), context_vecs.square().sum(-1, keepdim=True)).squeeze(-1)  # (B, 1+K)
+    weight = mask.to(input_vecs.dtype).unsqueeze(-1)  # (B, C, 1)
+    if valid is not None:
+        weight = weight * valid.to(input_vecs.dtype).unsqueeze(1)  # (B, C, T)
+    prob = torch.sigmoid(decision_scores(input_vecs, target_vecs))  # (B, C, T)
+    labels = labels.to(prob.dtype).unsqueeze(1)  # (B, 1, T)
+    coeff = (prob - labels) * weight  # d loss / d score: σ(s) - label
+    grad_input = torch.bmm(coeff, target_vecs)  # (B, C, D)
+    grad_target = torch.bmm(coeff.transpose(1, 2), input_vecs)  # (B, T, D)
+    slope = prob * (1.0 - prob) * weight  # (B, C, T)  σ'(s)
+    curv_input = torch.bmm(slope, target_vecs.square().sum(-1, keepdim=True)).squeeze(-1)  # (B, C)
+    curv_target = torch.bmm(slope.transpose(1, 2), input_vecs.square().sum(-1, keepdim=True)).squeeze(-1)  # (B, T)
     tiny = torch.finfo(prob.dtype).tiny
-    losses = -(prob[..., 0].clamp_min(tiny).log() + (1.0 - prob[..., 1:]).clamp_min(tiny).log().sum(-1))  # (B, C)
-    return grad_context, grad_target, curv_context, curv_target, losses[mask]
+    # -log p for label 1, -log(1 - p) for label 0, clamped: exact where σ saturates to 0 or 1
+    picked = torch.where(labels > 0.5, prob, 1.0 - prob).clamp_min(tiny)  # (B, C, T)
+    losses = -(picked.log() * weight).sum(-1)  # (B, C)
+    return grad_input, grad_target, curv_input, curv_target, losses[mask]

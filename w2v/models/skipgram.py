@@ -1,21 +1,23 @@
-"""Skip-gram: predict each context word from its center word, through a full softmax."""
+"""Skip-gram: predict each context word from its center word (full softmax), or the center from
+each context word (negative sampling, hierarchical softmax: word2vec's order of the pair)."""
 
 from __future__ import annotations
 
 import torch
 
-from w2v.models.full_softmax import FullSoftmaxModule, SoftmaxInputs
+from w2v.models.architecture import Architecture
+from w2v.models.full_softmax import SoftmaxInputs
 
 
-class SkipGram(FullSoftmaxModule):
-    """Skip-gram with a full-softmax output layer.
+class SkipGram(Architecture):
+    """Skip-gram: every (center, context word) pair of a window is an example.
 
-    The softmax depends only on the center word, so it is computed once per distinct center of the
-    batch for all of its context words (a frequent word is the center of several windows: 64 IMDb
-    windows have about 50 distinct centers); the per-pair losses are those of scoring each pair alone.
+    Through a full softmax, the softmax depends only on the center word, so it is computed once per
+    distinct center of the batch for all of its context words (a frequent word is the center of
+    several windows: 64 IMDb windows have about 50 distinct centers); the per-pair losses are those
+    of scoring each pair alone.
     """
 
-    sparse_adam = True  # a batch reads the rows of its centers only
     pair_examples = True
 
     def softmax_inputs(self, batch):

@@ -5,7 +5,7 @@ only if it takes it.
 
 - `DeferredAdam` (`model/optimizer=adam`): Adam's results, each step costing the batch's rows only.
 - `LazyAdam` (`model/optimizer=lazy_adam`): Adam on the rows of the batch's words alone.
-- `torch.optim.SGD` (`model/optimizer=sgd`): word2vec's; SGNS takes its fused hand-written step.
+- `torch.optim.SGD` (`model/optimizer=sgd`): word2vec's; negative sampling and hierarchical softmax take their fused hand-written step.
 - `LinearDecay` (`model/scheduler=linear|constant`): the rate falls linearly over all training steps.
 """
 

@@ -1,0 +1,171 @@
+"""What negative sampling and hierarchical softmax share: each example makes binary decisions
+against a few rows of an output matrix, and plain SGD trains them by a hand-written step.
+
+An example's input is a context word's input vector (Skip-gram) or the mean of its window's (CBOW);
+its decisions predict the window's center: against the center's and K noise words' output rows
+(`negative_sampling.NegativeSampling`), or along the center's path in a Huffman tree
+(`hierarchical.HierarchicalSoftmax`). The output layer says which rows and labels
+(`decisions`), the architecture whether the window's context words are averaged (`mean_context`).
+
+With plain SGD (`model/optimizer=sgd`, word2vec's) training takes a hand-written path: closed-form
+gradients and damped in-place row updates (`damped_row_update`), no autograd graph and no
+optimizer state. On a CPU the step runs as fused Numba kernels (`kernels.cpu`); `kernels=torch`
+runs the same update as PyTorch operations (`losses.decision_gradients`), anywhere. Any other
+optimizer trains through autograd on the same loss (`losses.decision_loss`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+
+from w2v.distributed import gather_row_updates
+from w2v.errors import ConfigError
+from w2v.kernels import cpu as cpu_kernels
+from w2v.models.base import Word2VecModule, uniform_embedding
+from w2v.models.losses import decision_gradients, decision_loss
+from w2v.optim import plain_sgd
+
+# auto: the fused Numba kernels on a CPU (and SGNS's Triton kernel on CUDA); triton: SGNS's GPU
+# path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
+KERNELS = ("auto", "triton", "torch")
+
+
+def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
+                      lr: float) -> None:
+    """weight[r] -= lr * G_r / (1 + lr * H_r), G_r and H_r the sums of row r's gradients and curvatures.
+
+    word2vec applies each example's gradient at the full rate, one after the other. A batch that
+    sums hundreds of gradients for a frequent word takes them all at once, without the feedback
+    between them, and diverges; averaging them instead starves frequent words and collapses the
+    vectors. Dividing by 1 + lr·H (a diagonal Gauss-Newton damping) leaves a word seen once in the
+    batch with word2vec's step (shrunk by at most a few percent) and bounds the steps of frequent ones.
+    rows (R,), grads (R, D), curvature (R,).
+    """
+    total_curvature = torch.zeros(weight.shape[0], dtype=grads.dtype, device=grads.device)
+    total_curvature.index_add_(0, rows, curvature)  # (V,)
+    scale = -lr / (1.0 + lr * total_curvature[rows])  # (R,)
+    weight.index_add_(0, rows, grads * scale.unsqueeze(-1))
+
+
+def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """CBOW's input: the mean of each window's valid context vectors. vectors (B, C, D), mask (B, C) -> (B, 1, D)."""
+    weights = mask.to(vectors.dtype)  # (B, C)
+    weights = weights / weights.sum(1, keepdim=True).clamp_min(1.0)
+    return torch.bmm(weights.unsqueeze(1), vectors)  # (B, 1, D)
+
+
+class BinaryOutputModule(Word2VecModule):
+    """An output layer of binary decisions against rows of `out_embed`; subclasses say which (`decisions`)."""
+
+    def __init__(self, vocab, *, kernels: str, compile: bool, **kwargs):
+        super().__init__(vocab, **kwargs)
+        self.check_kernels(kernels)
+        # For the PyTorch step (GPU, or kernels=torch): torch.compile fuses the small batched products
+        # and element-wise steps of the gradient after a one-time compilation; the results are the same.
+        self._gradients = torch.compile(decision_gradients, dynamic=True) if compile else decision_gradients
+        self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
+        # Plain SGD takes the hand-written path, which updates the weights itself; any other
+        # optimizer (or SGD with momentum, weight decay...) trains through autograd.
+        self.automatic_optimization = not plain_sgd(self.hparams.optimizer)
+
+    @classmethod
+    def check_hparams(cls, **settings) -> None:
+        super().check_hparams(**settings)
+        cls.check_kernels(settings.get("kernels"))
+
+    @staticmethod
+    def check_kernels(kernels) -> None:
+        if kernels not in KERNELS:
+            raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto (Numba on a CPU, Triton on CUDA), "
+                              "triton or torch")
+
+    def output_rows(self, targets: torch.Tensor) -> torch.Tensor:
+        """`targets` with the missing ones (-1) on the last row, which no Huffman tree uses (its inner
+        nodes are rows 0..V'-2 of V rows): they look up a real row, and their zero gradients, even
+        for an optimizer with momentum, move no row that a decision uses."""
+        return torch.where(targets >= 0, targets, len(self.vocab) - 1)
+
+    @abstractmethod
+    def decisions(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Each window's output rows (B, T), their labels (B, T) float32, and which exist (B, T), or
+        None where all do; missing rows are -1, at the end of their window's."""
+
+    # -- the loss, for autograd ---------------------------------------------------------------
+    def example_losses(self, batch):
+        contexts, mask = batch["contexts"], batch["mask"]  # (B, C), (B, C)
+        targets, labels, valid = self.decisions(batch)  # (B, T), (B, T), (B, T) or None
+        inputs = self.in_embed(contexts)  # (B, C, D)
+        if self.mean_context:
+            inputs, mask = context_mean(inputs, mask), mask.any(1, keepdim=True)  # (B, 1, D), (B, 1)
+        return decision_loss(inputs, mask, self.out_embed(self.output_rows(targets)), labels, valid)  # (P,)
+
+    # -- the hand-written SGD step ---------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            return super().training_step(batch, batch_idx)
+        contexts, mask = batch["contexts"], batch["mask"]  # (B, C), (B, C)
+        targets, labels, valid = self.decisions(batch)  # (B, T), (B, T), (B, T) or None
+        distributed = self.trainer.world_size > 1
+        if len(targets) == 0 and not distributed:  # a data-parallel process takes part in the collectives anyway
+            return None
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        fused = self.hparams.kernels == "auto" and w_in.device.type == "cpu"
+        if fused:
+            threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
+            ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
+        else:
+            ctx_update, tgt_update, loss_sum, examples = self._torch_updates(contexts, mask, targets, labels, valid)
+        if distributed:  # every process applies every process's update
+            ctx_update, tgt_update = gather_row_updates(*ctx_update), gather_row_updates(*tgt_update)
+        lr = self.optimizers().param_groups[0]["lr"]
+        if fused:
+            cpu_kernels.damped_row_update(w_in.numpy(), *(t.numpy() for t in ctx_update), lr, threads)
+            cpu_kernels.damped_row_update(w_out.numpy(), *(t.numpy() for t in tgt_update), lr, threads)
+        else:
+            damped_row_update(w_in, *ctx_update, lr)
+            damped_row_update(w_out, *tgt_update, lr)
+        self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
+        self.log_loss(loss_sum / max(examples, 1), examples)
+        return None
+
+    def _torch_updates(self, contexts, mask, targets, labels, valid):
+        """Each row's (rows, gradients, curvatures) for the input and output embeddings, the summed
+        loss of the batch's examples and their number. In CBOW every context row of a window takes
+        the gradient of the window's mean, as in word2vec."""
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        dim = w_in.shape[1]
+        tgt_rows = self.output_rows(targets).reshape(-1)  # (B*T,) missing targets get zero gradients
+        # index_select on flat ids is several times faster on CPU than advanced indexing with a 2-D index.
+        ctx_vecs = w_in.index_select(0, contexts.reshape(-1)).view(*contexts.shape, dim)  # (B, C, D)
+        tgt_vecs = w_out.index_select(0, tgt_rows).view(*targets.shape, dim)  # (B, T, D)
+        if self.mean_context:
+            windows = mask.any(1, keepdim=True)  # (B, 1)
+            grad_in, grad_tgt, curv_in, curv_tgt, losses = self._gradients(context_mean(ctx_vecs, mask), windows,
+                                                                           tgt_vecs, labels, valid)  # (B, 1, D), ...
+            grad_ctx = grad_in.expand(-1, contexts.shape[1], -1)[mask]  # (P, D) the window's gradient, to each row
+            curv_ctx = curv_in.expand(-1, contexts.shape[1])[mask]  # (P,)
+        else:
+            grad_in, grad_tgt, curv_in, curv_tgt, losses = self._gradients(ctx_vecs, mask, tgt_vecs, labels, valid)
+            grad_ctx, curv_ctx = grad_in[mask], curv_in[mask]  # (P, D), (P,)
+        return ((contexts[mask], grad_ctx, curv_ctx),  # (P,), (P, D), (P,)
+                (tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
+                losses.sum(), len(losses))
+
+    def _fused_updates(self, contexts, mask, targets, labels):
+        """As `_torch_updates`, by the fused CPU kernel of the architecture, for the valid context
+        words only (masked slots get row -1)."""
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        kernel = cpu_kernels.cbow_decision_gradients if self.mean_context else cpu_kernels.skipgram_decision_gradients
+        ctx_rows = torch.where(mask, contexts, -1)  # (B, C)
+        ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in kernel(
+            w_in.numpy(), w_out.numpy(), ctx_rows.numpy(), targets.numpy(), labels.numpy()))  # (P,), (P, D), (P,), (B, T, D), (B, T), (B,)
+        dim = w_in.shape[1]
+        examples = int(mask.any(1).sum()) if self.mean_context else len(ctx_rows)  # windows, or pairs
+        return ((ctx_rows, grad_ctx, curv_ctx),
+                (self.output_rows(targets).reshape(-1), grad_tgt.view(-1, dim), curv_tgt.view(-1)),
+                losses.sum(), examples)
+
+    def output_matrix(self) -> torch.Tensor:
+        return self.out_embed.weight

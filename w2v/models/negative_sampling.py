@@ -1,0 +1,133 @@
+"""Negative sampling: each example tells its center word's output row (label 1) from K noise words'
+(label 0), drawn with probability ∝ count^`noise_power`; word2vec's `-negative K`.
+
+Skip-gram with negative sampling is SGNS, the default experiment's model. On CUDA its SGD step
+takes the GPU path: the corpus goes to the device a block at a time and one Triton kernel
+(`kernels.sgns_triton`) draws the samples and trains a step's chunks, window by window, with the
+CPU step's damped update. Everywhere else, and for CBOW, training takes `BinaryOutputModule`'s
+step on the data loader's windows, whose noise words the loader draws with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import torch
+
+from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
+from w2v.errors import ConfigError
+from w2v.kernels.counter_rng import stream_key
+from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
+from w2v.models.binary_output import BinaryOutputModule
+from w2v.models.losses import negative_sampling_labels
+from w2v.optim import plain_sgd
+
+log = logging.getLogger(__name__)
+TRITON_SCOPE = ("model.kernels=triton trains Skip-gram with negative sampling by plain SGD only "
+                "(model=sgns, model/optimizer=sgd); use model.kernels=auto")
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class NegativeSampling(BinaryOutputModule):
+    """For every example, K=`negatives` noise words drawn from count^`noise_power`, shared by the
+    pairs of a Skip-gram window (Ji et al.)."""
+
+    def __init__(self, vocab, *, negatives: int, noise_power: float, chunk_tokens: int, step_tokens: int, **kwargs):
+        super().__init__(vocab, **kwargs)
+        self.check_negatives(negatives)
+        self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
+        self._block_keys: torch.Tensor | None = None
+        self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
+
+    @classmethod
+    def check_hparams(cls, **settings) -> None:
+        super().check_hparams(**settings)
+        cls.check_negatives(settings.get("negatives"))
+        if settings.get("kernels") == "triton" and (cls.mean_context or not plain_sgd(settings["optimizer"])):
+            raise ConfigError(TRITON_SCOPE)
+
+    @staticmethod
+    def check_negatives(negatives) -> None:
+        if not isinstance(negatives, int) or negatives < 1:
+            raise ConfigError(f"model.negatives={negatives} must be an integer of at least 1 (noise words per pair)")
+
+    def on_device(self) -> bool:
+        """Whether training takes the GPU path: samples drawn on the device, the step in one Triton kernel."""
+        if self.automatic_optimization or self.mean_context:  # the kernel trains Skip-gram's windows
+            if self.hparams.kernels == "triton":
+                raise ConfigError(TRITON_SCOPE)
+            return False
+        # The kernel's programs add their updates to shared rows atomically, in an order that varies
+        # from run to run; trainer.deterministic=true asks for the same vectors every time.
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        if self.hparams.kernels == "triton":
+            if not triton_available():
+                raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            if deterministic:
+                raise ConfigError("model.kernels=triton adds updates atomically in a varying order, which "
+                                  "trainer.deterministic=true rules out; use model.kernels=auto, or "
+                                  "trainer.deterministic=false")
+            return True
+        if self.hparams.kernels == "auto" and self.device.type == "cuda":
+            if deterministic:
+                log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
+                         "whose atomic updates vary in order")
+                return False
+            if triton_available():
+                return True
+            log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
+        return False
+
+    def sampler_settings(self) -> SamplerSettings:
+        # The data loader draws the noise words with the windows, from each batch's own generator;
+        # on the GPU path the model draws them itself.
+        return dataclasses.replace(super().sampler_settings(), negatives=self.hparams.negatives,
+                                   noise_power=self.hparams.noise_power, on_device=self.on_device(),
+                                   chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
+
+    def decisions(self, batch):
+        return (*negative_sampling_labels(batch["centers"], batch["noise"]), None)  # (B, 1+K), (B, 1+K)
+
+    def training_step(self, batch, batch_idx):
+        if "chunks" in batch:
+            return self._device_step(batch)
+        return super().training_step(batch, batch_idx)
+
+    def _device_step(self, batch) -> None:
+        """The GPU path's step: the Triton kernel trains chunks first_chunk.. of the current block."""
+        from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
+
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        if self._tables is None:
+            noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
+            keep = None
+            if self.hparams.subsample:
+                keep = keep_probabilities(self.vocab.counts, self.hparams.subsample, self.hparams.subsample_rule)
+            self._tables = (None if keep is None else torch.as_tensor(keep, dtype=torch.float32, device=w_in.device),
+                            torch.as_tensor(noise.threshold, dtype=torch.float32, device=w_in.device),
+                            torch.as_tensor(noise.alias, dtype=torch.int32, device=w_in.device))
+        keep_prob, threshold, alias = self._tables
+        if "ids" in batch:  # a new block, or a new epoch: subsample it and order its chunks, on the device
+            check_block_size(len(batch["ids"]), self.hparams.negatives)
+            keys = StreamKeys(*(stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
+                                for purpose in ("subsample", "window", "noise", "order")))
+            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, self.hparams.chunk_tokens, keys,
+                                        batch["shuffle"])
+            self._block_keys = keys.tensor(w_in.device)
+        block = self._block
+        totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
+        lr_begin, lr_end = self.step_learning_rates()
+        sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, self._block_keys,
+                    totals, batch["first_chunk"], batch["chunks"], lr_begin, lr_end, self.hparams.window,
+                    self.hparams.shrink_window, self.hparams.negatives)
+        self.step_optimizer()
+        self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
+        return None
