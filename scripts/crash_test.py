@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +56,6 @@ RUN_SETTINGS = ["data.max_docs=200", "data.batch_size=64", "data.tokenizer.n_pro
                 "callbacks.neighbours=null"]
 # Lines of a run's train.log that open its phases.
 PREPARE_STARTS, TRAINING_STARTS = "Instantiating datamodule", "stops training after the current batch"
-EPOCH_LINE = re.compile(r"epoch (\d+): [\d,]+ words in ([\d.]+) s")  # WordsPerSecond's line at each epoch's end
 RUN_TIMEOUT = 300
 
 
@@ -145,26 +143,26 @@ def kill_when(process: subprocess.Popen, run_dir: Path, trigger: Trigger) -> boo
 
 
 def calibrate(workdir: Path) -> Calibration:
-    """One whole run on a cold cache, timing its phases from its log. Its first epoch also compiles
-    the kernels, which the kills' runs find cached: the training phase is taken without that
-    (the first epoch's excess over the second's), so that the kills' moments fall within it."""
+    """Two whole runs, timing their phases from their logs: the preparation of the first, on a cold
+    cache, and the training of the second, whose compiled kernels are cached as the kills' runs' are
+    (the first run's training also compiles them, and would draw kills past the end of a run)."""
     outputs, cache = workdir / "outputs", workdir / "cache"
-    began = time.time()
-    status, output = finish(start(train_command(outputs, "run"), cache, workdir))
-    total = time.time() - began
-    if status != 0:
-        raise SystemExit(f"error: the calibration run failed (exit {status}):\n{output[-3000:]}")
-    stamps, epochs = {}, {}
-    for line in log_lines(outputs / "run"):
-        for key, marker in (("prepare", PREPARE_STARTS), ("cached", "Cached tokenized corpus"),
-                            ("train", TRAINING_STARTS), ("export", "Saved vectors")):
-            if marker in line and key not in stamps:
-                stamps[key] = time.mktime(time.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")) + int(line[21:24]) / 1000
-        if (found := EPOCH_LINE.search(line)) is not None:
-            epochs[int(found.group(1))] = float(found.group(2))
-    compiling = max(0.0, epochs.get(0, 0.0) - epochs.get(1, epochs.get(0, 0.0)))
-    return Calibration(prepare=stamps["cached"] - stamps["prepare"],
-                       training=stamps["export"] - stamps["train"] - compiling, total=total)
+    stamps, totals = [], []
+    for name in ("cold", "warm"):
+        began = time.time()
+        status, output = finish(start(train_command(outputs, name), cache, workdir))
+        totals.append(time.time() - began)
+        if status != 0:
+            raise SystemExit(f"error: the calibration run failed (exit {status}):\n{output[-3000:]}")
+        stamps.append({})
+        for line in log_lines(outputs / name):
+            for key, marker in (("prepare", PREPARE_STARTS), ("cached", "Cached tokenized corpus"),
+                                ("train", TRAINING_STARTS), ("export", "Saved vectors")):
+                if marker in line and key not in stamps[-1]:
+                    stamps[-1][key] = time.mktime(time.strptime(line[1:20], "%Y-%m-%d %H:%M:%S")) + int(line[21:24]) / 1000
+    cold, warm = stamps
+    return Calibration(prepare=cold["cached"] - cold["prepare"], training=warm["export"] - warm["train"],
+                       total=totals[0])
 
 
 def trigger_for(phase: str, calibration: Calibration, run_dir: Path, cache: Path, rng: np.random.Generator) -> Trigger:
@@ -282,8 +280,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     try:
         calibration = calibrate(workdir / "calibration")
-        print(f"calibration (a whole cold run): preparing {calibration.prepare:.1f} s, training and export "
-              f"{calibration.training:.1f} s (without compiling), {calibration.total:.1f} s in all", flush=True)
+        print(f"calibration: preparing {calibration.prepare:.1f} s (cold cache), training and export "
+              f"{calibration.training:.1f} s (kernels compiled), {calibration.total:.1f} s in all", flush=True)
         phases = [p for _ in range(-(-args.runs // len(PHASES))) for p in rng.permutation(PHASES)][:args.runs]
         outcomes = []
         for i, phase in enumerate(phases):
