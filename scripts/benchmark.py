@@ -1,7 +1,7 @@
 """Side-by-side benchmark on one preprocessed IMDb corpus and one vocabulary, in one run.
 
     python scripts/benchmark.py            # all 100,000 reviews, 5 epochs, every word2vec mode -- the README's table
-    python scripts/benchmark.py --modes sgns  # SGNS alone (modes: sgns, cbow-negative, skipgram-hs, cbow-hs)
+    python scripts/benchmark.py --modes sgns  # part 1 alone, SGNS only (modes: sgns, cbow-negative, skipgram-hs, cbow-hs)
     python scripts/benchmark.py --quick    # 20,000 reviews, 1 epoch: about half an hour
     python scripts/benchmark.py --quality  # full-softmax vectors after the same epochs (5,000 reviews, 1 epoch)
     python scripts/benchmark.py --full-softmax  # part 2 alone
@@ -275,7 +275,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 reviews, 1 epoch, fewer full-softmax batches")
     parser.add_argument("--epochs", type=int, help="part 1's epochs (default 5, or 1 with --quick)")
     parser.add_argument("--max-docs", type=int, help="part 1's reviews (default all, or 20,000 with --quick)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"part 1's modes, of {', '.join(MODES)} (default all)")
+    parser.add_argument("--modes", help=f"part 1 alone, these of its modes ({', '.join(MODES)}; default all, then part 2)")
     parser.add_argument("--quality", action="store_true",
                         help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
     parser.add_argument("--full-softmax", action="store_true", help="only part 2: full softmax against the notebooks' loop")
@@ -296,13 +296,13 @@ def main() -> None:
     max_docs = args.max_docs or (20_000 if args.quick else None)
     n_batches = 300 if args.quick else 1000
 
-    modes = args.modes.split(",")
+    modes = args.modes.split(",") if args.modes else list(MODES)
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         parser.error(f"--modes: {unknown[0]} is unknown; use any of {', '.join(MODES)}")
     if not args.full_softmax:
         word2vec_modes(max_docs, epochs, modes)
-        if args.modes != ",".join(MODES):  # a selection of part 1 alone
+        if args.modes:  # part 1 alone
             return
     full_softmax(n_batches, args.repeats)
 
