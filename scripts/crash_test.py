@@ -15,6 +15,8 @@ SIGKILL, as from the out-of-memory killer or a power cut, at a moment drawn with
 - sweep: two runs of a sweep started together on a cold cache, one of them killed at a random
   moment; the other must finish.
 
+The runs are forks of one server process that imported w2v once (Python's forkserver): each
+runs `w2v train` from its start as the command would, without paying the imports again.
 The phases come in a seeded shuffled order, so a few kills cover different phases. After each
 kill the script checks that:
 1. every cache entry passes its size and checksum checks (a folder left mid-build is not an entry);
@@ -29,7 +31,9 @@ came too late for its phase (the run ended first) still has its files checked an
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -94,29 +98,90 @@ def data_dir() -> Path:
 
 
 def train_command(outputs: Path, name: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "w2v", "train", *RUN_SETTINGS, f"paths.outputs_root={outputs}",
-            f"hydra.run.dir={outputs / name}", *extra]
+    """The arguments of `w2v` for a run named `name` under `outputs`."""
+    return ["train", *RUN_SETTINGS, f"paths.outputs_root={outputs}", f"hydra.run.dir={outputs / name}", *extra]
 
 
 def environment(cache: Path) -> dict[str, str]:
-    return {**os.environ, "W2V_DATA_DIR": str(data_dir()), "W2V_CACHE_DIR": str(cache),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return {**os.environ, "W2V_DATA_DIR": str(data_dir()), "W2V_CACHE_DIR": str(cache)}
 
 
-def start(command: list[str], cache: Path, cwd: Path) -> subprocess.Popen:
+def _forkserver() -> multiprocessing.context.BaseContext:
+    """Runs start as forks of one server process that has imported w2v, Lightning and PyTorch once:
+    the imports take most of a small run's time, and each fork runs `w2v train` from its start."""
+    context = multiprocessing.get_context("forkserver")
+    # What w2v.training imports, not the module itself, which the command runs as __main__
+    context.set_forkserver_preload(["__main__", "lightning", "hydra", "w2v.commands", "w2v.callbacks", "w2v.models",
+                                    "w2v.data.datamodule", "w2v.resume", "w2v.runs"])
+    return context
+
+
+def _run_w2v(argv: list[str], cwd: str, env: dict[str, str], output: str) -> None:
+    """The body of a forked run: `w2v ARGV` in `cwd`, its output into the file `output`."""
+    os.setsid()  # a session of its own, so that the kill reaches every process the run starts
+    with open(output, "ab", buffering=0) as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    multiprocessing.set_start_method(None, force=True)  # the platform's default, as in a process of its own
+    sys.argv = ["w2v", *argv]
+    from w2v.commands import cli
+
+    try:
+        cli()  # exits with the run's status, or raises what a run that crashes raises
+    finally:
+        atexit._run_exitfuncs()  # a forked process ends by os._exit, which skips them
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+FORKSERVER = _forkserver()
+
+
+class Run:
+    """A started `w2v` run: its process, in its own session, and the file that holds its output."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, output_path: Path):
+        self.process, self.output_path = process, output_path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit status (negative: the signal that ended it), or None while it runs."""
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        """SIGKILL to the run's session: the run and every process it started."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # killed before its first statement made it a session leader
+            os.kill(self.pid, signal.SIGKILL)
+        self.process.join()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"w2v {self.output_path.name}", timeout)
+        return self.process.exitcode
+
+
+def start(argv: list[str], cache: Path, cwd: Path) -> Run:
     """The run, its output in a file of `cwd` (a pipe nobody reads while waiting to kill could fill up)."""
     cwd.mkdir(parents=True, exist_ok=True)
-    with open(cwd / f"output-{time.monotonic_ns()}.txt", "w+") as output:
-        # A session of its own, so that the kill reaches every process the run started.
-        process = subprocess.Popen(command, cwd=cwd, env=environment(cache), stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    process.output_path = Path(output.name)
-    return process
+    output = cwd / f"output-{time.monotonic_ns()}.txt"
+    output.touch()
+    process = FORKSERVER.Process(target=_run_w2v, args=(argv, str(cwd), environment(cache), str(output)))
+    process.start()
+    return Run(process, output)
 
 
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    process.wait(timeout=RUN_TIMEOUT)
-    return process.returncode, process.output_path.read_text(errors="replace")
+def finish(run: Run) -> tuple[int, str]:
+    status = run.wait(timeout=RUN_TIMEOUT)
+    return status, run.output_path.read_text(errors="replace")
 
 
 def log_lines(run_dir: Path) -> list[str]:
@@ -124,7 +189,7 @@ def log_lines(run_dir: Path) -> list[str]:
     return log.read_text(encoding="utf-8", errors="replace").splitlines() if log.is_file() else []
 
 
-def kill_when(process: subprocess.Popen, run_dir: Path, trigger: Trigger) -> bool:
+def kill_when(process: Run, run_dir: Path, trigger: Trigger) -> bool:
     """SIGKILL to the run's process group once `trigger` fires; False if the run ended first."""
     fired_at = None
     while process.poll() is None:
@@ -135,8 +200,7 @@ def kill_when(process: subprocess.Popen, run_dir: Path, trigger: Trigger) -> boo
             elif trigger.pattern is not None and any(trigger.folder.glob(trigger.pattern)):
                 fired_at = now
         if fired_at is not None and now - fired_at >= trigger.delay:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.kill()
             return True
         time.sleep(0.0005 if trigger.pattern is not None else 0.005)
     return False
@@ -249,7 +313,7 @@ def kill_once(phase: str, calibration: Calibration, folder: Path, shared_cache: 
         time.sleep(rng.uniform(0, 1) * calibration.total)
         landed = runs[0].poll() is None
         if landed:
-            os.killpg(runs[0].pid, signal.SIGKILL)
+            runs[0].kill()
         runs[0].wait()
         status, output = finish(runs[1])
         outcome = Outcome(phase, landed)

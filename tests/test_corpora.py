@@ -86,6 +86,18 @@ def test_reviews_read_in_documented_order_without_html(tmp_path):
     assert len(imdb.read_reviews(archive, max_docs=2)) == 2
 
 
+def test_the_first_reviews_are_read_without_the_rest_of_the_archive(tmp_path):
+    first = {f"train/neg/{i}_1.txt": f"neg {i}" for i in (2, 0, 1)}
+    archive = make_archive(tmp_path / imdb.ARCHIVE_NAME, {"train/pos/0_9.txt": "pos 0", **first, "train/neg/3_1.txt": "neg 3"})
+    assert imdb.read_reviews(archive, max_docs=3) == ["neg 0", "neg 1", "neg 2"]
+    assert imdb.read_reviews(archive, max_docs=5) == ["neg 0", "neg 1", "neg 2", "neg 3", "pos 0"]
+    # Everything after train/neg's ids 0..2 is damaged: the first three reviews are still read whole.
+    data = archive.read_bytes()
+    cut = make_archive(tmp_path / "head.tar.gz", {"train/pos/0_9.txt": "pos 0", **first}).stat().st_size
+    archive.write_bytes(data[:cut])
+    assert imdb.read_reviews(archive, max_docs=3) == ["neg 0", "neg 1", "neg 2"]
+
+
 def test_truncated_archive_is_moved_aside(tmp_path):
     archive = make_archive(tmp_path / imdb.ARCHIVE_NAME, {f"train/neg/{i}_1.txt": "word " * 5000 for i in range(20)})
     data = archive.read_bytes()

@@ -76,7 +76,7 @@ def test_averaged_gradients_equal_the_mean_of_the_processes_gradients(tmp_path):
 def _ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",)):
     # PYTHONFAULTHANDLER: a process that dies in native code still prints its Python stack.
     return subprocess.run(
-        [sys.executable, "-m", "w2v", "train", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=128",
+        [sys.executable, "-m", "w2v", "train", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=500",
          "data.tokenizer.n_process=1", "data.vocab.min_count=1", *overrides, "trainer.max_epochs=5",
          "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
         cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"},

@@ -62,9 +62,7 @@ class BinaryOutputModule(Word2VecModule):
     def __init__(self, vocab, *, kernels: str, compile: bool, **kwargs):
         super().__init__(vocab, **kwargs)
         self.check_kernels(kernels)
-        # For the PyTorch step (GPU, or kernels=torch): torch.compile fuses the small batched products
-        # and element-wise steps of the gradient after a one-time compilation; the results are the same.
-        self._gradients = torch.compile(decision_gradients, dynamic=True) if compile else decision_gradients
+        self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
         # optimizer (or SGD with momentum, weight decay...) trains through autograd.
@@ -91,6 +89,16 @@ class BinaryOutputModule(Word2VecModule):
     def decisions(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Each window's output rows (B, T), their labels (B, T) float32, and which exist (B, T), or
         None where all do; missing rows are -1, at the end of their window's."""
+
+    def _gradients(self, *args):
+        """`losses.decision_gradients`, for the PyTorch step (GPU, or kernels=torch). With model.compile,
+        torch.compile fuses its small batched products and element-wise steps after a one-time
+        compilation (same results); it is set up on first use, since merely loading the compiler
+        takes seconds that a run on the fused CPU kernels would spend for nothing."""
+        if self._compiled_gradients is None:
+            self._compiled_gradients = (torch.compile(decision_gradients, dynamic=True) if self.hparams.compile
+                                        else decision_gradients)
+        return self._compiled_gradients(*args)
 
     # -- the loss, for autograd ---------------------------------------------------------------
     def example_losses(self, batch):
