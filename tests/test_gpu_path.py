@@ -14,6 +14,7 @@ from w2v.data.datamodule import DeviceChunks
 from w2v.data.sampling import NoiseTable, keep_probabilities, noise_distribution
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
+from w2v.models.binary_output import RowUpdate
 from w2v.kernels import counter_rng, cpu as cpu_kernels
 from w2v.kernels.device_sampling import StreamKeys, chunk_examples, noise_words, prepare_block, window_radius
 from w2v.training import train
@@ -112,9 +113,9 @@ def _cpu_reference(block, chunk, window, shrink, negatives, threshold, alias, w_
         labels[:, 0] = 1.0  # the center, then noise
         rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = cpu_kernels.skipgram_decision_gradients(
             w_in.numpy(), w_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy())
-        cpu_kernels.damped_row_update(w_in.numpy(), rows, grad_ctx, curv_ctx, lr, 1)
-        cpu_kernels.damped_row_update(w_out.numpy(), targets.reshape(-1).numpy(), grad_tgt.reshape(len(targets[0]), -1),
-                                      curv_tgt.reshape(-1), lr, 1)
+        RowUpdate(*map(torch.from_numpy, (rows, grad_ctx, curv_ctx))).apply(w_in, lr, threads=1)
+        RowUpdate(targets.reshape(-1), *map(torch.from_numpy, (grad_tgt.reshape(len(targets[0]), -1),
+                                                               curv_tgt.reshape(-1)))).apply(w_out, lr, threads=1)
         loss, pairs = loss + float(losses.sum()), pairs + len(rows)
     return loss, pairs
 

@@ -10,7 +10,7 @@ from w2v.kernels import cpu as cpu_kernels
 from w2v.api import build_model
 from w2v.kernels import onednn
 from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module
-from w2v.models.binary_output import context_mean, damped_row_update
+from w2v.models.binary_output import RowUpdate, context_mean, damped_row_update
 from w2v.models.losses import SoftmaxCrossEntropy, decision_gradients, decision_loss
 
 torch.manual_seed(0)
@@ -298,30 +298,40 @@ def test_fused_cpu_kernels_match_the_pytorch_step(kind, mean_context):
                                                                      tgt_vecs, labels, valid)
         # word2vec's CBOW: every context row of a window takes the whole gradient of the window's mean
         expected = [g_in.expand(-1, C, -1)[mask], g_tgt, c_in.expand(-1, C)[mask], c_tgt, window_losses]
-        kernel = cpu_kernels.cbow_decision_gradients
     else:
         g_in, g_tgt, c_in, c_tgt, pair_losses = decision_gradients(w_in[contexts], mask, tgt_vecs, labels, valid)
         expected = [g_in[mask], g_tgt, c_in[mask], c_tgt,
                     torch.zeros(B).index_add_(0, mask.nonzero()[:, 0], pair_losses)]  # each window's summed loss
-        kernel = cpu_kernels.skipgram_decision_gradients
     masked = torch.where(mask, contexts, -1)  # the kernels' convention for an empty slot
-    rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in kernel(
-        w_in.numpy(), w_out.numpy(), masked.numpy(), targets.numpy(), labels.numpy()))
+    arrays = (w_in.numpy(), w_out.numpy(), masked.numpy(), targets.numpy(), labels.numpy())
+    tgt_rows = torch.where(targets >= 0, targets, vocab - 1).reshape(-1)  # missing: a row their zero gradients leave
+    if mean_context:  # gradients shared by several rows come once, with the rows that take them
+        rows, windows, grad_hidden, curv_ctx, hidden, coeffs, curv_tgt, losses = map(
+            torch.from_numpy, cpu_kernels.cbow_decision_gradients(*arrays))
+        ctx = RowUpdate(rows, grad_hidden, curv_ctx, sources=windows)
+        tgt = RowUpdate(tgt_rows, hidden, curv_tgt.reshape(-1), sources=torch.arange(B).repeat_interleave(1 + K),
+                        scales=coeffs.reshape(-1))
+        grad_tgt = tgt.per_row()[1].view(B, 1 + K, D)
+    else:
+        rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = map(
+            torch.from_numpy, cpu_kernels.skipgram_decision_gradients(*arrays))
+        ctx, tgt = RowUpdate(rows, grad_ctx, curv_ctx), RowUpdate(tgt_rows, grad_tgt.view(-1, D), curv_tgt.reshape(-1))
     # The kernel packs the valid context words in example order; the PyTorch step keeps zeros in empty slots.
     assert torch.equal(rows, contexts[mask])
-    got = [grad_ctx, grad_tgt, curv_ctx, curv_tgt, losses]
+    got = [ctx.per_row()[1], grad_tgt, curv_ctx, curv_tgt, losses]
     for name, e, g in zip(["grad_context", "grad_target", "curv_context", "curv_target", "window losses"], expected, got):
         assert torch.allclose(e, g, atol=1e-5, rtol=1e-5), name
-    # The row update: the same as the PyTorch one, and bit-identical whatever the number of threads.
-    reference = w_in.clone()
-    damped_row_update(reference, rows, grad_ctx, curv_ctx, lr=0.3)
-    results = []
-    for parts in (1, 2, 3):
-        weight = w_in.clone()
-        cpu_kernels.damped_row_update(weight.numpy(), rows.numpy(), grad_ctx.numpy(), curv_ctx.numpy(), 0.3, parts)
-        results.append(weight)
-    assert torch.allclose(results[0], reference, atol=1e-6)
-    assert all(torch.equal(results[0], r) for r in results[1:])
+    # The row updates: the same as the PyTorch ones, and bit-identical whatever the number of threads.
+    for update, matrix in ((ctx, w_in), (tgt, w_out)):
+        reference = matrix.clone()
+        update.apply(reference, lr=0.3, threads=None)
+        results = []
+        for parts in (1, 2, 3):
+            weight = matrix.clone()
+            update.apply(weight, lr=0.3, threads=parts)
+            results.append(weight)
+        assert torch.allclose(results[0], reference, atol=1e-6)
+        assert all(torch.equal(results[0], r) for r in results[1:])
 
 
 @pytest.mark.parametrize("cls", [CBOW, SkipGram])

@@ -180,9 +180,11 @@ def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: 
     context words' input vectors makes the window's decisions (as `losses.decision_gradients` with h
     as the one input), and, as in word2vec, every context row takes h's whole gradient (not 1/C of it).
 
-    Arguments as `skipgram_decision_gradients`. Returns context_rows (P,), grad_context (P, D) (each
-    its window's gradient of h), curv_context (P,), grad_target (B, T, D), curv_target (B, T) and each
-    window's loss (B,), 0 for a window without a context word.
+    Arguments as `skipgram_decision_gradients`. Gradients that several rows share are returned once,
+    for `damped_row_update`'s `sources` and `scales`: context_rows (P,) and the window of each
+    (P,), grad_hidden (B, D) the gradient of each window's mean, curv_context (P,); hidden (B, D)
+    the means and coeffs (B, T) d loss / d score, target j of window b taking coeffs[b, j] · hidden[b];
+    curv_target (B, T) and each window's loss (B,). A window without a context word has zeros.
     """
     n, c_max = contexts.shape
     t_max = targets.shape[1]
@@ -190,62 +192,64 @@ def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: 
     first = _pair_starts(contexts)  # (B+1,) index of each window's first context word
     pairs = first[n]
     ctx_rows = np.empty(pairs, dtype=np.int64)
-    grad_ctx = np.empty((pairs, dim), dtype=np.float32)
+    ctx_windows = np.empty(pairs, dtype=np.int64)
     curv_ctx = np.empty(pairs, dtype=np.float32)
-    grad_tgt = np.zeros((n, t_max, dim), dtype=np.float32)
+    hidden = np.empty((n, dim), dtype=np.float32)
+    grad_hidden = np.empty((n, dim), dtype=np.float32)
+    coeffs = np.zeros((n, t_max), dtype=np.float32)  # padded and missing targets keep 0: no gradient
+    slopes = np.empty((n, t_max), dtype=np.float32)
     curv_tgt = np.zeros((n, t_max), dtype=np.float32)
     losses = np.zeros(n, dtype=np.float32)
     for b in prange(n):
+        h, g = hidden[b], grad_hidden[b]  # (D,), (D,)
+        h[:] = 0.0
+        g[:] = 0.0
         if first[b + 1] == first[b]:
             continue
-        t_used = _targets_used(targets[b])
-        tg, lb = targets[b, :t_used], labels[b, :t_used]
-        hidden = np.zeros(dim, dtype=np.float32)  # (D,) the context words' mean
         i = first[b]
         for c in range(c_max):
             row = contexts[b, c]
             if row >= 0:
                 ctx_rows[i] = row
+                ctx_windows[i] = b
                 v = w_in[row]
                 for d in range(dim):
-                    hidden[d] += v[d]
+                    h[d] += v[d]
                 i += 1
         inv = np.float32(1.0) / np.float32(first[b + 1] - first[b])
         for d in range(dim):
-            hidden[d] *= inv
-        coeff = np.empty(t_used, dtype=np.float32)
-        slopes = np.empty(t_used, dtype=np.float32)
-        _scores(hidden, w_out, tg, coeff)
-        losses[b] = _decide(coeff, lb, slopes)
-        h_sq = _squared_norm(hidden)
+            h[d] *= inv
+        t_used = _targets_used(targets[b])
+        tg, lb = targets[b, :t_used], labels[b, :t_used]
+        coeff, slope = coeffs[b, :t_used], slopes[b, :t_used]
+        _scores(h, w_out, tg, coeff)
+        losses[b] = _decide(coeff, lb, slope)
+        h_sq = _squared_norm(h)
         curv = np.float32(0.0)
         for j in range(t_used):
-            curv += slopes[j] * _squared_norm(w_out[tg[j]])
-            curv_tgt[b, j] = slopes[j] * h_sq
-            gt, k = grad_tgt[b, j], coeff[j]
-            for d in range(dim):
-                gt[d] = k * hidden[d]
-        g = grad_ctx[first[b]]
-        g[:] = 0.0
+            curv += slope[j] * _squared_norm(w_out[tg[j]])
+            curv_tgt[b, j] = slope[j] * h_sq
         _combine(g, w_out, tg, coeff)
-        curv_ctx[first[b]] = curv
-        for i in range(first[b] + 1, first[b + 1]):
-            grad_ctx[i, :] = g
+        for i in range(first[b], first[b + 1]):
             curv_ctx[i] = curv
-    return ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses
+    return ctx_rows, ctx_windows, grad_hidden, curv_ctx, hidden, coeffs, curv_tgt, losses
 
 
 @njit(**_JIT)
-def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no cover - compiled
-    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `binary_output.damped_row_update`.
+def damped_row_update(weight, rows, sources, scales, grads, curvature, lr, parts):  # pragma: no cover - compiled
+    """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `binary_output.damped_row_update`: entry i
+    adds scales[i] · grads[sources[i]] to G of row rows[i] and curvature[i] to its H.
 
-    weight (V, D) float32, rows (R,) int64, grads (R, D), curvature (R,), lr float; `parts` the number
-    of threads (any count gives the same result).
+    weight (V, D) float32, rows (R,) int64, grads (S, D), curvature (R,), lr float; sources (R,) int64
+    and scales (R,) float32, each empty for entry i's own row grads[i] and scale 1: entries then
+    share a gradient row without copies of it (CBOW's context words take their window's). `parts`
+    the number of threads (any count gives the same result).
     """
-    n, dim = grads.shape
+    n, dim = len(rows), grads.shape[1]
+    shared, scaled = len(sources) > 0, len(scales) > 0
     total = np.zeros(weight.shape[0], dtype=np.float32)  # (V,) H_r
     for part in prange(parts):  # each thread owns the rows that hash to it: no two threads touch a row
-        # This thread's examples, listed without a branch: the loops below then have none to
+        # This thread's entries, listed without a branch: the loops below then have none to
         # mispredict, and the processor overlaps the cache misses of consecutive rows.
         mine = np.empty(n, dtype=np.int64)
         count = 0
@@ -255,12 +259,18 @@ def damped_row_update(weight, rows, grads, curvature, lr, parts):  # pragma: no 
         for m in range(count):
             total[rows[mine[m]]] += curvature[mine[m]]
         for m in range(count):
-            r = rows[mine[m]]
-            scale = np.float32(-lr / (1.0 + lr * total[r]))
+            i = mine[m]
+            r = rows[i]
+            step = np.float32(-lr / (1.0 + lr * total[r]))
             w = weight[r]
-            g = grads[mine[m]]
-            for d in range(dim):
-                w[d] += scale * g[d]
+            g = grads[sources[i]] if shared else grads[i]
+            if scaled:
+                k = scales[i]
+                for d in range(dim):
+                    w[d] += step * (k * g[d])  # k · g first, as the gradient the PyTorch step forms
+            else:
+                for d in range(dim):
+                    w[d] += step * g[d]
 
 
 @njit(inline="always", fastmath=True)

@@ -17,7 +17,9 @@ optimizer trains through autograd on the same loss (`losses.decision_loss`).
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from w2v.distributed import gather_row_updates
@@ -47,6 +49,38 @@ def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Ten
     total_curvature.index_add_(0, rows, curvature)  # (V,)
     scale = -lr / (1.0 + lr * total_curvature[rows])  # (R,)
     weight.index_add_(0, rows, grads * scale.unsqueeze(-1))
+
+
+@dataclass
+class RowUpdate:
+    """A batch's update of embedding rows: entry i adds scales[i] · grads[sources[i]] to the gradient
+    of row rows[i] and curvature[i] to its curvature. Entries that share a gradient (CBOW's context
+    words take their window's; its targets a multiple of the window's mean) keep one copy of it."""
+
+    rows: torch.Tensor  # (R,)
+    grads: torch.Tensor  # (S, D)
+    curvature: torch.Tensor  # (R,)
+    sources: torch.Tensor | None = None  # (R,) each entry's row of grads; None: entry i's own, S = R
+    scales: torch.Tensor | None = None  # (R,); None: 1
+
+    def per_row(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows (R,), grads (R, D), curvature (R,)): each entry's own gradient."""
+        grads = self.grads if self.sources is None else self.grads[self.sources]
+        if self.scales is not None:
+            grads = self.scales.unsqueeze(-1) * grads
+        return self.rows, grads, self.curvature
+
+    def apply(self, weight: torch.Tensor, lr: float, threads: int | None) -> None:
+        """The damped step on `weight`: by the fused CPU kernel on `threads` threads, or with None by
+        PyTorch's operations (`damped_row_update`)."""
+        if threads is None:
+            damped_row_update(weight, *self.per_row(), lr)
+            return
+        none = np.empty(0)
+        cpu_kernels.damped_row_update(weight.numpy(), self.rows.numpy(),
+                                      none.astype(np.int64) if self.sources is None else self.sources.numpy(),
+                                      none.astype(np.float32) if self.scales is None else self.scales.numpy(),
+                                      self.grads.numpy(), self.curvature.numpy(), lr, threads)
 
 
 def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -119,28 +153,25 @@ class BinaryOutputModule(Word2VecModule):
         if len(targets) == 0 and not distributed:  # a data-parallel process takes part in the collectives anyway
             return None
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
-        fused = self.hparams.kernels == "auto" and w_in.device.type == "cpu"
-        if fused:
+        threads = None  # the PyTorch step's row updates
+        if self.hparams.kernels == "auto" and w_in.device.type == "cpu":
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
             ctx_update, tgt_update, loss_sum, examples = self._torch_updates(contexts, mask, targets, labels, valid)
         if distributed:  # every process applies every process's update
-            ctx_update, tgt_update = gather_row_updates(*ctx_update), gather_row_updates(*tgt_update)
+            ctx_update = RowUpdate(*gather_row_updates(*ctx_update.per_row()))
+            tgt_update = RowUpdate(*gather_row_updates(*tgt_update.per_row()))
         lr = self.optimizers().param_groups[0]["lr"]
-        if fused:
-            cpu_kernels.damped_row_update(w_in.numpy(), *(t.numpy() for t in ctx_update), lr, threads)
-            cpu_kernels.damped_row_update(w_out.numpy(), *(t.numpy() for t in tgt_update), lr, threads)
-        else:
-            damped_row_update(w_in, *ctx_update, lr)
-            damped_row_update(w_out, *tgt_update, lr)
+        ctx_update.apply(w_in, lr, threads)
+        tgt_update.apply(w_out, lr, threads)
         self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
         self.log_loss(loss_sum / max(examples, 1), examples)
         return None
 
     def _torch_updates(self, contexts, mask, targets, labels, valid):
-        """Each row's (rows, gradients, curvatures) for the input and output embeddings, the summed
-        loss of the batch's examples and their number. In CBOW every context row of a window takes
+        """The `RowUpdate`s of the input and output embeddings, the summed loss of the batch's
+        examples and their number. In CBOW every context row of a window takes
         the gradient of the window's mean, as in word2vec."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         dim = w_in.shape[1]
@@ -157,23 +188,29 @@ class BinaryOutputModule(Word2VecModule):
         else:
             grad_in, grad_tgt, curv_in, curv_tgt, losses = self._gradients(ctx_vecs, mask, tgt_vecs, labels, valid)
             grad_ctx, curv_ctx = grad_in[mask], curv_in[mask]  # (P, D), (P,)
-        return ((contexts[mask], grad_ctx, curv_ctx),  # (P,), (P, D), (P,)
-                (tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
+        return (RowUpdate(contexts[mask], grad_ctx, curv_ctx),  # (P,), (P, D), (P,)
+                RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
     def _fused_updates(self, contexts, mask, targets, labels):
         """As `_torch_updates`, by the fused CPU kernel of the architecture, for the valid context
         words only (masked slots get row -1)."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
-        kernel = cpu_kernels.cbow_decision_gradients if self.mean_context else cpu_kernels.skipgram_decision_gradients
-        ctx_rows = torch.where(mask, contexts, -1)  # (B, C)
-        ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (torch.from_numpy(a) for a in kernel(
-            w_in.numpy(), w_out.numpy(), ctx_rows.numpy(), targets.numpy(), labels.numpy()))  # (P,), (P, D), (P,), (B, T, D), (B, T), (B,)
-        dim = w_in.shape[1]
-        examples = int(mask.any(1).sum()) if self.mean_context else len(ctx_rows)  # windows, or pairs
-        return ((ctx_rows, grad_ctx, curv_ctx),
-                (self.output_rows(targets).reshape(-1), grad_tgt.view(-1, dim), curv_tgt.view(-1)),
-                losses.sum(), examples)
+        arrays = (w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy())
+        tgt_rows = self.output_rows(targets).reshape(-1)  # (B*T,)
+        if self.mean_context:
+            ctx_rows, windows, grad_hidden, curv_ctx, hidden, coeffs, curv_tgt, losses = (
+                torch.from_numpy(a) for a in cpu_kernels.cbow_decision_gradients(*arrays))
+            batch, targets_each = coeffs.shape
+            ctx_update = RowUpdate(ctx_rows, grad_hidden, curv_ctx, sources=windows)  # (P,), (B, D), (P,), (P,)
+            tgt_update = RowUpdate(tgt_rows, hidden, curv_tgt.view(-1),  # (B*T,), (B, D), (B*T,)
+                                   sources=torch.arange(batch).repeat_interleave(targets_each), scales=coeffs.view(-1))
+            return ctx_update, tgt_update, losses.sum(), int(mask.any(1).sum())  # examples: windows
+        ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses = (
+            torch.from_numpy(a) for a in cpu_kernels.skipgram_decision_gradients(*arrays))
+        return (RowUpdate(ctx_rows, grad_ctx, curv_ctx),  # (P,), (P, D), (P,)
+                RowUpdate(tgt_rows, grad_tgt.view(-1, w_in.shape[1]), curv_tgt.view(-1)),  # (B*T,), (B*T, D), (B*T,)
+                losses.sum(), len(ctx_rows))  # examples: pairs
 
     def output_matrix(self) -> torch.Tensor:
         return self.out_embed.weight
