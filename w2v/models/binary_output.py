@@ -76,11 +76,11 @@ class RowUpdate:
         if threads is None:
             damped_row_update(weight, *self.per_row(), lr)
             return
-        none = np.empty(0)
-        cpu_kernels.damped_row_update(weight.numpy(), self.rows.numpy(),
-                                      none.astype(np.int64) if self.sources is None else self.sources.numpy(),
-                                      none.astype(np.float32) if self.scales is None else self.scales.numpy(),
-                                      self.grads.numpy(), self.curvature.numpy(), lr, threads)
+        # The kernel takes empty sources and scales for "entry i's own row, scale 1".
+        sources = np.empty(0, dtype=np.int64) if self.sources is None else self.sources.numpy()
+        scales = np.empty(0, dtype=np.float32) if self.scales is None else self.scales.numpy()
+        cpu_kernels.damped_row_update(weight.numpy(), self.rows.numpy(), sources, scales, self.grads.numpy(),
+                                      self.curvature.numpy(), lr, threads)
 
 
 def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
