@@ -15,7 +15,7 @@ SIGKILL, as from the out-of-memory killer or a power cut, at a moment drawn with
 - sweep: two runs of a sweep started together on a cold cache, one of them killed at a random
   moment; the other must finish.
 
-The runs are forks of one server process that imported w2v once (Python's forkserver): each
+The runs are forks of one server process that imported w2v once (scripts/forked_runs.py): each
 runs `w2v train` from its start as the command would, without paying the imports again.
 The phases come in a seeded shuffled order, so a few kills cover different phases. After each
 kill the script checks that:
@@ -31,13 +31,9 @@ came too late for its phase (the run ended first) still has its files checked an
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
-import multiprocessing
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # w2v from this checkout when not installed
 
+from scripts.forked_runs import Run, start  # noqa: E402
 from w2v.checkpoints import read_checkpoint  # noqa: E402
 from w2v.data.cache import entry_problem  # noqa: E402
 from w2v.data.vocab import Vocabulary  # noqa: E402
@@ -106,82 +103,14 @@ def environment(cache: Path) -> dict[str, str]:
     return {**os.environ, "W2V_DATA_DIR": str(data_dir()), "W2V_CACHE_DIR": str(cache)}
 
 
-def _forkserver() -> multiprocessing.context.BaseContext:
-    """Runs start as forks of one server process that has imported w2v, Lightning and PyTorch once:
-    the imports take most of a small run's time, and each fork runs `w2v train` from its start."""
-    context = multiprocessing.get_context("forkserver")
-    # What w2v.training imports, not the module itself, which the command runs as __main__
-    context.set_forkserver_preload(["__main__", "lightning", "hydra", "w2v.commands", "w2v.callbacks", "w2v.models",
-                                    "w2v.data.datamodule", "w2v.resume", "w2v.runs"])
-    return context
-
-
-def _run_w2v(argv: list[str], cwd: str, env: dict[str, str], output: str) -> None:
-    """The body of a forked run: `w2v ARGV` in `cwd`, its output into the file `output`."""
-    os.setsid()  # a session of its own, so that the kill reaches every process the run starts
-    with open(output, "ab", buffering=0) as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    multiprocessing.set_start_method(None, force=True)  # the platform's default, as in a process of its own
-    sys.argv = ["w2v", *argv]
-    from w2v.commands import cli
-
-    try:
-        cli()  # exits with the run's status, or raises what a run that crashes raises
-    finally:
-        atexit._run_exitfuncs()  # a forked process ends by os._exit, which skips them
-        sys.stdout.flush()
-        sys.stderr.flush()
-
-
-FORKSERVER = _forkserver()
-
-
-class Run:
-    """A started `w2v` run: its process, in its own session, and the file that holds its output."""
-
-    def __init__(self, process: multiprocessing.process.BaseProcess, output_path: Path):
-        self.process, self.output_path = process, output_path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def poll(self) -> int | None:
-        """The exit status (negative: the signal that ended it), or None while it runs."""
-        return self.process.exitcode
-
-    def kill(self) -> None:
-        """SIGKILL to the run's session: the run and every process it started."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:  # killed before its first statement made it a session leader
-            os.kill(self.pid, signal.SIGKILL)
-        self.process.join()
-
-    def wait(self, timeout: float | None = None) -> int:
-        self.process.join(timeout)
-        if self.process.exitcode is None:
-            raise subprocess.TimeoutExpired(f"w2v {self.output_path.name}", timeout)
-        return self.process.exitcode
-
-
-def start(argv: list[str], cache: Path, cwd: Path) -> Run:
-    """The run, its output in a file of `cwd` (a pipe nobody reads while waiting to kill could fill up)."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    output = cwd / f"output-{time.monotonic_ns()}.txt"
-    output.touch()
-    process = FORKSERVER.Process(target=_run_w2v, args=(argv, str(cwd), environment(cache), str(output)))
-    process.start()
-    return Run(process, output)
+def start_run(argv: list[str], cache: Path, cwd: Path) -> Run:
+    """The run, both its streams in one file of `cwd`."""
+    return start(argv, cwd, environment(cache), output=cwd / f"output-{time.monotonic_ns()}.txt")
 
 
 def finish(run: Run) -> tuple[int, str]:
     status = run.wait(timeout=RUN_TIMEOUT)
-    return status, run.output_path.read_text(errors="replace")
+    return status, run.output()
 
 
 def log_lines(run_dir: Path) -> list[str]:
@@ -214,7 +143,7 @@ def calibrate(workdir: Path) -> Calibration:
     stamps, totals = [], []
     for name in ("cold", "warm"):
         began = time.time()
-        status, output = finish(start(train_command(outputs, name), cache, workdir))
+        status, output = finish(start_run(train_command(outputs, name), cache, workdir))
         totals.append(time.time() - began)
         if status != 0:
             raise SystemExit(f"error: the calibration run failed (exit {status}):\n{output[-3000:]}")
@@ -275,7 +204,7 @@ def cache_problems(cache: Path) -> list[str]:
 def resume_problems(outputs: Path, killed: Path, cache: Path, workdir: Path) -> list[str]:
     """`ckpt_path=last` either resumes the killed run to a complete one or says in one line why it cannot."""
     resumable = (killed / "last.ckpt").is_file() and not (killed / "metrics.json").exists()
-    status, output = finish(start(train_command(outputs, "resumed", "ckpt_path=last"), cache, workdir))
+    status, output = finish(start_run(train_command(outputs, "resumed", "ckpt_path=last"), cache, workdir))
     if resumable:
         if status != 0:
             return [f"ckpt_path=last failed (exit {status}): {output.strip().splitlines()[-1][:200] if output.strip() else ''}"]
@@ -294,7 +223,7 @@ def resume_problems(outputs: Path, killed: Path, cache: Path, workdir: Path) -> 
 
 
 def fresh_problems(outputs: Path, cache: Path, workdir: Path) -> list[str]:
-    status, output = finish(start(train_command(outputs, "fresh"), cache, workdir))
+    status, output = finish(start_run(train_command(outputs, "fresh"), cache, workdir))
     if status != 0:
         return [f"a fresh run failed (exit {status}): {output.strip().splitlines()[-1][:200] if output.strip() else ''}"]
     return file_problems(outputs / "fresh") + (
@@ -308,7 +237,7 @@ def kill_once(phase: str, calibration: Calibration, folder: Path, shared_cache: 
     cache = folder / "cache" if phase in ("archive", "tokenize", "cache", "sweep") else shared_cache
     killed = outputs / "killed"
     if phase == "sweep":
-        runs = [start(train_command(outputs, name, f"model.window={w}"), cache, folder)
+        runs = [start_run(train_command(outputs, name, f"model.window={w}"), cache, folder)
                 for name, w in (("killed", 3), ("other", 5))]
         time.sleep(rng.uniform(0, 1) * calibration.total)
         landed = runs[0].poll() is None
@@ -321,7 +250,7 @@ def kill_once(phase: str, calibration: Calibration, folder: Path, shared_cache: 
             outcome.violations.append(f"the other sweep run failed (exit {status}): {output.strip()[-300:]}")
         outcome.violations += file_problems(outputs / "other")
     else:
-        process = start(train_command(outputs, "killed"), cache, folder)
+        process = start_run(train_command(outputs, "killed"), cache, folder)
         outcome = Outcome(phase, kill_when(process, killed, trigger_for(phase, calibration, killed, cache, rng)))
         if not outcome.landed:
             finish(process)

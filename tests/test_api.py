@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import w2v
+from scripts.forked_runs import run as run_w2v
 from tests.conftest import planted_neighbour_share
 from w2v.errors import ConfigError
 
@@ -33,9 +30,7 @@ def test_train_returns_the_run_that_w2v_train_makes(tmp_path, planted_corpus, mo
     loaded = w2v.load(run.output_dir)
     assert loaded.words == run.vectors.words and np.allclose(loaded.vectors, run.vectors.vectors, atol=1e-6)
 
-    cli = subprocess.run([sys.executable, "-m", "w2v", "train", *_overrides(planted_corpus, tmp_path / "cli")], cwd=tmp_path,
-                         env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
-                         timeout=300)
+    cli = run_w2v(["train", *_overrides(planted_corpus, tmp_path / "cli")], tmp_path)  # `w2v train`, forked
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert (tmp_path / "cli" / "vectors.txt").read_bytes() == (run.output_dir / "vectors.txt").read_bytes()
 

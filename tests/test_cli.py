@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 from gensim.models import KeyedVectors
 
+from scripts import forked_runs
+
 
 def run_cli(args, cwd, env_extra=None):
     env = {**os.environ, "W2V_CACHE_DIR": str(cwd / "cache"), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "w2v", "train", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return forked_runs.run(["train", *args], cwd, env)  # forked from a process that has imported w2v
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import w2v
+from scripts import forked_runs
 from w2v.commands import main
 from w2v.training import train
 
@@ -68,10 +69,9 @@ def test_tsne_command(run_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_report_on_a_two_run_sweep(tmp_path, planted_corpus):
     env = {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, "-m", "w2v", "train", "-m", "model.window=2,4", "data=text",
-                             f"data.path={planted_corpus}", "trainer.max_epochs=2", "data.batch_size=256",
-                             "data.vocab.min_count=1", "model.compile=false", "trainer.enable_progress_bar=false"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = forked_runs.run(["train", "-m", "model.window=2,4", "data=text", f"data.path={planted_corpus}",
+                              "trainer.max_epochs=2", "data.batch_size=256", "data.vocab.min_count=1",
+                              "model.compile=false", "trainer.enable_progress_bar=false"], tmp_path, env)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
     # TensorBoard names each member by its swept setting

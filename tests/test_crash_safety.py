@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from scripts import forked_runs
 from w2v.checkpoints import SafeCheckpointIO, check_checkpoint_fits, parameter_shapes, read_checkpoint
 from w2v.data.cache import cached_tokens
 from w2v.data.vocab import Vocabulary
@@ -129,10 +130,9 @@ def test_resuming_a_damaged_checkpoint_is_one_error_line(tmp_path, planted_corpu
     run = tmp_path / "run"
     run.mkdir()
     (run / "last.ckpt").write_bytes(b"PK\x03\x04 not really a checkpoint")
-    done = subprocess.run([sys.executable, "-m", "w2v", "train", "data=text", f"data.path={planted_corpus}",
-                           f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'resumed'}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")})
+    done = forked_runs.run(["train", "data=text", f"data.path={planted_corpus}", f"ckpt_path={run}",
+                            f"hydra.run.dir={tmp_path / 'resumed'}"], tmp_path,
+                           {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")})
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: ckpt_path: {run / 'last.ckpt'} is damaged")

@@ -6,19 +6,19 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from scripts.forked_runs import run
 from w2v.errors import ConfigError
 from w2v.resume import CHECKPOINT_NAME, resolve_checkpoint, resume_overrides
 
 
 def _command(planted_corpus: Path, run_dir: Path, *extra: str) -> list[str]:
     # Small batches make an epoch long enough (about 1,500 steps) to be interrupted in its middle.
-    return [sys.executable, "-m", "w2v", "train", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
+    return ["train", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
             "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=2",
             "trainer.enable_progress_bar=false", "callbacks.tsne=null", "callbacks.projector=null",
             f"hydra.run.dir={run_dir}", *extra]
@@ -29,8 +29,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
-def _run(command: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+def _run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """`w2v ARGV`, forked from a process that has imported w2v (scripts/forked_runs.py)."""
+    return run(argv, tmp_path, _env(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path
     assert (first / CHECKPOINT_NAME).is_file() and not (first / "vectors.txt").exists()
 
     # The run directory alone is enough: the resumed run takes the interrupted run's overrides.
-    done = _run([sys.executable, "-m", "w2v", "train", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
+    done = _run(["train", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"Resuming epoch {epoch} at batch {batch}" in done.stdout + done.stderr
     assert OmegaConf.load(resumed / "config.yaml").data.batch_size == 16

@@ -165,15 +165,14 @@ def test_an_optimized_metric_the_run_does_not_log_is_a_clear_error(make_cfg):
 @pytest.mark.slow
 def test_a_sweep_returns_each_runs_optimized_metric(tmp_path, planted_corpus):
     import os
-    import subprocess
-    import sys
 
-    done = subprocess.run(
-        [sys.executable, "-m", "w2v", "train", "-m", "seed=1,2", "optimized_metric=eval/simlex999_spearman", "data=text",
+    from scripts import forked_runs
+
+    done = forked_runs.run(
+        ["train", "-m", "seed=1,2", "optimized_metric=eval/simlex999_spearman", "data=text",
          f"data.path={planted_corpus}", "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false",
          "trainer.max_epochs=1", "callbacks.tsne=null", "callbacks.projector=null", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")}, capture_output=True, text=True,
-        timeout=300)
+        tmp_path, {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     for run in ("0", "1"):
         metrics = json.loads((tmp_path / "sweep" / run / "metrics.json").read_text())
