@@ -3,6 +3,7 @@
     python scripts/notebook_parity.py                           # all three, 5 epochs, first 10,000 reviews
     python scripts/notebook_parity.py --arch sgns --epochs 2
     python scripts/notebook_parity.py --figures docs            # also each experiment's t-SNE figure
+    python scripts/notebook_parity.py --arch skipgram --epochs 1 --max-steps 3000   # the start of an epoch
 
 For each architecture, the notebooks' loop (scripts/notebook_loop.py) and w2v's experiment
 (experiment=notebook, notebook_cbow, notebook_skipgram) train on the same tokens and vocabulary
@@ -69,12 +70,13 @@ def notebook_config(arch: str, max_docs: int, epochs: int):
     return cfg
 
 
-def run_w2v(cfg, datamodule, figure: Path | None) -> list[dict]:
+def run_w2v(cfg, datamodule, figure: Path | None, max_steps: int | None) -> list[dict]:
     L.seed_everything(cfg.seed, verbose=False)
     model = instantiate_model(cfg.model, datamodule.vocab)
     recorder = EpochRecorder()
     trainer = L.Trainer(max_epochs=cfg.trainer.max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder],
+                        limit_train_batches=max_steps)
     trainer.fit(model, datamodule=datamodule)
     if figure is not None:
         from w2v.plots import save_figure, tsne_figure
@@ -83,7 +85,7 @@ def run_w2v(cfg, datamodule, figure: Path | None) -> list[dict]:
     return recorder.rows
 
 
-def run_loop(arch: str, cfg, datamodule) -> list[dict]:
+def run_loop(arch: str, cfg, datamodule, max_steps: int | None) -> list[dict]:
     ids, _ = datamodule.corpus.all_ids()
     vocab = datamodule.vocab
     used = np.flatnonzero(vocab.counts > 0)
@@ -93,7 +95,8 @@ def run_loop(arch: str, cfg, datamodule) -> list[dict]:
         vectors = WordVectors([vocab.words[i] for i in used], model.embed.weight.detach().numpy()[used])
         rows.append({"loss": result.loss, "seconds": result.seconds, **epoch_report(vectors)})
 
-    notebook_loop.train(ids, vocab.counts, arch, cfg.trainer.max_epochs, seed=cfg.seed, on_epoch=record)
+    notebook_loop.train(ids, vocab.counts, arch, cfg.trainer.max_epochs, seed=cfg.seed, on_epoch=record,
+                        max_steps=max_steps)
     return rows
 
 
@@ -118,18 +121,23 @@ def main() -> None:
                         help="architecture to compare (repeatable; default: all three)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of each run (default 5)")
     parser.add_argument("--max-docs", type=int, default=10_000, help="first N reviews (default 10,000, the notebooks')")
+    parser.add_argument("--max-steps", type=int, help="end each epoch of both runs after N optimizer steps "
+                                                      "(the start of an epoch, where a whole one takes too long)")
     parser.add_argument("--figures", type=Path, help="folder for each experiment's t-SNE figure (tsne-<experiment>.png)")
     args = parser.parse_args()
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit("error: --max-steps must be at least 1")
     torch.set_num_threads(THREADS)
-    print(f"## Notebook parity: first {args.max_docs:,} reviews, {args.epochs} epoch(s), {THREADS} threads, "
-          f"{time.strftime('%Y-%m-%d')}")
+    print(f"## Notebook parity: first {args.max_docs:,} reviews, {args.epochs} epoch(s)"
+          + (f" of {args.max_steps:,} steps" if args.max_steps else "") + f", {THREADS} threads, {time.strftime('%Y-%m-%d')}")
     for arch in args.arch or ["sgns", "cbow", "skipgram"]:
         cfg = notebook_config(arch, args.max_docs, args.epochs)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
         datamodule.setup("fit")
         figure = args.figures / f"tsne-{EXPERIMENTS[arch]}.png" if args.figures else None
-        runs = {"loop": run_loop(arch, cfg, datamodule), "w2v": run_w2v(cfg, datamodule, figure)}
+        runs = {"loop": run_loop(arch, cfg, datamodule, args.max_steps),
+                "w2v": run_w2v(cfg, datamodule, figure, args.max_steps)}
         print_table(arch, runs)
 
 
