@@ -86,7 +86,8 @@ def test_skipgram_loss_matches_loop(logits_layout):
 
 @pytest.mark.parametrize("cls, optimizer, kwargs", [(CBOW, "adam", {}), (CBOW, "sgd", {}), (CBOW, "lazy_adam", {}),
                                                      (CBOW, "adam", {"max_norm": 1.0}), (SkipGram, "adam", {}),
-                                                     (SkipGram, "sgd", {}), (SkipGram, "lazy_adam", {})])
+                                                     (SkipGram, "adam", {"max_norm": 1.0}), (SkipGram, "sgd", {}),
+                                                     (SkipGram, "lazy_adam", {})])
 @pytest.mark.parametrize("chunk", [None, 1])
 def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chunk, logits_layout, monkeypatch):
     if chunk:  # a softmax row at a time
@@ -103,6 +104,21 @@ def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chun
     for param, want in zip(params, expected):
         got = param.grad.to_dense() if param.grad.is_sparse else param.grad
         assert torch.allclose(got, want.to_dense() if want.is_sparse else want, atol=1e-6)
+
+
+def test_max_norm_embedding_renormalises_as_nn_embedding():
+    """The looked-up rows above max_norm (and only those) are scaled as nn.Embedding(max_norm=1) scales them."""
+    from w2v.models.base import MaxNormEmbedding
+
+    weight = torch.randn(V, D) * torch.tensor([0.1, 0.3, 1.0, 2.0, 5.0, 0.5, 3.0]).unsqueeze(1)  # norms below and above 1
+    ids = torch.tensor([[4, 1, 4], [3, 0, 2]])  # repeats; rows 5 and 6 are not looked up
+    ours, reference = MaxNormEmbedding(V, D, max_norm=1.0), torch.nn.Embedding(V, D, max_norm=1.0)
+    for module in (ours, reference):
+        module.weight.data.copy_(weight)
+    assert torch.allclose(ours(ids), reference(ids), atol=1e-6)
+    assert torch.allclose(ours.weight, reference.weight, atol=1e-6)
+    norms = ours.weight.norm(dim=1)
+    assert (norms[[2, 3, 4]] <= 1.0 + 1e-6).all() and torch.equal(ours.weight[[0, 1, 5, 6]], weight[[0, 1, 5, 6]])
 
 
 @pytest.mark.parametrize("with_bias", [True, False])

@@ -21,8 +21,10 @@ class CBOW(Architecture):
         # weighting and summing them, takes several times as long (measured). CBOW's Adam is dense
         # (no `sparse_adam`), so no DeferredAdam hook needs the module's own forward pass.
         embed = self.in_embed
-        hidden = F.embedding_bag(words, embed.weight, counts.cumsum(0) - counts, mode="mean", max_norm=embed.max_norm,
-                                 norm_type=embed.norm_type, sparse=embed.sparse)  # (B, D): every center has a context word
+        if embed.max_norm is not None:  # a MaxNormEmbedding: its rows renormalised as its lookups would
+            embed.renorm_(words)
+        hidden = F.embedding_bag(words, embed.weight, counts.cumsum(0) - counts, mode="mean",
+                                 sparse=embed.sparse)  # (B, D): every center has a context word
         rows = torch.arange(len(centers), device=centers.device)  # (B,) one target, the center, a row
         owners = rows.repeat_interleave(counts)  # (S,) the window of each word
         weights = (1.0 / counts).to(hidden.dtype).index_select(0, owners)  # (S,) the mean's weight
