@@ -64,15 +64,17 @@ def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
 
 def logits_scratch(rows: int, weight: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor | None:
     """Memory for the logits of `rows` softmax rows, for `softmax_cross_entropy` to reuse (`kept`,
-    an earlier one, where it fits). On a CPU a fresh (V, 256) matrix is page-faulted in as it is
-    first written, thousands of page faults a step that reusing this memory avoids (measured,
-    scripts/README.md). None where it would not be used: on other devices (their allocators
-    keep freed memory), and under autocast, whose products make their own."""
+    an earlier one, where it fits), and after them for `onednn_operand`'s (D+1, V) matrix. On a
+    CPU a fresh (V, 256) matrix is page-faulted in as it is first written, thousands of page faults
+    a step that reusing this memory avoids (measured, scripts/README.md). None where it would not
+    be used: on other devices (their allocators keep freed memory), and under autocast, whose
+    products make their own."""
     if weight.device.type != "cpu" or _autocast_on("cpu"):
         return None
-    if kept is not None and kept.numel() == rows * len(weight) and kept.dtype == weight.dtype:
+    size = (rows + weight.shape[1] + 1) * len(weight)
+    if kept is not None and kept.numel() == size and kept.dtype == weight.dtype:
         return kept
-    return weight.new_empty(rows * len(weight))
+    return weight.new_empty(size)
 
 
 def _logits(hidden, weight, bias, by_columns: bool, scratch: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,14 +174,22 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
     return grad_hidden, output
 
 
-def onednn_operand(weight: torch.Tensor) -> torch.Tensor | None:
+def onednn_operand(weight: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor | None:
     """The output matrix transposed, with a row of ones under it, (D+1, V): `onednn.linear` then
     multiplies the exps by W as (D, V)·(V, U) and sums them in one product, faster on a CPU than
-    `torch.mm` with the exps on the left (scripts/README.md). None where oneDNN is not to be
-    used (`onednn.usable`), and under autocast, whose lower-precision products go through `torch.mm`."""
+    `torch.mm` with the exps on the left (scripts/README.md). Written into `memory` (1-D) where it
+    fits: filling kept memory takes a fraction of the time of a fresh matrix (measured). None where
+    oneDNN is not to be used (`onednn.usable`), and under autocast, whose lower-precision products
+    go through `torch.mm`."""
     if not onednn.usable(weight) or _autocast_on(weight.device.type):
         return None
-    return torch.cat([weight.t(), weight.new_ones(1, len(weight))])  # (D+1, V)
+    size = (weight.shape[1] + 1) * len(weight)
+    if memory is None or memory.numel() < size or memory.dtype != weight.dtype:
+        return torch.cat([weight.t(), weight.new_ones(1, len(weight))])  # (D+1, V)
+    operand = memory[:size].view(weight.shape[1] + 1, len(weight))  # (D+1, V)
+    operand[:-1].copy_(weight.t())
+    operand[-1].fill_(1.0)
+    return operand
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -210,7 +220,9 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     (`onednn_operand`).
     -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
-    operand = onednn_operand(weight) if len(hidden) >= ONEDNN_ROWS else None  # (D+1, V) or None
+    # The chunks' logits take scratch's first min(U, chunk)·V elements, the operand what follows.
+    after_logits = None if scratch is None else scratch[min(len(hidden), chunk) * len(weight):]
+    operand = onednn_operand(weight, after_logits) if len(hidden) >= ONEDNN_ROWS else None  # (D+1, V) or None
     if len(hidden) <= chunk:
         losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch, operand)
         return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
