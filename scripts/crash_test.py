@@ -260,12 +260,13 @@ def kill_once(phase: str, calibration: Calibration, folder: Path, shared_cache: 
     return outcome
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """The kill loop; its exit status: 0 when every kill left everything clean."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50, help="kills to make (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the phases' order and the kills' moments")
     parser.add_argument("--workdir", type=Path, help="folder for the runs (default: a temporary one, removed after)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.runs < 1:
         raise SystemExit("error: --runs must be at least 1")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="w2v-crash-"))
@@ -290,8 +291,8 @@ def main() -> None:
     clean = sum(not o.violations for o in outcomes)
     landed = sum(o.landed for o in outcomes)
     print(f"{clean}/{len(outcomes)} clean ({landed} of the kills landed in their phase)")
-    sys.exit(0 if clean == len(outcomes) else 1)
+    return 0 if clean == len(outcomes) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
