@@ -84,7 +84,7 @@ MODES = {"sgns": ("skipgram", "negative"), "cbow-negative": ("cbow", "negative")
          "skipgram-hs": ("skipgram", "hierarchical"), "cbow-hs": ("cbow", "hierarchical")}
 
 
-def worker_w2v_mode(max_docs, epochs, mode) -> dict:
+def worker_w2v_mode(max_docs, epochs, mode, overrides=()) -> dict:
     import lightning as L
     import torch
 
@@ -94,7 +94,7 @@ def worker_w2v_mode(max_docs, epochs, mode) -> dict:
     dm = load_corpus(max_docs, "word2vec")
     L.seed_everything(1, verbose=False)
     arch, output = MODES[mode]
-    model = build_model(dm.vocab, f"model={arch}", f"model/output={output}")  # the output layer's word2vec settings
+    model = build_model(dm.vocab, f"model={arch}", f"model/output={output}", *overrides)  # the output layer's word2vec settings
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     start = time.perf_counter()
@@ -276,6 +276,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="part 1's epochs (default 5, or 1 with --quick)")
     parser.add_argument("--max-docs", type=int, help="part 1's reviews (default all, or 20,000 with --quick)")
     parser.add_argument("--modes", help=f"part 1 alone, these of its modes ({', '.join(MODES)}; default all, then part 2)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="part 1: a Hydra override of w2v's model, e.g. model.update_rule=damped (repeatable)")
     parser.add_argument("--quality", action="store_true",
                         help="only part 3: full-softmax vectors after the same epochs, w2v against the notebooks' loop")
     parser.add_argument("--full-softmax", action="store_true", help="only part 2: full softmax against the notebooks' loop")
@@ -301,20 +303,21 @@ def main() -> None:
     if unknown:
         parser.error(f"--modes: {unknown[0]} is unknown; use any of {', '.join(MODES)}")
     if not args.full_softmax:
-        word2vec_modes(max_docs, epochs, modes)
+        word2vec_modes(max_docs, epochs, modes, args.override)
         if args.modes:  # part 1 alone
             return
     full_softmax(n_batches, args.repeats)
 
 
-def word2vec_modes(max_docs: int | None, epochs: int, modes: list[str]) -> None:
-    """Part 1: each of word2vec's modes, w2v's against gensim's, side by side."""
+def word2vec_modes(max_docs: int | None, epochs: int, modes: list[str], overrides: list[str]) -> None:
+    """Part 1: each of word2vec's modes, w2v's (with `overrides` of its model) against gensim's, side by side."""
     print(f"## word2vec's modes, {'first ' + format(max_docs, ',') if max_docs else 'all'} IMDb reviews, "
-          f"{epochs} epoch(s), {THREADS} threads\n")
+          f"{epochs} epoch(s), {THREADS} threads{', w2v with ' + ' '.join(overrides) if overrides else ''}\n")
     print("| | words/s | wall s | peak GiB | WordSim-353 | SimLex-999 | analogies |")
     print("|---|---|---|---|---|---|---|")
     for mode in modes:
-        ours, theirs = run_worker("w2v_mode", max_docs, epochs, mode), run_worker("gensim_mode", max_docs, epochs, mode)
+        ours = run_worker("w2v_mode", max_docs, epochs, mode, overrides)
+        theirs = run_worker("gensim_mode", max_docs, epochs, mode)
         for name, r in ((f"w2v {mode}", ours), (f"gensim {mode}", theirs)):
             print(f"| {name} | {r['words_per_sec']:,.0f} | {r['seconds']:.0f} | {r['peak_gib']:.2f} | "
                   f"{r['wordsim353']:.3f} | {r['simlex999']:.3f} | {r['analogies']:.1%} |")

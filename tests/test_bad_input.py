@@ -20,12 +20,16 @@ from w2v.training import train
     ("+model.optimizer.betas=[0.9,0.99]", "model.optimizer.betas is not a setting of SGD"),
     ("model.scheduler._target_=torch.optim.lr_scheduler.StepLR", "model.scheduler.min_lr_ratio is not a setting of StepLR"),
     ("~model/scheduler", r"model.scheduler is missing: SkipGram\[negative\] needs it"),
+    ("model.update_rule=hogwild", "model.update_rule='hogwild' is unknown; use auto"),
+    ("model.update_shards=0", "model.update_shards=0 must be a positive integer"),
+    ("model.kernels=torch model.update_rule=sequential",
+     "model.update_rule=sequential runs on the fused CPU kernels, not model.kernels=torch"),
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
     ("data.block_tokens=0", "data.block_tokens=0 must be a positive integer"),
 ])
 def test_bad_settings_fail_before_any_work(make_cfg, tmp_path, override, match):
-    overrides = [override] + (["data/vocab=notebook"] if "max_size" in override else [])
+    overrides = override.split() + (["data/vocab=notebook"] if "max_size" in override else [])
     with pytest.raises(ConfigError, match=match) as err:
         train(make_cfg(overrides))
     assert "\n" not in str(err.value)

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tests.conftest import planted_neighbour_share
-from w2v.models.binary_output import damped_row_update
+from w2v.models.binary_output import RowChanges, damped_row_update
 from w2v.distributed import average_gradients, gather_row_updates
 from w2v.vectors import WordVectors
 
@@ -36,16 +36,25 @@ def _gradients(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     return sparse, torch.randn(VOCAB, generator=generator)
 
 
+def _changes(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Process `rank`'s changes by the sequential rule: rows with repeats (its shards') and unused entries (-1)."""
+    generator = torch.Generator().manual_seed(20 + rank)
+    rows = torch.randint(-1, VOCAB, (8,), generator=generator)
+    return rows, torch.randn(len(rows), DIM, generator=generator)
+
+
 def _collectives_on_rank(rank: int, world: int, init_file: str, out: str) -> None:
-    """Both collectives of a data-parallel step, on this process's share: the row updates of the
-    hand-written SGD step and the gradients of the autograd path."""
+    """The collectives of a data-parallel step, on this process's share: the row updates of the
+    hand-written SGD step by either rule, and the gradients of the autograd path."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     weight = torch.ones(VOCAB, DIM)
     damped_row_update(weight, *gather_row_updates(*_update(rank)), LR)
+    changed = torch.ones(VOCAB, DIM)
+    RowChanges(*_changes(rank)).gathered().apply(changed, LR, threads=1)
     embedding, bias = torch.zeros(VOCAB, DIM, requires_grad=True), torch.zeros(VOCAB, requires_grad=True)
     embedding.grad, bias.grad = _gradients(rank)
     average_gradients([embedding, bias])
-    torch.save((weight, embedding.grad.to_dense(), bias.grad), f"{out}.{rank}")
+    torch.save((weight, changed, embedding.grad.to_dense(), bias.grad), f"{out}.{rank}")
     dist.destroy_process_group()
 
 
@@ -58,9 +67,15 @@ def test_collectives_equal_one_process_doing_both_processes_work(tmp_path):
     # The averaged gradients are the mean of the processes' gradients (sparse rows, and none on rank 1).
     sparse = [_gradients(rank)[0].to_dense() for rank in range(2)]
     dense = [_gradients(rank)[1] for rank in range(2)]
+    # The gathered changes are every process's, added once each (unused entries left out).
+    expected_changed = torch.ones(VOCAB, DIM)
     for rank in range(2):
-        weight, embedding, bias = torch.load(tmp_path / f"out.{rank}")
+        rows, deltas = _changes(rank)
+        expected_changed.index_add_(0, rows[rows >= 0], deltas[rows >= 0])
+    for rank in range(2):
+        weight, changed, embedding, bias = torch.load(tmp_path / f"out.{rank}")
         assert torch.allclose(weight, expected, atol=1e-6)
+        assert torch.allclose(changed, expected_changed, atol=1e-5)
         assert torch.allclose(embedding, (sparse[0] + sparse[1]) / 2, atol=1e-6)
         assert torch.allclose(bias, (dense[0] + dense[1]) / 2, atol=1e-6)
 

@@ -7,10 +7,11 @@ import torch
 
 from w2v.data.vocab import Vocabulary
 from w2v.kernels import cpu as cpu_kernels
+from w2v.kernels import sequential as sequential_kernels
 from w2v.api import build_model
 from w2v.kernels import onednn
 from w2v.models import CBOW, SkipGram, full_softmax, losses as loss_module
-from w2v.models.binary_output import RowUpdate, context_mean, damped_row_update
+from w2v.models.binary_output import RowChanges, RowUpdate, context_mean, damped_row_update
 from w2v.models.losses import SoftmaxCrossEntropy, decision_gradients, decision_loss
 
 torch.manual_seed(0)
@@ -351,6 +352,78 @@ def test_fused_cpu_kernels_match_the_pytorch_step(kind, mean_context):
             results.append(weight)
         assert torch.allclose(results[0], reference, atol=1e-6)
         assert all(torch.equal(results[0], r) for r in results[1:])
+
+
+def _word2vec_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context):
+    """The sequential rule, naively in float64: each shard of consecutive windows trains its own copy
+    of the weights by word2vec's SGD, decision after decision; the weights then take the sum of the
+    copies' changes. Returns the new (w_in, w_out) and each window's summed loss."""
+    w_in, w_out = w_in.double(), w_out.double()
+    new_in, new_out, losses = w_in.clone(), w_out.clone(), torch.zeros(len(contexts), dtype=torch.float64)
+    for s in range(shards):
+        copy_in, copy_out = w_in.clone(), w_out.clone()
+        for b in range(s * len(contexts) // shards, (s + 1) * len(contexts) // shards):
+            rows = [int(c) for c in contexts[b] if c >= 0]
+            decisions = [(int(t), float(label)) for t, label in zip(targets[b], labels[b]) if t >= 0]
+            if not rows:  # a window without context words makes no decision
+                continue
+            inputs = [copy_in[rows].mean(0)] if mean_context else [copy_in[row] for row in rows]  # views for Skip-gram
+            for v in inputs:
+                step_in = torch.zeros_like(v)
+                for t, label in decisions:
+                    prob = torch.sigmoid(v @ copy_out[t])
+                    losses[b] -= torch.log(prob if label == 1 else 1 - prob)
+                    step = lr * (label - prob)
+                    step_in += step * copy_out[t]
+                    copy_out[t] += step * v
+                if mean_context:
+                    for row in rows:  # every context row takes the mean's whole step, as in word2vec
+                        copy_in[row] += step_in
+                else:
+                    v += step_in
+        new_in += copy_in - w_in
+        new_out += copy_out - w_out
+    return new_in, new_out, losses
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["negative", "hierarchical"])
+@pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])
+def test_sequential_kernel_is_word2vec_sgd_in_shards(kind, mean_context, shards):
+    vocab = 6  # few rows: windows and shards share many of them, and some rows are one shard's alone
+    gen = torch.Generator().manual_seed(4)
+    w_in, w_out = torch.randn(vocab, D, generator=gen), torch.randn(vocab, D, generator=gen)
+    contexts = torch.where(_mask(), torch.randint(vocab, (B, C), generator=gen), -1)
+    targets = torch.randint(vocab, (B, 1 + K), generator=gen)
+    labels, valid = _labels(kind)
+    if valid is not None:
+        targets = torch.where(valid, targets, -1)
+    # and a window whose context words are all masked: no decision, no step
+    contexts, targets, labels = (torch.cat([x, x[:1]]) for x in (contexts, targets, labels))
+    contexts[-1] = -1
+    expected_in, expected_out, expected_losses = _word2vec_sgd(w_in, w_out, contexts, targets, labels, 0.3, shards,
+                                                               mean_context)
+    results = {}
+    for threads, all_shared in ((1, False), (2, False), (3, False), (2, True)):
+        cpu_kernels.use_threads(threads)
+        trained_in, trained_out = w_in.clone(), w_out.clone()  # the kernel trains one shard's rows in place
+        in_rows, in_deltas, out_rows, out_deltas, losses = map(torch.from_numpy, sequential_kernels.sequential_sgd(
+            trained_in.numpy(), trained_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy(), 0.3, shards,
+            mean_context, all_shared))
+        RowChanges(in_rows, in_deltas).apply(trained_in, lr=0.3, threads=threads)
+        RowChanges(out_rows, out_deltas).apply(trained_out, lr=0.3, threads=threads)
+        results[threads, all_shared] = trained_in, trained_out, losses
+        if all_shared:  # every row trained on a copy: its change is returned
+            assert set(in_rows[in_rows >= 0].tolist()) == set(contexts[contexts >= 0].tolist())
+    cpu_kernels.use_threads(torch.get_num_threads())
+    for trained_in, trained_out, losses in results.values():
+        assert torch.allclose(losses.double(), expected_losses, atol=1e-5) and losses[-1] == 0
+        assert torch.allclose(trained_in.double(), expected_in, atol=1e-5)
+        assert torch.allclose(trained_out.double(), expected_out, atol=1e-5)
+    reference = results[1, False]
+    for threads in (2, 3):  # the same bits whatever the number of threads
+        assert all(torch.equal(a, b) for a, b in zip(results[threads, False], reference))
+    assert not torch.equal(reference[0], w_in) and not torch.equal(reference[1], w_out)
 
 
 @pytest.mark.parametrize("cls", [CBOW, SkipGram])

@@ -124,13 +124,14 @@ def test_resume_from_checkpoint_finishes_remaining_epochs(make_cfg, tmp_path):
     assert (resumed["output_dir"] / "vectors.txt").read_bytes() == (straight["output_dir"] / "vectors.txt").read_bytes()
 
 
-@pytest.mark.parametrize("arch, output", COMBINATIONS)
-def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output):
+@pytest.mark.parametrize("arch, output, update", [(arch, output, None) for arch, output in COMBINATIONS] +
+                         [("skipgram", "negative", "damped")])
+def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output, update):
     cfg = make_cfg([f"model={arch}", f"model/output={output}", "callbacks.neighbours.probe_words=[cat,red]",
-                    "trainer.max_epochs=5"])
+                    "trainer.max_epochs=5", *([f"model.update_rule={update}"] if update else [])])
     result = train(cfg)
     share = planted_neighbour_share(result["model"].word_vectors())
-    assert share >= 0.9, f"{arch}, {output}: only {share:.0%} of the top-5 neighbours share the planted class"
+    assert share >= 0.9, f"{arch}, {output}, {update}: only {share:.0%} of the top-5 neighbours share the planted class"
     assert result["model"].hparams.output == output
     if output == "hierarchical":  # the tree goes with the run: every word's path, root first
         tree = (result["output_dir"] / "tree.tsv").read_text().splitlines()
@@ -141,13 +142,13 @@ def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output):
 @pytest.mark.parametrize("arch, output", [("skipgram", "negative"), ("cbow", "negative"), ("skipgram", "hierarchical"),
                                           ("cbow", "hierarchical")])
 def test_the_sgd_step_gives_the_same_vectors_with_each_kernel(make_cfg, tmp_path, arch, output):
-    """The fused CPU kernels (the default), PyTorch's operations and their compiled form train alike."""
+    """The damped update trains alike by the fused CPU kernels, PyTorch's operations and their compiled form."""
     vectors = {}
     for name, kernels, compile in (("fused", "auto", False), ("torch", "torch", False), ("compiled", "torch", True)):
         if compile and (arch, output) != ("skipgram", "negative"):  # compiling takes long: once is enough
             continue
         cfg = make_cfg(["trainer.max_epochs=1", f"model={arch}", f"model/output={output}"], output_dir=tmp_path / name)
-        cfg.model.kernels, cfg.model.compile = kernels, compile
+        cfg.model.kernels, cfg.model.compile, cfg.model.update_rule = kernels, compile, "damped"  # the rule all three run
         vectors[name] = train(cfg)["model"].word_vectors()
     for name in set(vectors) - {"fused"}:
         assert vectors[name].words == vectors["fused"].words
@@ -212,7 +213,14 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
 
     old_sgns = {"model._target_": "w2v.models.SGNS", "model.window": 5}
     assert _as_composed_now(old_sgns) == {"model._target_": "w2v.models.SkipGram", "model.window": 5,
-                                          "model.output": "negative"}
+                                          "model.output": "negative", "model.update_rule": "damped",
+                                          "model.update_shards": None}
     assert _as_composed_now({"model._target_": "w2v.models.CBOW"})["model.output"] == "softmax"
-    now = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical"}
+    now = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical", "model.update_rule": "auto",
+           "model.update_shards": 2}
     assert _as_composed_now(now) == now
+    # Runs saved before the sequential rule trained by the damped one: resuming them must say so.
+    before_rules = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical"}
+    assert _as_composed_now(before_rules, now) == {**before_rules, "model.update_rule": "damped",
+                                                   "model.update_shards": 2}
+    assert _as_composed_now(old_sgns, now)["model.update_rule"] == "damped"

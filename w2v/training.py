@@ -102,14 +102,19 @@ def check_model_config(model_cfg: DictConfig) -> None:
 _MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
 
 
-def _as_composed_now(settings: dict[str, Any]) -> dict[str, Any]:
+def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
     """A saved run's model settings as today's config names them: runs saved before the output layer
-    was its own choice name SGNS's class, and no `model.output`."""
-    if "model.output" in settings or "model._target_" not in settings:
-        return settings
-    sgns = settings["model._target_"] == "w2v.models.SGNS"
-    return {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
-            "model.output": "negative" if sgns else "softmax"}
+    was its own choice name SGNS's class, and no `model.output`; runs of negative sampling or
+    hierarchical softmax saved before `model.update_rule` trained by the damped rule (whose shard
+    count, `current`'s, does not matter)."""
+    if "model.output" not in settings and "model._target_" in settings:
+        sgns = settings["model._target_"] == "w2v.models.SGNS"
+        settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
+                    "model.output": "negative" if sgns else "softmax"}
+    if settings.get("model.output") in ("negative", "hierarchical") and "model.update_rule" not in settings:
+        settings = {**settings, "model.update_rule": "damped",
+                    "model.update_shards": (current or {}).get("model.update_shards")}
+    return settings
 
 
 def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
@@ -127,7 +132,8 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
         raise ConfigError(f"ckpt_path={checkpoint}: its run's {saved_path.name} is unreadable ({type(err).__name__}); "
                           f"move the checkpoint out of that folder to resume it without the check") from None
-    saved, current = _as_composed_now(settings(saved_cfg)), settings(cfg)
+    current = settings(cfg)
+    saved = _as_composed_now(settings(saved_cfg), current)
     for key in sorted(set(saved) | set(current)):
         if saved.get(key) != current.get(key):
             raise ConfigError(

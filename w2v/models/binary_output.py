@@ -7,11 +7,16 @@ its decisions predict the window's center: against the center's and K noise word
 (`hierarchical.HierarchicalSoftmax`). The output layer says which rows and labels
 (`decisions`), the architecture whether the window's context words are averaged (`mean_context`).
 
-With plain SGD (`model/optimizer=sgd`, word2vec's) training takes a hand-written path: closed-form
-gradients and damped in-place row updates (`damped_row_update`), no autograd graph and no
-optimizer state. On a CPU the step runs as fused Numba kernels (`kernels.cpu`); `kernels=torch`
-runs the same update as PyTorch operations (`losses.decision_gradients`), anywhere. Any other
-optimizer trains through autograd on the same loss (`losses.decision_loss`).
+With plain SGD (`model/optimizer=sgd`, word2vec's) training takes a hand-written path, with no
+autograd graph and no optimizer state, by one of two update rules (`model.update_rule`):
+- sequential: word2vec's own, each decision's step taken before the next is scored, in
+  `model.update_shards` runs of the batch's windows trained at once (`kernels.sequential`); fused
+  Numba kernels, on a CPU.
+- damped: closed-form gradients summed over the batch and applied at once, bounded for rows hit
+  many times (`damped_row_update`); as fused Numba kernels on a CPU (`kernels.cpu`), or as PyTorch
+  operations (`losses.decision_gradients`) anywhere, the GPU included.
+`update_rule=auto` takes the sequential rule where the CPU kernels run, the damped one elsewhere. Any
+other optimizer trains through autograd on the same loss (`losses.decision_loss`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 from w2v.distributed import gather_row_updates
 from w2v.errors import ConfigError
 from w2v.kernels import cpu as cpu_kernels
+from w2v.kernels import sequential as sequential_kernels
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import decision_gradients, decision_loss
 from w2v.optim import plain_sgd
@@ -32,6 +38,7 @@ from w2v.optim import plain_sgd
 # auto: the fused Numba kernels on a CPU (and SGNS's Triton kernel on CUDA); triton: SGNS's GPU
 # path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
 KERNELS = ("auto", "triton", "torch")
+UPDATE_RULES = ("auto", "sequential", "damped")
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -70,6 +77,10 @@ class RowUpdate:
             grads = self.scales.unsqueeze(-1) * grads
         return self.rows, grads, self.curvature
 
+    def gathered(self) -> RowUpdate:
+        """Every data-parallel process's update, which each process then applies."""
+        return RowUpdate(*gather_row_updates(*self.per_row()))
+
     def apply(self, weight: torch.Tensor, lr: float, threads: int | None) -> None:
         """The damped step on `weight`: by the fused CPU kernel on `threads` threads, or with None by
         PyTorch's operations (`damped_row_update`)."""
@@ -83,6 +94,25 @@ class RowUpdate:
                                       self.curvature.numpy(), lr, threads)
 
 
+@dataclass
+class RowChanges:
+    """Changes of embedding rows that the sequential rule returns (those several shards made, or all
+    of a data-parallel process's): entry i adds deltas[i] to row rows[i]; entries with row -1 are unused."""
+
+    rows: torch.Tensor  # (R,)
+    deltas: torch.Tensor  # (R, D)
+
+    def gathered(self) -> RowChanges:
+        """Every data-parallel process's changes, summed per row and in rank order."""
+        used = self.rows >= 0
+        rows, deltas, _ = gather_row_updates(self.rows[used], self.deltas[used], self.deltas.new_zeros(int(used.sum())))
+        return RowChanges(rows, deltas.contiguous())
+
+    def apply(self, weight: torch.Tensor, lr: float, threads: int) -> None:
+        """Adds the changes to `weight` on `threads` threads (the learning rate is in them already)."""
+        sequential_kernels.add_row_deltas(weight.numpy(), self.rows.numpy(), self.deltas.numpy(), threads)
+
+
 def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """CBOW's input: the mean of each window's valid context vectors. vectors (B, C, D), mask (B, C) -> (B, 1, D)."""
     weights = mask.to(vectors.dtype)  # (B, C)
@@ -93,9 +123,10 @@ def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class BinaryOutputModule(Word2VecModule):
     """An output layer of binary decisions against rows of `out_embed`; subclasses say which (`decisions`)."""
 
-    def __init__(self, vocab, *, kernels: str, compile: bool, **kwargs):
+    def __init__(self, vocab, *, kernels: str, compile: bool, update_rule: str, update_shards: int, **kwargs):
         super().__init__(vocab, **kwargs)
         self.check_kernels(kernels)
+        self.check_update(update_rule, update_shards, kernels)
         self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
@@ -106,6 +137,29 @@ class BinaryOutputModule(Word2VecModule):
     def check_hparams(cls, **settings) -> None:
         super().check_hparams(**settings)
         cls.check_kernels(settings.get("kernels"))
+        cls.check_update(settings.get("update_rule"), settings.get("update_shards"), settings.get("kernels"))
+
+    @staticmethod
+    def check_update(update_rule, update_shards, kernels) -> None:
+        if update_rule not in UPDATE_RULES:
+            raise ConfigError(f"model.update_rule={update_rule!r} is unknown; use auto (sequential on the CPU "
+                              "kernels, damped elsewhere), sequential or damped")
+        if update_rule == "sequential" and kernels != "auto":
+            raise ConfigError("model.update_rule=sequential runs on the fused CPU kernels, not "
+                              f"model.kernels={kernels}; use model.kernels=auto, or model.update_rule=damped")
+        if not isinstance(update_shards, int) or isinstance(update_shards, bool) or update_shards < 1:
+            raise ConfigError(f"model.update_shards={update_shards} must be a positive integer (runs of a batch "
+                              "trained at once by the sequential rule)")
+
+    def rule_on(self, device: torch.device) -> str:
+        """The hand-written step's rule on `device`: sequential or damped (`model.update_rule`)."""
+        cpu_kernels_run = self.hparams.kernels == "auto" and device.type == "cpu"
+        if self.hparams.update_rule == "sequential" and not cpu_kernels_run:
+            raise ConfigError(f"model.update_rule=sequential runs on the CPU, not on {device.type}; use "
+                              "model.update_rule=auto or damped, or trainer=cpu")
+        if self.hparams.update_rule == "auto":
+            return "sequential" if cpu_kernels_run else "damped"
+        return self.hparams.update_rule
 
     @staticmethod
     def check_kernels(kernels) -> None:
@@ -153,16 +207,19 @@ class BinaryOutputModule(Word2VecModule):
         if len(targets) == 0 and not distributed:  # a data-parallel process takes part in the collectives anyway
             return None
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        lr = self.optimizers().param_groups[0]["lr"]
         threads = None  # the PyTorch step's row updates
         if self.hparams.kernels == "auto" and w_in.device.type == "cpu":
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
+        if self.rule_on(w_in.device) == "sequential":
+            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(contexts, mask, targets, labels, lr,
+                                                                                 distributed)
+        elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
             ctx_update, tgt_update, loss_sum, examples = self._torch_updates(contexts, mask, targets, labels, valid)
         if distributed:  # every process applies every process's update
-            ctx_update = RowUpdate(*gather_row_updates(*ctx_update.per_row()))
-            tgt_update = RowUpdate(*gather_row_updates(*tgt_update.per_row()))
-        lr = self.optimizers().param_groups[0]["lr"]
+            ctx_update, tgt_update = ctx_update.gathered(), tgt_update.gathered()
         ctx_update.apply(w_in, lr, threads)
         tgt_update.apply(w_out, lr, threads)
         self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
@@ -191,6 +248,18 @@ class BinaryOutputModule(Word2VecModule):
         return (RowUpdate(contexts[mask], grad_ctx, curv_ctx),  # (P,), (P, D), (P,)
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
+
+    def _sequential_changes(self, contexts, mask, targets, labels, lr, distributed):
+        """Word2vec's sequential SGD at rate `lr`: trains the rows one shard alone touches in place and
+        returns the `RowChanges` of the others (of every row where `distributed`: the other processes
+        need them), input and output embeddings, the summed loss of the batch's examples and their number."""
+        w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        arrays = sequential_kernels.sequential_sgd(
+            w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
+            self.hparams.update_shards, self.mean_context, distributed)
+        in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
+        examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
+        return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
 
     def _fused_updates(self, contexts, mask, targets, labels):
         """As `_torch_updates`, by the fused CPU kernel of the architecture, for the valid context

@@ -77,6 +77,7 @@ class NegativeSampling(BinaryOutputModule):
                                   "trainer.deterministic=false")
             return True
         if self.hparams.kernels == "auto" and self.device.type == "cuda":
+            self.rule_on(self.device)  # model.update_rule=sequential is the CPU's: a clear error here
             if deterministic:
                 log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
                          "whose atomic updates vary in order")

@@ -1,0 +1,184 @@
+"""word2vec's own SGD on the CPU (Numba): example after example, each decision's step taken before
+the next one is scored, in shards of a batch that threads train at once.
+
+The damped batch update (`cpu.damped_row_update`) sums a batch's gradients and bounds the step of a
+row hit many times. word2vec instead moves the rows at every decision, so a frequent word's later
+decisions see its earlier steps. Here a batch's windows are cut into `shards` runs of consecutive
+windows, which threads train at once, each in window order as word2vec trains (`sequential_sgd`).
+A row that one shard alone touches is trained in place. A row that several shards touch is trained
+on a copy in each of them, and the copies' changes are then added to the weights, shard after
+shard (`add_row_deltas`). Within a batch a shard does not see the other shards' steps on such a
+row (as word2vec's threads may not see each other's), but no step is lost, and the result depends
+on the number of shards, never on the number of threads or their timing.
+
+Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
+empty slots; targets (B, T), the window's output rows (negative sampling: center, then noise words;
+hierarchical softmax: the center's path, padded with -1); labels (B, T).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from w2v.kernels.cpu import _JIT, _owner, _pair_starts, _targets_used
+
+
+@njit(inline="always")
+def _shared(seen, shard, row):  # pragma: no cover - compiled
+    """Whether a shard other than `shard` touches `row` (seen (S, V): 1 where shard s touches row r)."""
+    for other in range(seen.shape[0]):
+        if other != shard and seen[other, row] != 0:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _mark(seen, windows, begin, end, shard):  # pragma: no cover - compiled
+    """seen[shard, r] = 1 for every row r of windows[begin:end] (-1: none)."""
+    for b in range(begin, end):
+        for k in range(windows.shape[1]):
+            if windows[b, k] >= 0:
+                seen[shard, windows[b, k]] = 1
+
+
+@njit(inline="always")
+def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, rows, copies):  # pragma: no cover - compiled
+    """Gives each row of windows[begin:end] that other shards touch too (every row with `all_shared`)
+    a copy of its own: rows[i] and copies[i] (from `weight`), slots[shard, row] = i, and
+    seen[shard, row] = 2. Returns how many."""
+    used = 0
+    for b in range(begin, end):
+        for k in range(windows.shape[1]):
+            row = windows[b, k]
+            if row >= 0 and seen[shard, row] == 1 and (all_shared or _shared(seen, shard, row)):
+                seen[shard, row] = 2  # other shards read only whether it is 0
+                slots[shard, row] = used
+                rows[used] = row
+                copies[used, :] = weight[row]
+                used += 1
+    return used
+
+
+@njit(inline="always", fastmath=True)
+def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr):  # pragma: no cover - compiled
+    """word2vec's decisions of input vector v against output rows targets[j], in order, each row
+    read from and moved in out_copies[slots[j]] where slots[j] >= 0, else in w_out: each moves by
+    lr·(label - σ(s))·v at once, and neu (D,) gathers v's step lr·Σ_j (label_j - σ(s_j))·u_j, which
+    the caller adds to the input row(s). Returns the summed loss, -log σ(s) for label 1 and
+    -log(1 - σ(s)) for label 0, clamped as `losses.decision_gradients`."""
+    one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)
+    dim, loss = v.shape[0], np.float32(0.0)
+    for j in range(len(targets)):
+        u = out_copies[slots[j]] if slots[j] >= 0 else w_out[targets[j]]
+        score = np.float32(0.0)
+        for d in range(dim):
+            score += v[d] * u[d]
+        prob = one / (one + np.exp(-score))
+        loss -= np.log(max(prob if labels[j] > 0.5 else one - prob, tiny))
+        step = np.float32(lr) * (labels[j] - prob)
+        for d in range(dim):
+            neu[d] += step * u[d]
+            u[d] += step * v[d]
+    return loss
+
+
+@njit(**_JIT)
+def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context, all_shared):  # pragma: no cover - compiled
+    """word2vec's SGD over a batch in `shards` runs of windows, trained at once.
+
+    Skip-gram (mean_context False): each context word's input row against the window's targets, in
+    turn. CBOW: the mean of the window's context rows against its targets; every context row then
+    takes the mean's whole step, as in word2vec. A row that one shard alone touches is trained in
+    place; a row that several shards touch (every row, with `all_shared`: a data-parallel process
+    must send all its changes) is trained on each shard's copy, and its changes are returned to be
+    added with `add_row_deltas`: in_rows (P,), in_deltas (P, D), out_rows (B*T,), out_deltas
+    (B*T, D), entry i changing row rows[i] by deltas[i], unused entries with row -1; and each
+    window's summed loss (B,).
+    """
+    n, c_max = contexts.shape
+    t_max = targets.shape[1]
+    dim = w_in.shape[1]
+    first = _pair_starts(contexts)  # (B+1,) each window's first valid context word
+    seen_in = np.zeros((shards, w_in.shape[0]), dtype=np.uint8)  # (S, V) 1: the shard touches the row, 2: and copies it
+    seen_out = np.zeros((shards, w_out.shape[0]), dtype=np.uint8)
+    for s in prange(shards):
+        _mark(seen_in, contexts, s * n // shards, (s + 1) * n // shards, s)
+        _mark(seen_out, targets, s * n // shards, (s + 1) * n // shards, s)
+    slots_in = np.empty((shards, w_in.shape[0]), dtype=np.int64)  # read only where seen is 2
+    slots_out = np.empty((shards, w_out.shape[0]), dtype=np.int64)
+    in_rows = np.full(first[n], -1, dtype=np.int64)  # a shard's copies fit in its share: one per context word at most
+    in_copies = np.empty((first[n], dim), dtype=np.float32)
+    out_rows = np.full(n * t_max, -1, dtype=np.int64)
+    out_copies = np.empty((n * t_max, dim), dtype=np.float32)
+    losses = np.zeros(n, dtype=np.float32)
+    for s in prange(shards):
+        begin, end = s * n // shards, (s + 1) * n // shards  # the shard's windows
+        in_base, out_base = first[begin], begin * t_max  # and its entries
+        ins, outs = in_copies[in_base:first[end]], out_copies[out_base:end * t_max]
+        in_used = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in, in_rows[in_base:], ins)
+        out_used = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out, out_rows[out_base:],
+                                outs)
+        ctx_rows, ctx_slots = np.empty(c_max, dtype=np.int64), np.empty(c_max, dtype=np.int64)
+        tgt_slots = np.empty(t_max, dtype=np.int64)
+        neu, hidden = np.empty(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
+        for b in range(begin, end):
+            t_used = _targets_used(targets[b])
+            count = first[b + 1] - first[b]
+            if count == 0 or t_used == 0:
+                continue
+            for j in range(t_used):
+                row = targets[b, j]
+                tgt_slots[j] = slots_out[s, row] if seen_out[s, row] == 2 else -1
+            c = 0
+            for k in range(c_max):
+                row = contexts[b, k]
+                if row >= 0:
+                    ctx_rows[c] = row
+                    ctx_slots[c] = slots_in[s, row] if seen_in[s, row] == 2 else -1
+                    c += 1
+            tg, lb = targets[b, :t_used], labels[b, :t_used]
+            if mean_context:
+                hidden[:] = 0.0
+                for c in range(count):
+                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    for d in range(dim):
+                        hidden[d] += v[d]
+                inv = np.float32(1.0) / np.float32(count)
+                for d in range(dim):
+                    hidden[d] *= inv
+                neu[:] = 0.0
+                losses[b] = _decide_and_step(hidden, neu, w_out, outs, tg, tgt_slots, lb, lr)
+                for c in range(count):
+                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    for d in range(dim):
+                        v[d] += neu[d]
+            else:
+                loss = np.float32(0.0)
+                for c in range(count):
+                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    neu[:] = 0.0
+                    loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr)
+                    for d in range(dim):
+                        v[d] += neu[d]
+                losses[b] = loss
+        for i in range(in_used):  # copies become changes; no shard moves a shared row in place
+            ins[i, :] -= w_in[in_rows[in_base + i]]
+        for i in range(out_used):
+            outs[i, :] -= w_out[out_rows[out_base + i]]
+    return in_rows, in_copies, out_rows, out_copies, losses
+
+
+@njit(**_JIT)
+def add_row_deltas(weight, rows, deltas, parts):  # pragma: no cover - compiled
+    """weight[rows[i]] += deltas[i] for every entry whose row is not -1, in place, each row's
+    changes added in entry order; weight (V, D) float32, rows (R,) int64, deltas (R, D). `parts` the
+    number of threads, each adding the rows that hash to it (any count gives the same result)."""
+    dim = weight.shape[1]
+    for part in prange(parts):
+        for i in range(len(rows)):
+            r = rows[i]
+            if r >= 0 and _owner(r, parts) == part:
+                w, change = weight[r], deltas[i]
+                for d in range(dim):
+                    w[d] += change[d]
