@@ -4,7 +4,7 @@
     python scripts/crash_test.py --runs 5 --seed 1     # the short version the test suite runs
 
 Each kill's run is `w2v train` on the first 200 IMDb reviews (the archive in W2V_DATA_DIR, else
-../shared/data), 2 epochs of small batches, in a folder of its own. Its whole process group gets
+../shared/data), 2 epochs of about 140 batches, in a folder of its own. Its whole process group gets
 SIGKILL, as from the out-of-memory killer or a power cut, at a moment drawn within one phase:
 
 - archive, tokenize: while the cache entry is built from the archive (first half, second half);
@@ -52,7 +52,7 @@ from w2v.data.vocab import Vocabulary  # noqa: E402
 from w2v.vectors import WordVectors  # noqa: E402
 
 PHASES = ("archive", "tokenize", "cache", "train", "checkpoint", "export", "sweep")
-RUN_SETTINGS = ["data.max_docs=200", "data.batch_size=64", "data.tokenizer.n_process=1", "trainer.max_epochs=2",
+RUN_SETTINGS = ["data.max_docs=200", "data.batch_size=256", "data.tokenizer.n_process=1", "trainer.max_epochs=2",
                 "trainer.enable_progress_bar=false", "callbacks.tsne=null", "callbacks.projector=null",
                 "callbacks.neighbours=null"]
 # Lines of a run's train.log that open its phases.

@@ -17,20 +17,23 @@ def _text_datamodule(path, cache_dir):
     return build_datamodule("data=text", f"data.path={path}", f"data.cache_dir={cache_dir}",
                             "data.tokenizer.n_process=1", "data.vocab.min_count=1")
 
-PREPARE = """
-import logging, sys
-logging.basicConfig(level=logging.INFO, format="%(message)s")
-from w2v.api import build_datamodule
-dm = build_datamodule("data=text", f"data.path={sys.argv[1]}", f"data.cache_dir={sys.argv[2]}",
-                      "data.tokenizer.n_process=1", "data.vocab.min_count=1")
-dm.setup()
-print(len(dm.corpus))
+
+# The scripts below build a cache entry as a DataModule's setup does, through the same cache and
+# tokenizer calls, without importing Lightning, which would take most of each process's time.
+BUILD = """
+from w2v.data.cache import cached_tokens, id_sink
+from w2v.data.text import iter_lines
+from w2v.data.tokenize import TokenizerSettings, tokenize_stream
+settings = TokenizerSettings(spacy_model=sys.argv[3])
+tokens = cached_tokens(sys.argv[2], "text", {"path": sys.argv[1]},
+                       lambda ids: tokenize_stream(iter_lines(sys.argv[1]), settings, int(sys.argv[4]), id_sink(ids)))
 """
+PREPARE = "import logging, sys\nlogging.basicConfig(level=logging.INFO, format='%(message)s')\n" + BUILD + "print(len(tokens.ids))\n"
 
 
 def test_two_processes_started_together_tokenize_once(tmp_path, planted_corpus):
     cache = tmp_path / "cache"
-    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(planted_corpus), str(cache)],
+    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, str(planted_corpus), str(cache), "blank:en", "1"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
@@ -73,12 +76,7 @@ def test_corpus_of_punctuation_and_noise_only_is_a_clear_error(tmp_path):
 
 
 # Run as a file, so that spawned workers re-run it as their parent's main script.
-UNGUARDED = """
-import sys
-from w2v.api import build_datamodule
-build_datamodule("data=text", f"data.path={sys.argv[1]}", f"data.cache_dir={sys.argv[2]}", "data.tokenizer.n_process=2",
-                 f"data.tokenizer.spacy_model={sys.argv[3]}", "data.vocab.min_count=1").setup()
-"""
+UNGUARDED = "import sys\n" + BUILD
 GUARDED = "if __name__ == '__main__':\n" + "".join("    " + line + "\n" for line in UNGUARDED.strip().splitlines())
 
 
@@ -87,7 +85,7 @@ def _prepare_on_two_processes(tmp_path, script: str, pipeline: str = "blank:en")
     corpus, path = tmp_path / "lines.txt", tmp_path / "prepare.py"
     corpus.write_text("".join(f"line {i} of a corpus\n" for i in range(2500)))
     path.write_text(script)
-    return subprocess.run([sys.executable, str(path), str(corpus), str(tmp_path / "cache"), pipeline],
+    return subprocess.run([sys.executable, str(path), str(corpus), str(tmp_path / "cache"), pipeline, "2"],
                           capture_output=True, text=True, timeout=180)
 
 
