@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 
@@ -80,14 +82,33 @@ def test_collectives_equal_one_process_doing_both_processes_work(tmp_path):
         assert torch.allclose(bias, (dense[0] + dense[1]) / 2, atol=1e-6)
 
 
-def _ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",)):
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct ports free now: runs started together must not pick the same one."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def _start_ddp_run(tmp_path, planted_corpus, run, overrides=("model.compile=false",), port=None) -> subprocess.Popen:
     # PYTHONFAULTHANDLER: a process that dies in native code still prints its Python stack.
-    return subprocess.run(
+    env = {**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1",
+           "MASTER_PORT": str(port or _free_ports(1)[0])}
+    return subprocess.Popen(
         [sys.executable, "-m", "w2v", "train", "trainer=ddp", "data=text", f"data.path={planted_corpus}", "data.batch_size=500",
-         "data.tokenizer.n_process=1", "data.vocab.min_count=1", *overrides, "trainer.max_epochs=5",
+         "data.tokenizer.n_process=1", "data.vocab.min_count=1", *overrides, "trainer.max_epochs=3",
          "trainer.enable_progress_bar=false", "callbacks.tsne=null", f"hydra.run.dir={run}"],
-        cwd=tmp_path, env={**os.environ, "W2V_CACHE_DIR": str(tmp_path / "cache"), "PYTHONFAULTHANDLER": "1"},
-        capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _failure(done: subprocess.CompletedProcess) -> str:
@@ -99,26 +120,28 @@ def _failure(done: subprocess.CompletedProcess) -> str:
 
 
 def test_ddp_run_on_two_cpu_processes(tmp_path, planted_corpus):
-    run = tmp_path / "run"
-    done = _ddp_run(tmp_path, planted_corpus, run)
+    run, again = tmp_path / "run", tmp_path / "again"
+    # Two runs of the same seed at once (each waits while its second process starts): same vectors.
+    ports = _free_ports(2)
+    started = [_start_ddp_run(tmp_path, planted_corpus, folder, port=port) for folder, port in zip((run, again), ports)]
+    done, done_again = map(_finish, started)
     assert done.returncode == 0, _failure(done)
     logs = done.stdout + done.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs  # two processes, one run directory
-    assert logs.count("Saved vectors") == 1 and logs.count("epoch 4: 24,000 words") == 1  # rank 0 writes; ranks share the corpus
+    assert logs.count("Saved vectors") == 1 and logs.count("epoch 2: 24,000 words") == 1  # rank 0 writes; ranks share the corpus
     assert sorted(p.name for p in run.iterdir() if p.is_file() and not p.name.startswith(".")) == [
         "config.yaml", "last.ckpt", "metrics.json", "train.log", "train_ddp_process_1.log", "vectors.txt", "vocab.tsv"]
     vectors = WordVectors.load_word2vec_format(run / "vectors.txt")
     assert planted_neighbour_share(vectors) >= 0.9
-    again = _ddp_run(tmp_path, planted_corpus, tmp_path / "again")  # same seed, same processes: same vectors
-    assert again.returncode == 0, _failure(again)
-    assert (tmp_path / "again" / "vectors.txt").read_bytes() == (run / "vectors.txt").read_bytes()
+    assert done_again.returncode == 0, _failure(done_again)
+    assert (again / "vectors.txt").read_bytes() == (run / "vectors.txt").read_bytes()
 
 
 def test_ddp_run_of_a_full_softmax_model(tmp_path, planted_corpus):
     # CBOW and Skip-gram train with hand-written gradients, which the processes average
     # (Skip-gram's sparse ones too) before the optimizer's step: every optimizer then steps alike.
     run = tmp_path / "run"
-    done = _ddp_run(tmp_path, planted_corpus, run, ["model=skipgram"])
+    done = _finish(_start_ddp_run(tmp_path, planted_corpus, run, ["model=skipgram"]))
     assert done.returncode == 0, _failure(done)
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stdout + done.stderr
     assert planted_neighbour_share(WordVectors.load_word2vec_format(run / "vectors.txt")) >= 0.9
