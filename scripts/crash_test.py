@@ -23,7 +23,7 @@ kill the script checks that:
 2. vectors.txt, vocab.tsv, metrics.json, config.yaml and last.ckpt, where present, are whole;
 3. `w2v train ckpt_path=last` resumes the killed run to a complete one, or, when it left no
    checkpoint to resume, stops with one `error:` line and no traceback;
-4. a fresh run succeeds.
+4. a fresh run, started with the resumed one, succeeds.
 It prints a line per kill and `K/N clean`, and exits with status 1 on any violation. A kill that
 came too late for its phase (the run ended first) still has its files checked and is counted apart.
 """
@@ -201,10 +201,9 @@ def cache_problems(cache: Path) -> list[str]:
             if entry.is_dir() and not entry.name.startswith(".") and (problem := entry_problem(entry)) is not None]
 
 
-def resume_problems(outputs: Path, killed: Path, cache: Path, workdir: Path) -> list[str]:
-    """`ckpt_path=last` either resumes the killed run to a complete one or says in one line why it cannot."""
+def resume_problems(outputs: Path, killed: Path, status: int, output: str) -> list[str]:
+    """`ckpt_path=last` either resumed the killed run to a complete one or said in one line why it cannot."""
     resumable = (killed / "last.ckpt").is_file() and not (killed / "metrics.json").exists()
-    status, output = finish(start_run(train_command(outputs, "resumed", "ckpt_path=last"), cache, workdir))
     if resumable:
         if status != 0:
             return [f"ckpt_path=last failed (exit {status}): {output.strip().splitlines()[-1][:200] if output.strip() else ''}"]
@@ -222,8 +221,8 @@ def resume_problems(outputs: Path, killed: Path, cache: Path, workdir: Path) -> 
     return []
 
 
-def fresh_problems(outputs: Path, cache: Path, workdir: Path) -> list[str]:
-    status, output = finish(start_run(train_command(outputs, "fresh"), cache, workdir))
+def fresh_problems(outputs: Path, status: int, output: str) -> list[str]:
+    """A fresh run under `outputs` ended well and left whole files."""
     if status != 0:
         return [f"a fresh run failed (exit {status}): {output.strip().splitlines()[-1][:200] if output.strip() else ''}"]
     return file_problems(outputs / "fresh") + (
@@ -255,8 +254,13 @@ def kill_once(phase: str, calibration: Calibration, folder: Path, shared_cache: 
         if not outcome.landed:
             finish(process)
     outcome.violations += cache_problems(cache) + file_problems(killed)
-    outcome.violations += resume_problems(outputs, killed, cache, folder)
-    outcome.violations += cache_problems(cache) + fresh_problems(outputs, cache, folder)
+    # The resumed run and a fresh one start together: they share the cache (and its lock) as two
+    # runs of a sweep would, and a cache entry the kill left absent is built by one of them. The
+    # fresh run's outputs are apart, where `ckpt_path=last` does not look for a run to resume.
+    resumed = start_run(train_command(outputs, "resumed", "ckpt_path=last"), cache, folder)
+    fresh = start_run(train_command(folder / "fresh", "fresh"), cache, folder)
+    outcome.violations += resume_problems(outputs, killed, *finish(resumed))
+    outcome.violations += fresh_problems(folder / "fresh", *finish(fresh)) + cache_problems(cache)
     return outcome
 
 
