@@ -60,27 +60,106 @@ def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, ro
     return used
 
 
+# -log σ(s) is clamped at -log(float32's smallest normal), as `losses.decision_gradients` clamps it.
+_MAX_LOSS = float(-np.log(np.finfo(np.float32).tiny))
+# A running product of the decisions' 1/p is turned into its log before it could overflow float64.
+_FLUSH_PRODUCT = 1e250
+
+
+@njit(inline="always")
+def _row(weight, copies, rows, slots, j):  # pragma: no cover - compiled
+    """Row rows[j] as a shard trains it: its copy copies[slots[j]] where slots[j] >= 0, else weight[rows[j]]."""
+    return copies[slots[j]] if slots[j] >= 0 else weight[rows[j]]
+
+
+@njit(inline="always")
+def _distinct(rows):  # pragma: no cover - compiled
+    """Whether no row of `rows` appears twice."""
+    for j in range(len(rows)):
+        for i in range(j):
+            if rows[i] == rows[j]:
+                return False
+    return True
+
+
 @njit(inline="always", fastmath=True)
-def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr):  # pragma: no cover - compiled
+def _decision_step(score, label, lr):  # pragma: no cover - compiled
+    """One decision's step coefficient lr·(label - σ(s)) and q = 1/p(label) = 1 + exp(±s), from one
+    exp: for label 1, 1 - σ(s) = e/q with e = exp(-s); for label 0, σ(s) = e/q with e = exp(s). The
+    exponent is clamped so that log q never exceeds _MAX_LOSS."""
+    x = -score if label > 0.5 else score
+    e = np.exp(min(x, np.float32(_MAX_LOSS)))
+    q = np.float32(1.0) + e
+    step = np.float32(lr) * e / q
+    return (step if label > 0.5 else -step), q
+
+
+@njit(inline="always", fastmath=True)
+def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, distinct, steps):  # pragma: no cover - compiled
     """word2vec's decisions of input vector v against output rows targets[j], in order, each row
-    read from and moved in out_copies[slots[j]] where slots[j] >= 0, else in w_out: each moves by
-    lr·(label - σ(s))·v at once, and neu (D,) gathers v's step lr·Σ_j (label_j - σ(s_j))·u_j, which
-    the caller adds to the input row(s). Returns the summed loss, -log σ(s) for label 1 and
-    -log(1 - σ(s)) for label 0, clamped as `losses.decision_gradients`."""
-    one, tiny = np.float32(1.0), np.float32(np.finfo(np.float32).tiny)
-    dim, loss = v.shape[0], np.float32(0.0)
-    for j in range(len(targets)):
-        u = out_copies[slots[j]] if slots[j] >= 0 else w_out[targets[j]]
-        score = np.float32(0.0)
+    read from and moved by `_row`: each moves by lr·(label - σ(s))·v at once, and neu (D,) gathers
+    v's step lr·Σ_j (label_j - σ(s_j))·u_j, which the caller adds to the input row(s). Returns the
+    summed loss, -log σ(s) for label 1 and -log(1 - σ(s)) for label 0, clamped as
+    `losses.decision_gradients`, taken as one log of the product of the decisions' 1/p.
+
+    When the targets are `distinct`, no decision moves a row that a later one reads (v moves only
+    after them all), so the scores are taken first, three rows a pass, and the rows then move
+    three a pass: the same steps as one decision after the other, with fewer passes over v and neu.
+    steps (T,) is scratch."""
+    dim, n = v.shape[0], len(targets)
+    product, loss = 1.0, 0.0  # float64: the product of up to T values of 1/p, each at most e^_MAX_LOSS
+    if not distinct:  # a row twice among the targets: its second decision must see its first step
+        for j in range(n):
+            u = _row(w_out, out_copies, targets, slots, j)
+            score = np.float32(0.0)
+            for d in range(dim):
+                score += v[d] * u[d]
+            step, q = _decision_step(score, labels[j], lr)
+            product *= q
+            if product > _FLUSH_PRODUCT:
+                loss, product = loss + np.log(product), 1.0
+            for d in range(dim):
+                neu[d] += step * u[d]
+                u[d] += step * v[d]
+        return np.float32(loss + np.log(product))
+    j = 0
+    while j + 2 < n:
+        u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
+                      _row(w_out, out_copies, targets, slots, j + 2))
+        s0 = s1 = s2 = np.float32(0.0)
         for d in range(dim):
-            score += v[d] * u[d]
-        prob = one / (one + np.exp(-score))
-        loss -= np.log(max(prob if labels[j] > 0.5 else one - prob, tiny))
-        step = np.float32(lr) * (labels[j] - prob)
+            s0 += v[d] * u0[d]
+            s1 += v[d] * u1[d]
+            s2 += v[d] * u2[d]
+        steps[j], steps[j + 1], steps[j + 2] = s0, s1, s2
+        j += 3
+    for j in range(j, n):
+        u0, s0 = _row(w_out, out_copies, targets, slots, j), np.float32(0.0)
         for d in range(dim):
-            neu[d] += step * u[d]
-            u[d] += step * v[d]
-    return loss
+            s0 += v[d] * u0[d]
+        steps[j] = s0
+    for j in range(n):  # scores become steps
+        steps[j], q = _decision_step(steps[j], labels[j], lr)
+        product *= q
+        if product > _FLUSH_PRODUCT:
+            loss, product = loss + np.log(product), 1.0
+    j = 0
+    while j + 2 < n:
+        u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
+                      _row(w_out, out_copies, targets, slots, j + 2))
+        k0, k1, k2 = steps[j], steps[j + 1], steps[j + 2]
+        for d in range(dim):
+            neu[d] += k0 * u0[d] + k1 * u1[d] + k2 * u2[d]
+            u0[d] += k0 * v[d]
+            u1[d] += k1 * v[d]
+            u2[d] += k2 * v[d]
+        j += 3
+    for j in range(j, n):
+        u0, k0 = _row(w_out, out_copies, targets, slots, j), steps[j]
+        for d in range(dim):
+            neu[d] += k0 * u0[d]
+            u0[d] += k0 * v[d]
+    return np.float32(loss + np.log(product))
 
 
 @njit(**_JIT)
@@ -120,7 +199,7 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
         out_used = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out, out_rows[out_base:],
                                 outs)
         ctx_rows, ctx_slots = np.empty(c_max, dtype=np.int64), np.empty(c_max, dtype=np.int64)
-        tgt_slots = np.empty(t_max, dtype=np.int64)
+        tgt_slots, steps = np.empty(t_max, dtype=np.int64), np.empty(t_max, dtype=np.float32)
         neu, hidden = np.empty(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
         for b in range(begin, end):
             t_used = _targets_used(targets[b])
@@ -138,27 +217,28 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                     ctx_slots[c] = slots_in[s, row] if seen_in[s, row] == 2 else -1
                     c += 1
             tg, lb = targets[b, :t_used], labels[b, :t_used]
+            distinct = _distinct(tg)
             if mean_context:
                 hidden[:] = 0.0
                 for c in range(count):
-                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
                     for d in range(dim):
                         hidden[d] += v[d]
                 inv = np.float32(1.0) / np.float32(count)
                 for d in range(dim):
                     hidden[d] *= inv
                 neu[:] = 0.0
-                losses[b] = _decide_and_step(hidden, neu, w_out, outs, tg, tgt_slots, lb, lr)
+                losses[b] = _decide_and_step(hidden, neu, w_out, outs, tg, tgt_slots, lb, lr, distinct, steps)
                 for c in range(count):
-                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
                     for d in range(dim):
                         v[d] += neu[d]
             else:
                 loss = np.float32(0.0)
                 for c in range(count):
-                    v = ins[ctx_slots[c]] if ctx_slots[c] >= 0 else w_in[ctx_rows[c]]
+                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
                     neu[:] = 0.0
-                    loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr)
+                    loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, distinct, steps)
                     for d in range(dim):
                         v[d] += neu[d]
                 losses[b] = loss
