@@ -17,8 +17,8 @@ from w2v.resume import CHECKPOINT_NAME, resolve_checkpoint, resume_overrides
 
 
 def _command(planted_corpus: Path, run_dir: Path, *extra: str) -> list[str]:
-    # Small batches make an epoch long enough (about 1,500 steps) to be interrupted in its middle.
-    return ["train", "data=text", f"data.path={planted_corpus}", "data.batch_size=16",
+    # Small batches: an epoch of 375 steps, long enough to be interrupted in its middle.
+    return ["train", "data=text", f"data.path={planted_corpus}", "data.batch_size=64",
             "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.compile=false", "trainer.max_epochs=2",
             "trainer.enable_progress_bar=false", "callbacks.tsne=null", "callbacks.projector=null",
             f"hydra.run.dir={run_dir}", *extra]
@@ -47,9 +47,9 @@ def uninterrupted_vectors(tmp_path_factory, planted_corpus) -> bytes:
 def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path, planted_corpus, signum,
                                                                           uninterrupted_vectors):
     first, resumed = tmp_path / "first", tmp_path / "resumed"
-    # The signal arrives at the end of batch 700 of the first epoch (of about 1,500), from a callback of
+    # The signal arrives at the end of batch 150 of the first epoch (of 375), from a callback of
     # the run itself: GracefulStop, ahead of it in the list, sees it at the next batch's end.
-    signal_at = ["+callbacks.signal_at._target_=tests.helpers.SignalAtBatch", "+callbacks.signal_at.batch=700",
+    signal_at = ["+callbacks.signal_at._target_=tests.helpers.SignalAtBatch", "+callbacks.signal_at.batch=150",
                  f"+callbacks.signal_at.signum={int(signum)}"]
     done = _run(_command(planted_corpus, first, *signal_at), tmp_path)
     output = done.stdout + done.stderr
@@ -57,14 +57,14 @@ def test_interrupted_run_resumes_to_the_vectors_of_an_uninterrupted_one(tmp_path
     stop = re.search(r"stopped in epoch (\d) after batch (\d+) of (\d+)", output)
     assert stop, output[-3000:]
     epoch, batch, batches = map(int, stop.groups())
-    assert epoch == 0 and batch == 702 and batch < batches  # mid-epoch, at the step the signal came (1-based)
+    assert epoch == 0 and batch == 152 and batch < batches  # mid-epoch, at the step the signal came (1-based)
     assert (first / CHECKPOINT_NAME).is_file() and not (first / "vectors.txt").exists()
 
     # The run directory alone is enough: the resumed run takes the interrupted run's overrides.
     done = _run(["train", f"ckpt_path={first}", f"hydra.run.dir={resumed}"], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"Resuming epoch {epoch} at batch {batch}" in done.stdout + done.stderr
-    assert OmegaConf.load(resumed / "config.yaml").data.batch_size == 16
+    assert OmegaConf.load(resumed / "config.yaml").data.batch_size == 64
     assert OmegaConf.load(resumed / "metrics.json")["epochs"] == 2
     vectors = (resumed / "vectors.txt").read_text().splitlines()
     assert len(vectors) == 1 + int(vectors[0].split()[0]) == 1 + 36
