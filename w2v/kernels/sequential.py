@@ -73,13 +73,13 @@ def _row(weight, copies, rows, slots, j):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _distinct(rows):  # pragma: no cover - compiled
-    """Whether no row of `rows` appears twice."""
-    for j in range(len(rows)):
-        for i in range(j):
-            if rows[i] == rows[j]:
-                return False
-    return True
+def _distinct_run(rows, start):  # pragma: no cover - compiled
+    """The end of the run of rows[start:] in which no row appears twice."""
+    for end in range(start + 1, len(rows)):
+        for i in range(start, end):
+            if rows[i] == rows[end]:
+                return end
+    return len(rows)
 
 
 @njit(inline="always", fastmath=True)
@@ -95,70 +95,61 @@ def _decision_step(score, label, lr):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True)
-def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, distinct, steps):  # pragma: no cover - compiled
+def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, steps):  # pragma: no cover - compiled
     """word2vec's decisions of input vector v against output rows targets[j], in order, each row
     read from and moved by `_row`: each moves by lr·(label - σ(s))·v at once, and neu (D,) gathers
     v's step lr·Σ_j (label_j - σ(s_j))·u_j, which the caller adds to the input row(s). Returns the
     summed loss, -log σ(s) for label 1 and -log(1 - σ(s)) for label 0, clamped as
     `losses.decision_gradients`, taken as one log of the product of the decisions' 1/p.
 
-    When the targets are `distinct`, no decision moves a row that a later one reads (v moves only
-    after them all), so the scores are taken first, three rows a pass, and the rows then move
-    three a pass: the same steps as one decision after the other, with fewer passes over v and neu.
+    Within a run of targets where no row appears twice, no decision moves a row that a later one
+    reads (v moves only after them all), so the run's rows are scored first, three a pass, and
+    then moved three a pass: the same steps as one decision after the other, with fewer passes
+    over v and neu. A row that appears again starts the next run, which sees its first step.
     steps (T,) is scratch."""
     dim, n = v.shape[0], len(targets)
     product, loss = 1.0, 0.0  # float64: the product of up to T values of 1/p, each at most e^_MAX_LOSS
-    if not distinct:  # a row twice among the targets: its second decision must see its first step
-        for j in range(n):
-            u = _row(w_out, out_copies, targets, slots, j)
-            score = np.float32(0.0)
+    start = 0
+    while start < n:
+        end = _distinct_run(targets, start)
+        j = start
+        while j + 2 < end:
+            u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
+                          _row(w_out, out_copies, targets, slots, j + 2))
+            s0 = s1 = s2 = np.float32(0.0)
             for d in range(dim):
-                score += v[d] * u[d]
-            step, q = _decision_step(score, labels[j], lr)
+                s0 += v[d] * u0[d]
+                s1 += v[d] * u1[d]
+                s2 += v[d] * u2[d]
+            steps[j], steps[j + 1], steps[j + 2] = s0, s1, s2
+            j += 3
+        for j in range(j, end):
+            u0, s0 = _row(w_out, out_copies, targets, slots, j), np.float32(0.0)
+            for d in range(dim):
+                s0 += v[d] * u0[d]
+            steps[j] = s0
+        for j in range(start, end):  # scores become steps
+            steps[j], q = _decision_step(steps[j], labels[j], lr)
             product *= q
             if product > _FLUSH_PRODUCT:
                 loss, product = loss + np.log(product), 1.0
+        j = start
+        while j + 2 < end:
+            u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
+                          _row(w_out, out_copies, targets, slots, j + 2))
+            k0, k1, k2 = steps[j], steps[j + 1], steps[j + 2]
             for d in range(dim):
-                neu[d] += step * u[d]
-                u[d] += step * v[d]
-        return np.float32(loss + np.log(product))
-    j = 0
-    while j + 2 < n:
-        u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
-                      _row(w_out, out_copies, targets, slots, j + 2))
-        s0 = s1 = s2 = np.float32(0.0)
-        for d in range(dim):
-            s0 += v[d] * u0[d]
-            s1 += v[d] * u1[d]
-            s2 += v[d] * u2[d]
-        steps[j], steps[j + 1], steps[j + 2] = s0, s1, s2
-        j += 3
-    for j in range(j, n):
-        u0, s0 = _row(w_out, out_copies, targets, slots, j), np.float32(0.0)
-        for d in range(dim):
-            s0 += v[d] * u0[d]
-        steps[j] = s0
-    for j in range(n):  # scores become steps
-        steps[j], q = _decision_step(steps[j], labels[j], lr)
-        product *= q
-        if product > _FLUSH_PRODUCT:
-            loss, product = loss + np.log(product), 1.0
-    j = 0
-    while j + 2 < n:
-        u0, u1, u2 = (_row(w_out, out_copies, targets, slots, j), _row(w_out, out_copies, targets, slots, j + 1),
-                      _row(w_out, out_copies, targets, slots, j + 2))
-        k0, k1, k2 = steps[j], steps[j + 1], steps[j + 2]
-        for d in range(dim):
-            neu[d] += k0 * u0[d] + k1 * u1[d] + k2 * u2[d]
-            u0[d] += k0 * v[d]
-            u1[d] += k1 * v[d]
-            u2[d] += k2 * v[d]
-        j += 3
-    for j in range(j, n):
-        u0, k0 = _row(w_out, out_copies, targets, slots, j), steps[j]
-        for d in range(dim):
-            neu[d] += k0 * u0[d]
-            u0[d] += k0 * v[d]
+                neu[d] += k0 * u0[d] + k1 * u1[d] + k2 * u2[d]
+                u0[d] += k0 * v[d]
+                u1[d] += k1 * v[d]
+                u2[d] += k2 * v[d]
+            j += 3
+        for j in range(j, end):
+            u0, k0 = _row(w_out, out_copies, targets, slots, j), steps[j]
+            for d in range(dim):
+                neu[d] += k0 * u0[d]
+                u0[d] += k0 * v[d]
+        start = end
     return np.float32(loss + np.log(product))
 
 
@@ -217,8 +208,7 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                     ctx_slots[c] = slots_in[s, row] if seen_in[s, row] == 2 else -1
                     c += 1
             tg, lb = targets[b, :t_used], labels[b, :t_used]
-            distinct = _distinct(tg)
-            if mean_context:
+            if mean_context:  # CBOW's one input vector: the mean of the context rows
                 hidden[:] = 0.0
                 for c in range(count):
                     v = _row(w_in, ins, ctx_rows, ctx_slots, c)
@@ -227,21 +217,16 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                 inv = np.float32(1.0) / np.float32(count)
                 for d in range(dim):
                     hidden[d] *= inv
+            loss = np.float32(0.0)
+            for i in range(1 if mean_context else count):  # one call site: the step is compiled once
+                v = hidden if mean_context else _row(w_in, ins, ctx_rows, ctx_slots, i)
                 neu[:] = 0.0
-                losses[b] = _decide_and_step(hidden, neu, w_out, outs, tg, tgt_slots, lb, lr, distinct, steps)
-                for c in range(count):
-                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
+                loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, steps)
+                for c in range(count if mean_context else 1):  # every context row takes the mean's whole step
+                    row = _row(w_in, ins, ctx_rows, ctx_slots, c) if mean_context else v
                     for d in range(dim):
-                        v[d] += neu[d]
-            else:
-                loss = np.float32(0.0)
-                for c in range(count):
-                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
-                    neu[:] = 0.0
-                    loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, distinct, steps)
-                    for d in range(dim):
-                        v[d] += neu[d]
-                losses[b] = loss
+                        row[d] += neu[d]
+            losses[b] = loss
         for i in range(in_used):  # copies become changes; no shard moves a shared row in place
             ins[i, :] -= w_in[in_rows[in_base + i]]
         for i in range(out_used):
