@@ -23,7 +23,13 @@ from numba import njit, prange
 
 # fastmath lets LLVM reorder the dot products' sums into SIMD lanes; the results differ from
 # PyTorch's in the last bits only. cache=True keeps the compiled code between runs.
-_JIT = {"parallel": True, "fastmath": True, "cache": True, "nogil": True}
+def _jit() -> dict:
+    """The kernels' Numba options. Only `prange` loops run in parallel: Numba's other parallel
+    rewrites (allocations and array expressions as parallel loops) each add seconds of compile
+    time and gain nothing here. A new dict for each kernel, as Numba empties the one it is given."""
+    parallel = dict.fromkeys(("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil", "fusion"),
+                             False)
+    return {"parallel": {**parallel, "prange": True}, "fastmath": True, "cache": True, "nogil": True}
 
 
 @njit(inline="always", fastmath=True)
@@ -87,6 +93,13 @@ def _targets_used(tg):  # pragma: no cover - compiled
     return t
 
 
+@njit(inline="always")
+def _zero(a):  # pragma: no cover - compiled
+    """a[:] = 0 for a 1-D array, as a loop: a slice assignment costs Numba seconds of compile time."""
+    for d in range(a.shape[0]):
+        a[d] = 0.0
+
+
 @njit(inline="always", fastmath=True)
 def _squared_norm(v):  # pragma: no cover - compiled
     acc = np.float32(0.0)
@@ -109,7 +122,7 @@ def _pair_starts(contexts):  # pragma: no cover - compiled
     return first
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def skipgram_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: no cover - compiled
     """Skip-gram's gradients of the summed decision loss of each window, and Gauss-Newton curvatures,
     as `losses.decision_gradients`: every context word's input vector makes the window's decisions.
@@ -141,8 +154,9 @@ def skipgram_decision_gradients(w_in, w_out, contexts, targets, labels):  # prag
         slopes = np.empty(t_used, dtype=np.float32)
         for j in range(t_used):
             tgt_sq[j] = _squared_norm(w_out[tg[j]])
-        curv_tgt[b, :] = 0.0
-        grad_tgt[b, t_used:, :] = 0.0
+        _zero(curv_tgt[b])
+        for j in range(t_used, t_max):
+            _zero(grad_tgt[b, j])
         window_loss = np.float32(0.0)
         i = first[b]
         for c in range(c_max):
@@ -160,13 +174,13 @@ def skipgram_decision_gradients(w_in, w_out, contexts, targets, labels):  # prag
                 curv_tgt[b, j] += slopes[j] * v_sq
             curv_ctx[i] = curv
             g = grad_ctx[i]
-            g[:] = 0.0
+            _zero(g)
             _combine(g, w_out, tg, coeff)
             i += 1
         losses[b] = window_loss
         for j in range(t_used):  # grad_target[j] = Σ_c coeff[c, j] · v_c
             gt = grad_tgt[b, j]
-            gt[:] = 0.0
+            _zero(gt)
             for i in range(first[b], first[b + 1]):
                 k, v = coeffs[i, j], w_in[ctx_rows[i]]
                 for d in range(dim):
@@ -174,7 +188,7 @@ def skipgram_decision_gradients(w_in, w_out, contexts, targets, labels):  # prag
     return ctx_rows, grad_ctx, curv_ctx, grad_tgt, curv_tgt, losses
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: no cover - compiled
     """CBOW's update of each window's decisions, and Gauss-Newton curvatures: the mean h of the valid
     context words' input vectors makes the window's decisions (as `losses.decision_gradients` with h
@@ -202,8 +216,8 @@ def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: 
     losses = np.zeros(n, dtype=np.float32)
     for b in prange(n):
         h, g = hidden[b], grad_hidden[b]  # (D,), (D,)
-        h[:] = 0.0
-        g[:] = 0.0
+        _zero(h)
+        _zero(g)
         if first[b + 1] == first[b]:
             continue
         i = first[b]
@@ -235,7 +249,7 @@ def cbow_decision_gradients(w_in, w_out, contexts, targets, labels):  # pragma: 
     return ctx_rows, ctx_windows, grad_hidden, curv_ctx, hidden, coeffs, curv_tgt, losses
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def damped_row_update(weight, rows, sources, scales, grads, curvature, lr, parts):  # pragma: no cover - compiled
     """weight[r] -= lr * G_r / (1 + lr * H_r) in place, as `binary_output.damped_row_update`: entry i
     adds scales[i] · grads[sources[i]] to G of row rows[i] and curvature[i] to its H.
@@ -291,7 +305,9 @@ def _catch_up_row(w, m, v, start, upto, touched, lr_history, beta1, beta2, eps):
             moving = True
             break
     if moving and moves > 0:
-        root, total = np.sqrt(v), np.zeros_like(w)  # (D,), (D,) in the row's precision
+        root, total = np.empty_like(v), np.zeros_like(w)  # (D,), (D,) in the row's precision
+        for d in range(len(v)):
+            root[d] = np.sqrt(v[d])
         # the step's two factors and eps in that precision too: float32 arithmetic runs in twice the lanes
         factors = np.empty(3, dtype=w.dtype)
         factors[2] = eps
@@ -316,7 +332,7 @@ def _catch_up_row(w, m, v, start, upto, touched, lr_history, beta1, beta2, eps):
         v[d] *= decay2
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def adam_catch_up(param, exp_avg, exp_avg_sq, last, touched, rows, upto, lr_history, beta1, beta2, eps):  # pragma: no cover - compiled
     """Adam's zero-gradient steps last[r]+1 .. upto for each row r of `rows` (distinct), in place
     (`_catch_up_row`); last[r] becomes upto.
@@ -329,7 +345,7 @@ def adam_catch_up(param, exp_avg, exp_avg_sq, last, touched, rows, upto, lr_hist
             last[r] = upto
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def adam_step_rows(param, exp_avg, exp_avg_sq, last, touched, rows, grads, step, lr, lr_history, beta1, beta2, eps,
                    expiring):  # pragma: no cover - compiled
     """DeferredAdam's step `step` of a sparse gradient, in place, as `deferred_adam.step_rows`: each of

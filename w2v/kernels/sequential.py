@@ -21,10 +21,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from w2v.kernels.cpu import _JIT, _owner, _pair_starts, _targets_used
+from w2v.kernels.cpu import _jit, _owner, _zero, _pair_starts, _targets_used
+
+# The helpers off the hot path are inlined by LLVM (forceinline), those on it in Numba's IR
+# (inline="always"): each IR inlining costs Numba's parallel-loop passes seconds of compile time,
+# while the decisions' code, inlined in the IR of the prange loop, gets that loop's no-alias
+# guarantee on its arrays, which LLVM needs to vectorize it (LLVM-inlined, it runs slower).
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _shared(seen, shard, row):  # pragma: no cover - compiled
     """Whether a shard other than `shard` touches `row` (seen (S, V): 1 where shard s touches row r)."""
     for other in range(seen.shape[0]):
@@ -33,7 +38,7 @@ def _shared(seen, shard, row):  # pragma: no cover - compiled
     return False
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _mark(seen, windows, begin, end, shard):  # pragma: no cover - compiled
     """seen[shard, r] = 1 for every row r of windows[begin:end] (-1: none)."""
     for b in range(begin, end):
@@ -42,7 +47,7 @@ def _mark(seen, windows, begin, end, shard):  # pragma: no cover - compiled
                 seen[shard, windows[b, k]] = 1
 
 
-@njit(inline="always")
+@njit(forceinline=True)
 def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, rows, copies):  # pragma: no cover - compiled
     """Gives each row of windows[begin:end] that other shards touch too (every row with `all_shared`)
     a copy of its own: rows[i] and copies[i] (from `weight`), slots[shard, row] = i, and
@@ -55,7 +60,9 @@ def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, ro
                 seen[shard, row] = 2  # other shards read only whether it is 0
                 slots[shard, row] = used
                 rows[used] = row
-                copies[used, :] = weight[row]
+                copy, source = copies[used], weight[row]
+                for d in range(copy.shape[0]):
+                    copy[d] = source[d]
                 used += 1
     return used
 
@@ -153,7 +160,7 @@ def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, step
     return np.float32(loss + np.log(product))
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context, all_shared):  # pragma: no cover - compiled
     """word2vec's SGD over a batch in `shards` runs of windows, trained at once.
 
@@ -209,7 +216,7 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                     c += 1
             tg, lb = targets[b, :t_used], labels[b, :t_used]
             if mean_context:  # CBOW's one input vector: the mean of the context rows
-                hidden[:] = 0.0
+                _zero(hidden)
                 for c in range(count):
                     v = _row(w_in, ins, ctx_rows, ctx_slots, c)
                     for d in range(dim):
@@ -220,7 +227,7 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
             loss = np.float32(0.0)
             for i in range(1 if mean_context else count):  # one call site: the step is compiled once
                 v = hidden if mean_context else _row(w_in, ins, ctx_rows, ctx_slots, i)
-                neu[:] = 0.0
+                _zero(neu)
                 loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, steps)
                 for c in range(count if mean_context else 1):  # every context row takes the mean's whole step
                     row = _row(w_in, ins, ctx_rows, ctx_slots, c) if mean_context else v
@@ -228,13 +235,17 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                         row[d] += neu[d]
             losses[b] = loss
         for i in range(in_used):  # copies become changes; no shard moves a shared row in place
-            ins[i, :] -= w_in[in_rows[in_base + i]]
+            change, source = ins[i], w_in[in_rows[in_base + i]]
+            for d in range(dim):
+                change[d] -= source[d]
         for i in range(out_used):
-            outs[i, :] -= w_out[out_rows[out_base + i]]
+            change, source = outs[i], w_out[out_rows[out_base + i]]
+            for d in range(dim):
+                change[d] -= source[d]
     return in_rows, in_copies, out_rows, out_copies, losses
 
 
-@njit(**_JIT)
+@njit(**_jit())
 def add_row_deltas(weight, rows, deltas, parts):  # pragma: no cover - compiled
     """weight[rows[i]] += deltas[i] for every entry whose row is not -1, in place, each row's
     changes added in entry order; weight (V, D) float32, rows (R,) int64, deltas (R, D). `parts` the
