@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 
 from tests.conftest import compose_config
 from w2v.errors import ConfigError
-from w2v.training import train
+from w2v.training import composition_error, train
 
 
 @pytest.mark.parametrize("override, match", [
@@ -44,6 +44,31 @@ def test_setting_of_another_architecture_is_named(make_cfg):
 def test_unknown_model_name_lists_the_choices():
     with pytest.raises(ConfigCompositionException, match="model/transformer"):
         compose_config(["model=transformer"])
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["model=transformer"], "In 'config': Could not find 'model/transformer'; available options in 'model': cbow, sgns, "
+                            "skipgram (`w2v train --help` lists every config group and key)"),
+    (["model=skipgram", "model.compile=false"],  # a setting of the SGD output layers only
+     "Could not override 'model.compile'; to append to your config use +model.compile=false; key 'compile' is not in "
+     "struct (`w2v train --help` lists every config group and key)"),
+    (["model/output=hs"], "In 'model/skipgram': Could not find 'model/output/hs'; available options in 'model/output': "
+                          "hierarchical, negative, softmax (`w2v train --help` lists every config group and key)"),
+])
+def test_what_hydra_cannot_compose_is_one_line(args, expected):
+    assert composition_error(args) == expected
+
+
+@pytest.mark.parametrize("args", [["model=cbow", "model.window=2"], ["-m", "model=cbow,sgns"], ["--help"],
+                                  ["hydra.run.dir=elsewhere", "+model.new_key=1"]])
+def test_what_hydra_checks_itself_is_left_to_it(args):
+    """Sweeps, flags and Hydra's own settings; an added key is the model's check (test_bad_settings...)."""
+    assert composition_error(args) is None
+
+
+def test_an_unreadable_override_is_named():
+    problem = composition_error(["model.window=[1"])
+    assert problem.startswith("cannot read the override 'model.window=[1': ") and "\n" not in problem
 
 
 @pytest.mark.parametrize("content, match", [
