@@ -36,12 +36,9 @@ class Run:
 
 def compose_config(*overrides: str) -> DictConfig:
     """The config `w2v-train OVERRIDES...` trains with (Hydra's own settings left out)."""
-    from hydra import compose, initialize_config_dir
+    from w2v.training import compose_config as compose
 
-    from w2v import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose(*overrides)
 
 
 def build_model(vocab, *overrides: str):

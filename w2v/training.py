@@ -281,6 +281,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return value
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `w2v-train OVERRIDES...` trains with (Hydra's own settings left out)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 def _one_line(err: Exception) -> str:
     """Hydra's composition error (a few lines, then its config search path) as one line: its lines
     joined, a list after a line ending in ':' given inline, and OmegaConf's reason added."""
@@ -310,8 +318,6 @@ def composition_error(args: list[str]) -> str | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
-
-    from w2v.api import compose_config
 
     if any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in args):
         return None
