@@ -67,6 +67,15 @@ def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, ro
     return used
 
 
+@njit(forceinline=True)
+def _copies_to_changes(copies, rows, weight, used):  # pragma: no cover - compiled
+    """copies[i] -= weight[rows[i]] for the first `used` entries: a trained copy becomes its row's change."""
+    for i in range(used):
+        change, source = copies[i], weight[rows[i]]
+        for d in range(change.shape[0]):
+            change[d] -= source[d]
+
+
 # -log σ(s) is clamped at -log(float32's smallest normal), as `losses.decision_gradients` clamps it.
 _MAX_LOSS = float(-np.log(np.finfo(np.float32).tiny))
 # A running product of the decisions' 1/p is turned into its log before it could overflow float64.
@@ -234,14 +243,8 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
                     for d in range(dim):
                         row[d] += neu[d]
             losses[b] = loss
-        for i in range(in_used):  # copies become changes; no shard moves a shared row in place
-            change, source = ins[i], w_in[in_rows[in_base + i]]
-            for d in range(dim):
-                change[d] -= source[d]
-        for i in range(out_used):
-            change, source = outs[i], w_out[out_rows[out_base + i]]
-            for d in range(dim):
-                change[d] -= source[d]
+        _copies_to_changes(ins, in_rows[in_base:], w_in, in_used)  # no shard moves a shared row in place
+        _copies_to_changes(outs, out_rows[out_base:], w_out, out_used)
     return in_rows, in_copies, out_rows, out_copies, losses
 
 
