@@ -131,7 +131,9 @@ def _full_softmax_batches(dm, window, batch_size, n_batches, epoch=0):
 
     sampler = WindowSampler(dm.vocab.counts, SamplerSettings(window=window, shrink_window=False))
     batches = []
-    for i, batch in enumerate(EpochBatches(dm.corpus, sampler, batch_size, True, 0, progress=lambda: (epoch, 0))):
+    # positions shuffled over the block: what data.shuffle_unit=auto gives the full softmax's Adam
+    stream = EpochBatches(dm.corpus, sampler, batch_size, True, 0, progress=lambda: (epoch, 0), shuffle_unit="position")
+    for i, batch in enumerate(stream):
         if i == n_batches:
             break
         batches.append(batch)

@@ -27,6 +27,7 @@ from w2v.training import composition_error, train
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
     ("data.block_tokens=0", "data.block_tokens=0 must be a positive integer"),
+    ("data.shuffle_unit=sentence", "data.shuffle_unit='sentence' is unknown; use auto"),
 ])
 def test_bad_settings_fail_before_any_work(make_cfg, tmp_path, override, match):
     overrides = override.split() + (["data/vocab=notebook"] if "max_size" in override else [])

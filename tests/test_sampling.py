@@ -7,7 +7,7 @@ import torch
 from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
-from w2v.data.datamodule import EpochBatches
+from w2v.data.datamodule import SHUFFLE_UNITS, EpochBatches, block_order
 from w2v.data.sampling import (SUBSAMPLE_RULES, NoiseTable, SamplerSettings, WindowSampler, keep_probabilities,
                               noise_distribution)
 from w2v.errors import ConfigError
@@ -72,10 +72,35 @@ def test_windows_match_naive_loop():
     assert dropped > 0  # subsampling took part
 
 
-def _loader(corpus, settings, batch_size, seed=1, epoch=0, rank=0, world=1):
+def _loader(corpus, settings, batch_size, seed=1, epoch=0, rank=0, world=1, unit="document"):
     sampler = WindowSampler(corpus.vocab.counts, settings)
     return EpochBatches(corpus, sampler, batch_size=batch_size, shuffle=True, seed=seed, progress=lambda: (epoch, 0),
-                        rank=rank, world_size=world)
+                        rank=rank, world_size=world, shuffle_unit=unit)
+
+
+def test_document_order_keeps_each_document_whole_and_in_order():
+    offsets = np.array([0, 3, 4, 9, 15, 17, 30])
+    docs = [list(range(a, b)) for a, b in zip(offsets[:-1], offsets[1:])]
+    seen = set()
+    for seed in range(20):
+        order = block_order(offsets, np.random.default_rng(seed), True, "document").tolist()
+        runs, at = [], 0
+        while at < len(order):  # cut the order into runs that each start a document
+            doc = next(d for d in docs if d[0] == order[at])
+            runs.append(order[at:at + len(doc)])
+            at += len(doc)
+        assert sorted(map(tuple, runs)) == sorted(map(tuple, docs))  # every document whole, in its own order
+        seen.add(tuple(r[0] for r in runs))
+    assert len(seen) > 10  # the documents' order is drawn
+
+
+def test_position_order_and_no_shuffle():
+    offsets = np.array([0, 5, 12])
+    expected = np.arange(12, dtype=np.int32)
+    np.random.default_rng(4).shuffle(expected)  # the draw runs saved before data.shuffle_unit made
+    assert np.array_equal(block_order(offsets, np.random.default_rng(4), True, "position"), expected)
+    for unit in SHUFFLE_UNITS:
+        assert block_order(offsets, np.random.default_rng(4), False, unit).tolist() == list(range(12))
 
 
 def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
@@ -94,12 +119,14 @@ def test_skipgram_pairs_of_an_epoch_are_all_in_window_pairs():
     assert len(batches) == 4 and sum(b["n_tokens"] for b in batches) == len(corpus)
 
 
-def test_an_epoch_over_blocks_visits_every_token_once():
+@pytest.mark.parametrize("unit", SHUFFLE_UNITS)
+def test_an_epoch_over_blocks_visits_every_token_once(unit):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 30, 1000)
     corpus = _tokens_corpus([f"w{i}" for i in range(30)], ids, [0, 130, 600, 1000], block_tokens=64)
     assert corpus.n_blocks == 16
-    centers = np.concatenate([b["centers"].numpy() for b in _loader(corpus, SamplerSettings(window=3), batch_size=10)])
+    batches = _loader(corpus, SamplerSettings(window=3), batch_size=10, unit=unit)
+    centers = np.concatenate([b["centers"].numpy() for b in batches])
     assert np.array_equal(np.sort(centers), np.sort(corpus.lookup[ids]))
 
 
@@ -211,3 +238,24 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
         assert b["noise"].shape == (len(b["centers"]), 3) and b["mask"].any(1).all()
     again = list(_loader(corpus, SamplerSettings(window=2, negatives=3), batch_size=4))
     assert all(torch.equal(a["noise"], b["noise"]) for a, b in zip(batches, again))  # drawn from the batch's seed
+
+
+@pytest.mark.parametrize("overrides, unit", [
+    (["model=sgns"], "document"),  # plain SGD's step
+    (["model=cbow", "model/output=hierarchical"], "document"),
+    (["model=sgns", "model/optimizer=adam"], "position"),  # Adam's batch gradient
+    (["model=cbow"], "position"),  # the full softmax's Adam
+    (["model=cbow", "data.shuffle_unit=document"], "document"),  # the user's choice over the model's
+    (["model=sgns", "data.shuffle_unit=position"], "position"),
+])
+def test_auto_shuffle_unit_is_the_models(tmp_path, planted_corpus, overrides, unit):
+    from types import SimpleNamespace
+
+    from w2v.api import build_datamodule, build_model
+
+    dm = build_datamodule("data=text", f"data.path={planted_corpus}", f"data.cache_dir={tmp_path / 'cache'}",
+                          "data.tokenizer.n_process=1", *overrides)
+    dm.setup()
+    model = build_model(dm.vocab, *overrides)
+    dm.trainer = SimpleNamespace(lightning_module=model, global_rank=0, world_size=1)
+    assert dm.train_dataloader().shuffle_unit == unit

@@ -224,3 +224,12 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
     assert _as_composed_now(before_rules, now) == {**before_rules, "model.update_rule": "damped",
                                                    "model.update_shards": 2}
     assert _as_composed_now(old_sgns, now)["model.update_rule"] == "damped"
+    # Runs saved before data.shuffle_unit shuffled positions, which auto still does but for plain
+    # SGD's step (and which only w2v's batching shuffles).
+    sgd = {"model.output": "negative", "model.optimizer._target_": "torch.optim.SGD", "model.optimizer.lr": 0.025}
+    adam = {**sgd, "model.optimizer._target_": "w2v.optim.DeferredAdam"}
+    data_now = {"data.batching": "centers", "data.shuffle_unit": "auto"}
+    assert _as_composed_now({**sgd, "data.batching": "centers"}, data_now)["data.shuffle_unit"] == "position"
+    assert _as_composed_now({**adam, "data.batching": "centers"}, data_now)["data.shuffle_unit"] == "auto"
+    assert _as_composed_now({**sgd, "data.batching": "examples"}, data_now)["data.shuffle_unit"] == "auto"
+    assert _as_composed_now(data_now, data_now) == data_now

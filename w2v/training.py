@@ -27,6 +27,7 @@ from w2v.checkpoints import SafeCheckpointIO, check_checkpoint_fits, parameter_s
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.models import Architecture
+from w2v.optim import plain_sgd
 from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
 from w2v.runs import experiment_hparams, flat_settings, override_key, run_name, swept_keys
 
@@ -106,7 +107,8 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     """A saved run's model settings as today's config names them: runs saved before the output layer
     was its own choice name SGNS's class, and no `model.output`; runs of negative sampling or
     hierarchical softmax saved before `model.update_rule` trained by the damped rule (whose shard
-    count, `current`'s, does not matter)."""
+    count, `current`'s, does not matter); runs saved before `data.shuffle_unit` shuffled positions
+    (which only w2v's batching, data.batching=centers, shuffles)."""
     if "model.output" not in settings and "model._target_" in settings:
         sgns = settings["model._target_"] == "w2v.models.SGNS"
         settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
@@ -114,6 +116,15 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     if settings.get("model.output") in ("negative", "hierarchical") and "model.update_rule" not in settings:
         settings = {**settings, "model.update_rule": "damped",
                     "model.update_shards": (current or {}).get("model.update_shards")}
+    if "data.shuffle_unit" not in settings and any(key.startswith("data.") for key in settings):
+        optimizer = {key.removeprefix("model.optimizer."): value for key, value in settings.items()
+                     if key.startswith("model.optimizer.")}
+        documents_now = (settings.get("model.output") in ("negative", "hierarchical") and "_target_" in optimizer
+                         and plain_sgd(optimizer))
+        centers = settings.get("data.batching", "centers") == "centers"
+        # auto now shuffles documents for plain SGD's step: resuming such a run must say so
+        unit = "position" if centers and documents_now else (current or {}).get("data.shuffle_unit", "auto")
+        settings = {**settings, "data.shuffle_unit": unit}
     return settings
 
 

@@ -34,6 +34,9 @@ from w2v.kernels.device_sampling import block_chunks
 log = logging.getLogger(__name__)
 _DONE = object()  # end-of-epoch marker in the batch queue
 BATCHINGS = ("centers", "examples")
+# What w2v's batching (data.batching=centers) shuffles within a block each epoch (`block_order`);
+# auto: what the model trains best on (`SamplerSettings.shuffle_unit`).
+SHUFFLE_UNITS = ("auto", "document", "position")
 
 
 class BatchStream(IterableDataset, ABC):
@@ -124,6 +127,26 @@ def block_schedule(seed: int, epoch: int, block_batches: np.ndarray, shuffle: bo
     return blocks, np.concatenate([[0], np.cumsum(block_batches[blocks])])
 
 
+def block_order(offsets: np.ndarray, rng: np.random.Generator, shuffle: bool, unit: str) -> np.ndarray:
+    """(n,) int32 the order in which an epoch visits a block's positions, given its document offsets (m + 1,).
+
+    document: the documents in random order, each document's positions in order, as word2vec reads
+    them. Consecutive centers share most of their context rows, which stay in the processor's
+    cache, and the sampler's lookups run along memory instead of jumping across the block.
+    position: the positions in random order, every batch a sample drawn from the whole block.
+    """
+    n = int(offsets[-1])
+    if not shuffle or unit == "position":
+        order = np.arange(n, dtype=np.int32)
+        if shuffle:
+            rng.shuffle(order)
+        return order
+    lengths = np.diff(offsets)  # (m,)
+    docs = rng.permutation(len(lengths))  # (m,)
+    placed_at = np.cumsum(lengths[docs]) - lengths[docs]  # (m,) where each document starts in the order
+    return (np.repeat(offsets[:-1][docs] - placed_at, lengths[docs]) + np.arange(n)).astype(np.int32)
+
+
 def _as_tensor(value):
     """A batch's NumPy arrays as tensors, int64 or bool; anything else as it is."""
     if not isinstance(value, np.ndarray):
@@ -132,17 +155,20 @@ def _as_tensor(value):
 
 
 class EpochBatches(BatchStream):
-    """w2v's batching: the corpus's blocks in (shuffled) order, each block's positions in (shuffled)
-    order, `batch_size` center positions a batch, each with its window, drawn afresh every epoch.
+    """w2v's batching: the corpus's blocks in (shuffled) order, each block's positions in the order
+    `block_order` draws (`shuffle_unit`), `batch_size` center positions a batch, each with its
+    window, drawn afresh every epoch.
 
     The batch count is fixed (every position is visited), so the progress bar and the linear
     learning-rate decay know the length of an epoch; subsampling only thins each batch.
     """
 
     def __init__(self, corpus: Corpus, sampler: WindowSampler, batch_size: int, shuffle: bool, seed: int,
-                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
+                 progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1, *,
+                 shuffle_unit: str):
         super().__init__(seed, progress, rank, world_size)
         self.corpus, self.sampler, self.batch_size, self.shuffle = corpus, sampler, batch_size, shuffle
+        self.shuffle_unit = shuffle_unit
         self.block_batches = -(-corpus.block_sizes // batch_size)  # (n_blocks,) batches of each block
 
     def total_batches(self) -> int:
@@ -158,10 +184,7 @@ class EpochBatches(BatchStream):
                 block_rng = np.random.default_rng([self.seed, epoch, 1, int(blocks[k])])
                 ids, offsets = self.corpus.block(int(blocks[k]))
                 self.sampler.start_block(ids, offsets, block_rng)
-                order = np.arange(len(ids), dtype=np.int32)
-                if self.shuffle:
-                    block_rng.shuffle(order)
-                loaded.update(k=k, order=order)
+                loaded.update(k=k, order=block_order(offsets, block_rng, self.shuffle, self.shuffle_unit))
             j = index - first[k]
             positions = loaded["order"][j * self.batch_size : (j + 1) * self.batch_size]
             return self.sampler.batch(positions, np.random.default_rng([self.seed, epoch, 0, index])), len(positions)
@@ -254,7 +277,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
     name = "corpus"
 
     def __init__(self, *, cache_dir: str, batch_size: int, max_docs: int | None, shuffle: bool, seed: int,
-                 tokenizer: dict, vocab: dict, block_tokens: int, batching: str):
+                 tokenizer: dict, vocab: dict, block_tokens: int, batching: str, shuffle_unit: str = "auto"):
         """Every setting comes from the data config (conf/data/), the one place defaults are written;
         `w2v.api.build_datamodule(*overrides)` builds one from it."""
         super().__init__()
@@ -262,6 +285,9 @@ class CorpusDataModule(L.LightningDataModule, ABC):
             raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a batch)")
         if batching not in BATCHINGS:
             raise ConfigError(f"data.batching={batching!r} is unknown; use centers (w2v's) or examples (the notebooks')")
+        if shuffle_unit not in SHUFFLE_UNITS:
+            raise ConfigError(f"data.shuffle_unit={shuffle_unit!r} is unknown; use auto (the model's), document "
+                              "(each document's positions in order, as word2vec reads them) or position")
         if max_docs is not None and max_docs < 1:
             raise ConfigError(f"data.max_docs={max_docs} must be a positive count, or null for the whole corpus")
         tokenizer = dict(tokenizer)
@@ -271,7 +297,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         check_vocab_settings(**self.vocab_settings)
         self.cache_dir, self.batch_size, self.max_docs, self.shuffle, self.seed = cache_dir, batch_size, max_docs, shuffle, seed
         Corpus.check_block_tokens(block_tokens)  # before any heavy work
-        self.block_tokens, self.batching = block_tokens, batching
+        self.block_tokens, self.batching, self.shuffle_unit = block_tokens, batching, shuffle_unit
         self.vocab: Vocabulary | None = None
         self.corpus: Corpus | None = None
         self._tokens: TokenizedCorpus | None = None
@@ -338,7 +364,9 @@ class CorpusDataModule(L.LightningDataModule, ABC):
                                 progress, **shard)
         if self.batching == "centers":
             sampler = WindowSampler(self.vocab.counts, settings)
-            return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress, **shard)
+            unit = settings.shuffle_unit if self.shuffle_unit == "auto" else self.shuffle_unit
+            return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress, **shard,
+                                shuffle_unit=unit)
         ids, _ = self.corpus.all_ids()  # one stream: the notebooks' contexts cross documents
         examples = draw_examples(ids, self.vocab.counts, settings, settings.pairs, np.random.default_rng([self.seed, 2]))
         log.info("%s training examples (%s), drawn once from a stream of %s tokens", f"{len(examples):,}",

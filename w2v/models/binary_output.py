@@ -22,11 +22,12 @@ other optimizer trains through autograd on the same loss (`losses.decision_loss`
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from w2v.data.sampling import SamplerSettings
 from w2v.distributed import gather_row_updates
 from w2v.errors import ConfigError
 from w2v.kernels import cpu as cpu_kernels
@@ -132,6 +133,13 @@ class BinaryOutputModule(Word2VecModule):
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
         # optimizer (or SGD with momentum, weight decay...) trains through autograd.
         self.automatic_optimization = not plain_sgd(self.hparams.optimizer)
+
+    def sampler_settings(self) -> SamplerSettings:
+        # Plain SGD's step takes a batch's windows one after the other (or sums their steps, damped):
+        # documents read in order train as well, and faster (docs/design.md). Adam's batch gradient
+        # trains better on positions drawn over the whole block.
+        unit = "position" if self.automatic_optimization else "document"
+        return replace(super().sampler_settings(), shuffle_unit=unit)
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
