@@ -106,5 +106,15 @@ def test_resuming_with_other_model_settings_is_a_clear_error(make_cfg, tmp_path)
     run.mkdir()
     OmegaConf.save(make_cfg(), run / "config.yaml", resolve=True)
     check_resumable(make_cfg(["trainer.max_epochs=4"]), run / CHECKPOINT_NAME)  # training longer is fine
-    with pytest.raises(ConfigError, match=r"its run had model.window=5, this one 3; resume with the same"):
+    with pytest.raises(ConfigError, match=r"its run had model.window=5, this one model.window=3; resume with "
+                                          r"model.window=5, or start"):
         check_resumable(make_cfg(["model.window=3"]), run / CHECKPOINT_NAME)
+    # A run saved before data.shuffle_unit (it shuffled positions): every difference and its fix in one line.
+    saved = make_cfg()
+    del saved.data.shuffle_unit
+    OmegaConf.save(saved, run / "config.yaml", resolve=True)
+    with pytest.raises(ConfigError, match=r"its run had data.shuffle_unit='position', model.window=5, this one "
+                                          r"data.shuffle_unit='auto', model.window=3; resume with "
+                                          r"data.shuffle_unit=position model.window=5, or start") as err:
+        check_resumable(make_cfg(["model.window=3"]), run / CHECKPOINT_NAME)
+    assert "\n" not in str(err.value)

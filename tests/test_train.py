@@ -231,5 +231,8 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
     data_now = {"data.batching": "centers", "data.shuffle_unit": "auto"}
     assert _as_composed_now({**sgd, "data.batching": "centers"}, data_now)["data.shuffle_unit"] == "position"
     assert _as_composed_now({**adam, "data.batching": "centers"}, data_now)["data.shuffle_unit"] == "auto"
+    # and took batches of 4,096, which auto still gives Adam's models
+    assert _as_composed_now({**adam, "data.batch_size": 4096}, data_now)["data.batch_size"] == "auto"
+    assert _as_composed_now({**sgd, "data.batch_size": 4096}, data_now)["data.batch_size"] == 4096
     assert _as_composed_now({**sgd, "data.batching": "examples"}, data_now)["data.shuffle_unit"] == "auto"
     assert _as_composed_now(data_now, data_now) == data_now

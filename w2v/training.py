@@ -107,8 +107,9 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     """A saved run's model settings as today's config names them: runs saved before the output layer
     was its own choice name SGNS's class, and no `model.output`; runs of negative sampling or
     hierarchical softmax saved before `model.update_rule` trained by the damped rule (whose shard
-    count, `current`'s, does not matter); runs saved before `data.shuffle_unit` shuffled positions
-    (which only w2v's batching, data.batching=centers, shuffles)."""
+    count, `current`'s, does not matter); runs saved before `data.shuffle_unit` and `data.batch_size=auto`
+    shuffled positions (which only w2v's batching, data.batching=centers, shuffles) in batches of
+    4,096, which auto still gives every model but those of plain SGD's step."""
     if "model.output" not in settings and "model._target_" in settings:
         sgns = settings["model._target_"] == "w2v.models.SGNS"
         settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
@@ -119,12 +120,14 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     if "data.shuffle_unit" not in settings and any(key.startswith("data.") for key in settings):
         optimizer = {key.removeprefix("model.optimizer."): value for key, value in settings.items()
                      if key.startswith("model.optimizer.")}
-        documents_now = (settings.get("model.output") in ("negative", "hierarchical") and "_target_" in optimizer
-                         and plain_sgd(optimizer))
+        plain_sgd_step = (settings.get("model.output") in ("negative", "hierarchical") and "_target_" in optimizer
+                          and plain_sgd(optimizer))
         centers = settings.get("data.batching", "centers") == "centers"
         # auto now shuffles documents for plain SGD's step: resuming such a run must say so
-        unit = "position" if centers and documents_now else (current or {}).get("data.shuffle_unit", "auto")
+        unit = "position" if centers and plain_sgd_step else (current or {}).get("data.shuffle_unit", "auto")
         settings = {**settings, "data.shuffle_unit": unit}
+        if settings.get("data.batch_size") == 4096 and not plain_sgd_step:
+            settings["data.batch_size"] = "auto"
     return settings
 
 
@@ -145,12 +148,13 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
                           f"move the checkpoint out of that folder to resume it without the check") from None
     current = settings(cfg)
     saved = _as_composed_now(settings(saved_cfg), current)
-    for key in sorted(set(saved) | set(current)):
-        if saved.get(key) != current.get(key):
-            raise ConfigError(
-                f"ckpt_path={checkpoint}: its run had {key}={saved.get(key)!r}, this one {current.get(key)!r}; "
-                f"resume with the same model and data settings, or start a new run without ckpt_path"
-            )
+    differing = [key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+    if differing:
+        had, has = (", ".join(f"{key}={values.get(key)!r}" for key in differing) for values in (saved, current))
+        fix = ("resume with the same model and data settings" if any(saved.get(key) is None for key in differing)
+               else "resume with " + " ".join(f"{key}={saved[key]}" for key in differing))
+        raise ConfigError(f"ckpt_path={checkpoint}: its run had {had}, this one {has}; {fix}, "
+                          "or start a new run without ckpt_path")
 
 
 def run_identity() -> tuple[list[str], list[str]]:

@@ -276,13 +276,14 @@ class CorpusDataModule(L.LightningDataModule, ABC):
 
     name = "corpus"
 
-    def __init__(self, *, cache_dir: str, batch_size: int, max_docs: int | None, shuffle: bool, seed: int,
+    def __init__(self, *, cache_dir: str, batch_size: int | str, max_docs: int | None, shuffle: bool, seed: int,
                  tokenizer: dict, vocab: dict, block_tokens: int, batching: str, shuffle_unit: str = "auto"):
         """Every setting comes from the data config (conf/data/), the one place defaults are written;
         `w2v.api.build_datamodule(*overrides)` builds one from it."""
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a batch)")
+        if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a "
+                              "batch) or auto (the model's)")
         if batching not in BATCHINGS:
             raise ConfigError(f"data.batching={batching!r} is unknown; use centers (w2v's) or examples (the notebooks')")
         if shuffle_unit not in SHUFFLE_UNITS:
@@ -356,6 +357,7 @@ class CorpusDataModule(L.LightningDataModule, ABC):
 
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
         shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
+        batch_size = settings.batch_size if self.batch_size == "auto" else self.batch_size
         if settings.on_device:
             if self.batching != "centers":
                 raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
@@ -365,14 +367,14 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         if self.batching == "centers":
             sampler = WindowSampler(self.vocab.counts, settings)
             unit = settings.shuffle_unit if self.shuffle_unit == "auto" else self.shuffle_unit
-            return EpochBatches(self.corpus, sampler, self.batch_size, self.shuffle, self.seed, progress, **shard,
+            return EpochBatches(self.corpus, sampler, batch_size, self.shuffle, self.seed, progress, **shard,
                                 shuffle_unit=unit)
         ids, _ = self.corpus.all_ids()  # one stream: the notebooks' contexts cross documents
         examples = draw_examples(ids, self.vocab.counts, settings, settings.pairs, np.random.default_rng([self.seed, 2]))
         log.info("%s training examples (%s), drawn once from a stream of %s tokens", f"{len(examples):,}",
                  "pairs" if settings.pairs else "windows", f"{len(examples.stream):,}")
         noise = NoiseTable(self.vocab.counts, settings.noise_power) if settings.negatives else None
-        return ExampleBatches(examples, len(ids), self.batch_size, self.shuffle, self.seed, progress, noise,
+        return ExampleBatches(examples, len(ids), batch_size, self.shuffle, self.seed, progress, noise,
                               settings.negatives, **shard)
 
 

@@ -26,8 +26,10 @@ class SamplerSettings:
     negatives: int = 0  # noise words drawn per center (negative sampling); 0 draws none
     noise_power: float = 0.75  # noise words are drawn with probability ∝ count^noise_power
     pairs: bool = False  # data.batching=examples: an example is a (center, context) pair, else a whole window
-    # What w2v's batching shuffles in a block under data.shuffle_unit=auto: document or position.
+    # What w2v's batching shuffles in a block under data.shuffle_unit=auto (document or position),
+    # and the batch size under data.batch_size=auto.
     shuffle_unit: str = "position"
+    batch_size: int = 4096
     # The model draws its samples on its device (SGNS's GPU path): a batch is then a range of a corpus
     # block's chunks of `chunk_tokens` positions, `step_tokens` positions a step.
     on_device: bool = False

@@ -40,6 +40,8 @@ from w2v.optim import plain_sgd
 # path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
 KERNELS = ("auto", "triton", "torch")
 UPDATE_RULES = ("auto", "sequential", "damped")
+# Positions a batch of the sequential rule under data.batch_size=auto (scripts/README.md).
+SEQUENTIAL_BATCH = 16384
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -137,9 +139,13 @@ class BinaryOutputModule(Word2VecModule):
     def sampler_settings(self) -> SamplerSettings:
         # Plain SGD's step takes a batch's windows one after the other (or sums their steps, damped):
         # documents read in order train as well, and faster (docs/design.md). Adam's batch gradient
-        # trains better on positions drawn over the whole block.
-        unit = "position" if self.automatic_optimization else "document"
-        return replace(super().sampler_settings(), shuffle_unit=unit)
+        # trains better on positions drawn over the whole block. The sequential rule trains as well
+        # on larger batches, and takes fewer steps; the damped rule loses quality on them.
+        settings = super().sampler_settings()
+        if self.automatic_optimization:
+            return settings
+        sequential = self.rule_on(self.device) == "sequential"
+        return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_BATCH if sequential else settings.batch_size)
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
