@@ -114,17 +114,17 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
         sgns = settings["model._target_"] == "w2v.models.SGNS"
         settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
                     "model.output": "negative" if sgns else "softmax"}
-    if settings.get("model.output") in ("negative", "hierarchical") and "model.update_rule" not in settings:
-        settings = {**settings, "model.update_rule": "damped",
-                    "model.update_shards": (current or {}).get("model.update_shards")}
+    current = current or {}
+    binary_output = settings.get("model.output") in ("negative", "hierarchical")
+    if binary_output and "model.update_rule" not in settings:
+        settings = {**settings, "model.update_rule": "damped", "model.update_shards": current.get("model.update_shards")}
     if "data.shuffle_unit" not in settings and any(key.startswith("data.") for key in settings):
         optimizer = {key.removeprefix("model.optimizer."): value for key, value in settings.items()
                      if key.startswith("model.optimizer.")}
-        plain_sgd_step = (settings.get("model.output") in ("negative", "hierarchical") and "_target_" in optimizer
-                          and plain_sgd(optimizer))
+        plain_sgd_step = binary_output and "_target_" in optimizer and plain_sgd(optimizer)
         centers = settings.get("data.batching", "centers") == "centers"
         # auto now shuffles documents for plain SGD's step: resuming such a run must say so
-        unit = "position" if centers and plain_sgd_step else (current or {}).get("data.shuffle_unit", "auto")
+        unit = "position" if centers and plain_sgd_step else current.get("data.shuffle_unit", "auto")
         settings = {**settings, "data.shuffle_unit": unit}
         if settings.get("data.batch_size") == 4096 and not plain_sgd_step:
             settings["data.batch_size"] = "auto"
