@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -424,6 +425,29 @@ def test_sequential_kernel_is_word2vec_sgd_in_shards(kind, mean_context, shards)
     for threads in (2, 3):  # the same bits whatever the number of threads
         assert all(torch.equal(a, b) for a, b in zip(results[threads, False], reference))
     assert not torch.equal(reference[0], w_in) and not torch.equal(reference[1], w_out)
+
+
+def test_prefetch_is_only_a_hint():
+    """prefetch_row compiles for contiguous and strided matrices, changes nothing, and is refused
+    at compile time for anything but a 2-D array and an integer row."""
+    import numba
+
+    from w2v.kernels.prefetch import prefetch_row
+
+    @numba.njit
+    def prefetch_all(matrix):
+        for row in range(matrix.shape[0]):
+            prefetch_row(matrix, row)
+        prefetch_row(matrix, matrix.shape[0] + 1000)  # past the end: dropped, never a fault
+        return matrix.sum()
+
+    matrix = np.random.default_rng(0).random((50, 37), dtype=np.float32)
+    for view in (matrix, matrix[::3, 1::2]):  # C-contiguous, and strided both ways
+        before = view.copy()
+        assert prefetch_all(view) == pytest.approx(float(before.sum()), rel=1e-6)
+        assert np.array_equal(view, before)
+    with pytest.raises(numba.core.errors.TypingError):
+        prefetch_all(matrix[0])
 
 
 @pytest.mark.parametrize("cls", [CBOW, SkipGram])

@@ -95,10 +95,12 @@ class NoiseTable:
 
     def __init__(self, counts: np.ndarray, power: float = 0.75):
         self.threshold, self.alias = _alias_table(noise_distribution(counts, power))  # (V,), (V,)
+        # Both halves of a slot side by side (the alias exact in float64): one cache line a draw.
+        self._slots = np.stack([self.threshold, self.alias.astype(np.float64)], axis=1)  # (V, 2)
 
     def sample(self, rows: int, k: int, rng: np.random.Generator) -> np.ndarray:
         """(rows, k) noise word ids."""
-        return _alias_draws(rng.random((rows, k)), self.threshold, self.alias)
+        return _alias_draws(rng.random((rows, k)), self._slots)
 
 
 @njit(cache=True, nogil=True)
@@ -137,16 +139,16 @@ def _alias_table(probs):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _alias_draws(uniform, threshold, alias):  # pragma: no cover - compiled
+def _alias_draws(uniform, slots):  # pragma: no cover - compiled
     """(rows, k) words from (rows, k) uniform draws in [0, 1): the integer part of u·V picks the slot,
-    the fraction decides between its word and its alias."""
+    the fraction decides between its word and its alias; slots (V, 2) holds each slot's threshold and alias."""
     out = np.empty(uniform.shape, dtype=np.int64)
-    n = len(threshold)
+    n = slots.shape[0]
     for i in range(uniform.shape[0]):
         for j in range(uniform.shape[1]):
             x = uniform[i, j] * n
             slot = min(int(x), n - 1)
-            out[i, j] = slot if x - slot < threshold[slot] else alias[slot]
+            out[i, j] = slot if x - slot < slots[slot, 0] else int(slots[slot, 1])
     return out
 
 
@@ -167,15 +169,7 @@ class WindowSampler:
             keep = rng.random(len(ids), dtype=np.float32) < self.keep_prob[ids]  # (n,)
         else:
             keep = np.ones(len(ids), dtype=bool)
-        kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # (n+1,)
-        # Each block position's place in the subsampled sequence (-1: dropped), and each kept token's
-        # document span there, side by side: the batches look these up at scattered positions.
-        self._slot = np.where(keep, kept_before[:-1], -1).astype(np.int32)  # (n,)
-        self._seq = ids[keep]  # (m,)
-        seq_offsets = kept_before[offsets]  # (docs+1,)
-        lengths = np.diff(seq_offsets)
-        self._doc_span = np.stack([np.repeat(seq_offsets[:-1], lengths), np.repeat(seq_offsets[1:] - 1, lengths)],
-                                  axis=1).astype(np.int32)  # (m, 2) first and last position of the token's document
+        self._slot, self._seq, self._doc_span = _subsampled(ids, offsets, keep)
 
     def batch(self, positions: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The examples of the kept tokens among block `positions` that have a context word:
@@ -191,6 +185,35 @@ class WindowSampler:
         if self.noise is not None:
             examples["noise"] = self.noise.sample(len(centers), self.settings.negatives, rng)
         return examples
+
+
+@njit(cache=True, nogil=True)
+def _subsampled(ids, offsets, keep):  # pragma: no cover - compiled
+    """The block `ids` (n,) with document `offsets` (docs+1,) after subsampling, where keep (n,) is
+    True: each block position's place in the subsampled sequence (n,) int32 (-1: dropped), the
+    sequence (m,), and each kept token's document span there (m, 2) int32, its first and last
+    position, side by side for the batches' lookups at scattered positions. One pass, where NumPy
+    takes a dozen over the block."""
+    n = len(ids)
+    m = 0
+    for i in range(n):
+        m += keep[i]
+    slot = np.empty(n, dtype=np.int32)
+    seq = np.empty(m, dtype=ids.dtype)
+    doc_span = np.empty((m, 2), dtype=np.int32)
+    found = 0
+    for doc in range(len(offsets) - 1):
+        first = found
+        for i in range(offsets[doc], offsets[doc + 1]):
+            if keep[i]:
+                slot[i] = found
+                seq[found] = ids[i]
+                found += 1
+            else:
+                slot[i] = -1
+        for k in range(first, found):
+            doc_span[k, 0], doc_span[k, 1] = first, found - 1
+    return slot, seq, doc_span
 
 
 @njit(cache=True, nogil=True)

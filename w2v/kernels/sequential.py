@@ -9,7 +9,8 @@ A row that one shard alone touches is trained in place. A row that several shard
 on a copy in each of them, and the copies' changes are then added to the weights, shard after
 shard (`add_row_deltas`). Within a batch a shard does not see the other shards' steps on such a
 row (as word2vec's threads may not see each other's), but no step is lost, and the result depends
-on the number of shards, never on the number of threads or their timing.
+on the number of shards, never on the number of threads or their timing. While a shard trains a
+window, the rows of the window PREFETCH_AHEAD after it are already loading (`prefetch.prefetch_row`).
 
 Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
 empty slots; targets (B, T), the window's output rows (negative sampling: center, then noise words;
@@ -22,6 +23,10 @@ import numpy as np
 from numba import njit, prange
 
 from w2v.kernels.cpu import _jit, _owner, _zero, _pair_starts, _targets_used
+from w2v.kernels.prefetch import prefetch_row
+
+# Windows ahead whose rows a shard prefetches (`prefetch`): one or two hide most of the cache misses.
+PREFETCH_AHEAD = 2
 
 # The helpers off the hot path are inlined by LLVM (forceinline), those on it in Numba's IR
 # (inline="always"): each IR inlining costs Numba's parallel-loop passes seconds of compile time,
@@ -74,6 +79,19 @@ def _copies_to_changes(copies, rows, weight, used):  # pragma: no cover - compil
         change, source = copies[i], weight[rows[i]]
         for d in range(change.shape[0]):
             change[d] -= source[d]
+
+
+@njit(forceinline=True)
+def _prefetch_rows(weight, copies, windows, b, seen, slots, shard):  # pragma: no cover - compiled
+    """Prefetches the rows of windows[b] (-1: none) where shard `shard` trains them: its copy of a
+    row that it copied, else the row itself."""
+    for k in range(windows.shape[1]):
+        row = windows[b, k]
+        if row >= 0:
+            if seen[shard, row] == 2:
+                prefetch_row(copies, slots[shard, row])
+            else:
+                prefetch_row(weight, row)
 
 
 # -log σ(s) is clamped at -log(float32's smallest normal), as `losses.decision_gradients` clamps it.
@@ -209,6 +227,9 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_cont
         tgt_slots, steps = np.empty(t_max, dtype=np.int64), np.empty(t_max, dtype=np.float32)
         neu, hidden = np.empty(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
         for b in range(begin, end):
+            if b + PREFETCH_AHEAD < end:  # the rows of a later window start loading while this one trains
+                _prefetch_rows(w_in, ins, contexts, b + PREFETCH_AHEAD, seen_in, slots_in, s)
+                _prefetch_rows(w_out, outs, targets, b + PREFETCH_AHEAD, seen_out, slots_out, s)
             t_used = _targets_used(targets[b])
             count = first[b + 1] - first[b]
             if count == 0 or t_used == 0:
