@@ -96,12 +96,17 @@ def _load_entry(folder: Path) -> TokenizedCorpus:
     )
 
 
+def entry_folder(cache_dir: str | Path, name: str, description: dict) -> Path:
+    """The folder of the cache entry for `description` (whether or not it exists)."""
+    return Path(cache_dir).expanduser() / f"{name}-{cache_key(description)}"
+
+
 def cached_tokens(cache_dir: str | Path, name: str, description: dict,
                   build: Callable[[BinaryIO], TokenMerger]) -> TokenizedCorpus:
     """The cached tokenized corpus for `description`; if it is absent or damaged, `build(ids_file)`
     tokenizes once, streaming the ids into the open file, and returns its merger (words, counts, offsets)."""
-    cache_dir = Path(cache_dir).expanduser()
-    folder = cache_dir / f"{name}-{cache_key(description)}"
+    folder = entry_folder(cache_dir, name, description)
+    cache_dir = folder.parent
     with file_lock(cache_dir / f".{folder.name}.lock"):
         if folder.exists():
             problem = entry_problem(folder)

@@ -320,10 +320,13 @@ class CorpusDataModule(L.LightningDataModule, ABC):
     def tokens(self) -> TokenizedCorpus:
         """The tokenized corpus, built or verified and loaded from the cache once per datamodule."""
         if self._tokens is None:
-            description = {"source": self.source_description(), "max_docs": self.max_docs,
-                           "tokenizer": vars(self.tokenizer)}
-            self._tokens = cached_tokens(self.cache_dir, self.name, description, self._tokenize)
+            self._tokens = cached_tokens(self.cache_dir, self.name, self.cache_description(), self._tokenize)
         return self._tokens
+
+    def cache_description(self) -> dict:
+        """What the corpus's cache entry is keyed by (`cache.entry_folder` finds it): the source's
+        identity, max_docs and the tokenizer's settings."""
+        return {"source": self.source_description(), "max_docs": self.max_docs, "tokenizer": vars(self.tokenizer)}
 
     def _tokenize(self, ids_file: BinaryIO) -> TokenMerger:
         merger = tokenize_stream(self.documents(), self.tokenizer, self.n_process, id_sink(ids_file))
