@@ -72,6 +72,31 @@ def test_windows_match_naive_loop():
     assert dropped > 0  # subsampling took part
 
 
+def test_a_subsampled_block_matches_a_naive_loop():
+    """The block's compacted sequence, each position's place in it, and each kept token's document
+    span, against a loop over the tokens; with empty documents and documents dropped whole."""
+    from w2v.data.sampling import _subsampled
+
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        lengths = rng.integers(0, 6, size=rng.integers(1, 6))  # (docs,) some empty
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = rng.integers(0, 9, size=offsets[-1]).astype(np.int32)
+        keep = rng.random(len(ids)) < rng.random()
+        slot, seq, span = _subsampled(ids, offsets, keep)
+        expected_slot, expected_seq, expected_span = [], [], []
+        for doc in range(len(lengths)):
+            kept = [i for i in range(offsets[doc], offsets[doc + 1]) if keep[i]]
+            first = len(expected_seq)
+            expected_seq += [ids[i] for i in kept]
+            expected_span += [(first, len(expected_seq) - 1)] * len(kept)
+        place = np.cumsum(keep) - 1
+        expected_slot = np.where(keep, place, -1)
+        assert slot.dtype == np.int32 and span.dtype == np.int32 and seq.dtype == ids.dtype
+        assert slot.tolist() == expected_slot.tolist() and seq.tolist() == expected_seq
+        assert span.reshape(-1, 2).tolist() == [list(pair) for pair in expected_span]
+
+
 def _loader(corpus, settings, batch_size, seed=1, epoch=0, rank=0, world=1, unit="document"):
     sampler = WindowSampler(corpus.vocab.counts, settings)
     return EpochBatches(corpus, sampler, batch_size=batch_size, shuffle=True, seed=seed, progress=lambda: (epoch, 0),
