@@ -13,19 +13,21 @@ mkdir -p "$OUT"
 pip install --quiet --no-index --no-deps --target /tmp/site .device/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 mkdir -p .device/cache && xz -dc .device/cache.tar.xz | tar -C .device/cache -xf -
-python - <<'PY'
+# W2V_DATA_DIR: the archive's folder; the stub: only its path, size and mtime are read when the cache is valid
+W2V_DATA_DIR=$(python - <<'PY'
 import json, os
 from pathlib import Path
 source = json.loads(Path(".device/archive.json").read_text())
 archive = Path(source["archive"])
-if not archive.exists():  # the stub: only its path, size and mtime are read when the cache is valid
+if not archive.exists():
     archive.parent.mkdir(parents=True, exist_ok=True)
     with open(archive, "wb") as handle:
         handle.truncate(source["size"])
 os.utime(archive, ns=(source["mtime_ns"], source["mtime_ns"]))
 print(archive.parent)
 PY
-export W2V_DATA_DIR=$(python -c "import json; from pathlib import Path; print(Path(json.load(open('.device/archive.json'))['archive']).parent)")
+) || { echo "error: could not recreate the archive named in .device/archive.json" >&2; exit 1; }
+export W2V_DATA_DIR
 export W2V_CACHE_DIR=$PWD/.device/cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python -m pytest -q -x tests/test_gpu_path.py > "$OUT/tests.log" 2>&1
