@@ -355,36 +355,45 @@ def test_fused_cpu_kernels_match_the_pytorch_step(kind, mean_context):
         assert all(torch.equal(results[0], r) for r in results[1:])
 
 
-def _word2vec_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context):
-    """The sequential rule, naively in float64: each shard of consecutive windows trains its own copy
-    of the weights by word2vec's SGD, decision after decision; the weights then take the sum of the
-    copies' changes. Returns the new (w_in, w_out) and each window's summed loss."""
+def _word2vec_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context, pieces=1, lr_end=None):
+    """The sequential rule, naively in float64: the windows in `pieces` consecutive runs, one after
+    the other, piece p at rate lr + (lr_end - lr)·p/pieces; in each, every shard of consecutive
+    windows trains its own copy of the weights by word2vec's SGD, decision after decision, and the
+    weights then take the sum of the copies' changes. Returns the new (w_in, w_out) and each
+    window's summed loss."""
     w_in, w_out = w_in.double(), w_out.double()
-    new_in, new_out, losses = w_in.clone(), w_out.clone(), torch.zeros(len(contexts), dtype=torch.float64)
-    for s in range(shards):
-        copy_in, copy_out = w_in.clone(), w_out.clone()
-        for b in range(s * len(contexts) // shards, (s + 1) * len(contexts) // shards):
-            rows = [int(c) for c in contexts[b] if c >= 0]
-            decisions = [(int(t), float(label)) for t, label in zip(targets[b], labels[b]) if t >= 0]
-            if not rows:  # a window without context words makes no decision
-                continue
-            inputs = [copy_in[rows].mean(0)] if mean_context else [copy_in[row] for row in rows]  # views for Skip-gram
-            for v in inputs:
-                step_in = torch.zeros_like(v)
-                for t, label in decisions:
-                    prob = torch.sigmoid(v @ copy_out[t])
-                    losses[b] -= torch.log(prob if label == 1 else 1 - prob)
-                    step = lr * (label - prob)
-                    step_in += step * copy_out[t]
-                    copy_out[t] += step * v
-                if mean_context:
-                    for row in rows:  # every context row takes the mean's whole step, as in word2vec
-                        copy_in[row] += step_in
-                else:
-                    v += step_in
-        new_in += copy_in - w_in
-        new_out += copy_out - w_out
-    return new_in, new_out, losses
+    losses = torch.zeros(len(contexts), dtype=torch.float64)
+    lr_end = lr if lr_end is None else lr_end
+    n = len(contexts)
+    for p in range(pieces):
+        lo, hi = p * n // pieces, (p + 1) * n // pieces
+        rate = lr + (lr_end - lr) * p / pieces
+        new_in, new_out = w_in.clone(), w_out.clone()
+        for s in range(shards):
+            copy_in, copy_out = w_in.clone(), w_out.clone()
+            for b in range(lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards):
+                rows = [int(c) for c in contexts[b] if c >= 0]
+                decisions = [(int(t), float(label)) for t, label in zip(targets[b], labels[b]) if t >= 0]
+                if not rows:  # a window without context words makes no decision
+                    continue
+                inputs = [copy_in[rows].mean(0)] if mean_context else [copy_in[row] for row in rows]  # views for Skip-gram
+                for v in inputs:
+                    step_in = torch.zeros_like(v)
+                    for t, label in decisions:
+                        prob = torch.sigmoid(v @ copy_out[t])
+                        losses[b] -= torch.log(prob if label == 1 else 1 - prob)
+                        step = rate * (label - prob)
+                        step_in += step * copy_out[t]
+                        copy_out[t] += step * v
+                    if mean_context:
+                        for row in rows:  # every context row takes the mean's whole step, as in word2vec
+                            copy_in[row] += step_in
+                    else:
+                        v += step_in
+            new_in += copy_in - w_in
+            new_out += copy_out - w_out
+        w_in, w_out = new_in, new_out
+    return w_in, w_out, losses
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3])
@@ -402,29 +411,49 @@ def test_sequential_kernel_is_word2vec_sgd_in_shards(kind, mean_context, shards)
     # and a window whose context words are all masked: no decision, no step
     contexts, targets, labels = (torch.cat([x, x[:1]]) for x in (contexts, targets, labels))
     contexts[-1] = -1
-    expected_in, expected_out, expected_losses = _word2vec_sgd(w_in, w_out, contexts, targets, labels, 0.3, shards,
-                                                               mean_context)
+    n = len(contexts)
+    # (threads, all_shared, sync): the whole batch in one piece, merged in the kernel or returned;
+    # and in pieces of at most 2 windows (ceil(n / 2) pieces), at a falling rate
+    runs = ((1, False, n), (2, False, n), (3, False, n), (2, True, n), (1, False, 2), (3, False, 2))
+    expected = {sync: _word2vec_sgd(w_in, w_out, contexts, targets, labels, 0.3, shards, mean_context,
+                                    pieces=-(-n // sync), lr_end=0.3 if sync == n else 0.1) for sync in (n, 2)}
     results = {}
-    for threads, all_shared in ((1, False), (2, False), (3, False), (2, True)):
+    for threads, all_shared, sync in runs:
         cpu_kernels.use_threads(threads)
         trained_in, trained_out = w_in.clone(), w_out.clone()  # the kernel trains one shard's rows in place
         in_rows, in_deltas, out_rows, out_deltas, losses = map(torch.from_numpy, sequential_kernels.sequential_sgd(
-            trained_in.numpy(), trained_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy(), 0.3, shards,
-            mean_context, all_shared))
+            trained_in.numpy(), trained_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy(), 0.3,
+            0.3 if sync == n else 0.1, shards, sync, mean_context, all_shared, threads))
+        if all_shared:  # every row trained on a copy: its change is returned, to be added
+            assert set(in_rows[in_rows >= 0].tolist()) == set(contexts[contexts >= 0].tolist())
+            assert torch.equal(trained_in, w_in) and torch.equal(trained_out, w_out)
+        else:  # merged in the kernel
+            assert len(in_rows) == len(out_rows) == 0
         RowChanges(in_rows, in_deltas).apply(trained_in, lr=0.3, threads=threads)
         RowChanges(out_rows, out_deltas).apply(trained_out, lr=0.3, threads=threads)
-        results[threads, all_shared] = trained_in, trained_out, losses
-        if all_shared:  # every row trained on a copy: its change is returned
-            assert set(in_rows[in_rows >= 0].tolist()) == set(contexts[contexts >= 0].tolist())
+        results[threads, all_shared, sync] = trained_in, trained_out, losses
     cpu_kernels.use_threads(torch.get_num_threads())
-    for trained_in, trained_out, losses in results.values():
+    for (threads, all_shared, sync), (trained_in, trained_out, losses) in results.items():
+        expected_in, expected_out, expected_losses = expected[sync]
         assert torch.allclose(losses.double(), expected_losses, atol=1e-5) and losses[-1] == 0
         assert torch.allclose(trained_in.double(), expected_in, atol=1e-5)
         assert torch.allclose(trained_out.double(), expected_out, atol=1e-5)
-    reference = results[1, False]
-    for threads in (2, 3):  # the same bits whatever the number of threads
-        assert all(torch.equal(a, b) for a, b in zip(results[threads, False], reference))
-    assert not torch.equal(reference[0], w_in) and not torch.equal(reference[1], w_out)
+    for sync in (n, 2):  # the same bits whatever the number of threads
+        reference = results[1, False, sync]
+        for threads in (2, 3):
+            if (threads, False, sync) in results:
+                assert all(torch.equal(a, b) for a, b in zip(results[threads, False, sync], reference))
+        assert not torch.equal(reference[0], w_in) and not torch.equal(reference[1], w_out)
+    # pieces train differently from one piece: the later ones see the earlier ones' merged steps
+    assert not torch.allclose(results[1, False, 2][0], results[1, False, n][0], atol=1e-4)
+
+
+def test_sequential_kernel_refuses_pieces_with_all_shared():
+    contexts, targets = np.zeros((4, 2), dtype=np.int64), np.zeros((4, 2), dtype=np.int64)
+    weights = np.zeros((3, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="one piece"):
+        sequential_kernels.sequential_sgd(weights, weights.copy(), contexts, targets, np.ones((4, 2), np.float32), 0.1,
+                                          0.1, 2, 2, True, True, 1)
 
 
 def test_prefetch_is_only_a_hint():

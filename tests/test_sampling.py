@@ -265,16 +265,17 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
     assert all(torch.equal(a["noise"], b["noise"]) for a, b in zip(batches, again))  # drawn from the batch's seed
 
 
-@pytest.mark.parametrize("overrides, unit, batch_size", [
-    (["model=sgns"], "document", 16384),  # plain SGD's step, by the sequential rule
-    (["model=cbow", "model/output=hierarchical"], "document", 16384),
-    (["model=sgns", "model.update_rule=damped"], "document", 4096),
-    (["model=sgns", "model/optimizer=adam"], "position", 4096),  # Adam's batch gradient
-    (["model=cbow"], "position", 4096),  # the full softmax's Adam
-    (["model=cbow", "data.shuffle_unit=document", "data.batch_size=100"], "document", 100),  # the user's choices
-    (["model=sgns", "data.shuffle_unit=position", "data.batch_size=100"], "position", 100),
+@pytest.mark.parametrize("overrides, unit, batch_size, world_size", [
+    (["model=sgns"], "document", 65536, 1),  # plain SGD's step, by the sequential rule, in pieces
+    (["model=sgns"], "document", 16384, 2),  # a data-parallel step is one piece
+    (["model=cbow", "model/output=hierarchical"], "document", 65536, 1),
+    (["model=sgns", "model.update_rule=damped"], "document", 4096, 1),
+    (["model=sgns", "model/optimizer=adam"], "position", 4096, 1),  # Adam's batch gradient
+    (["model=cbow"], "position", 4096, 1),  # the full softmax's Adam
+    (["model=cbow", "data.shuffle_unit=document", "data.batch_size=100"], "document", 100, 1),  # the user's choices
+    (["model=sgns", "data.shuffle_unit=position", "data.batch_size=100"], "position", 100, 2),
 ])
-def test_auto_data_settings_are_the_models(tmp_path, planted_corpus, overrides, unit, batch_size):
+def test_auto_data_settings_are_the_models(tmp_path, planted_corpus, overrides, unit, batch_size, world_size):
     from types import SimpleNamespace
 
     from w2v.api import build_datamodule, build_model
@@ -283,6 +284,6 @@ def test_auto_data_settings_are_the_models(tmp_path, planted_corpus, overrides, 
                           "data.tokenizer.n_process=1", *overrides)
     dm.setup()
     model = build_model(dm.vocab, *overrides)
-    dm.trainer = SimpleNamespace(lightning_module=model, global_rank=0, world_size=1)
+    dm.trainer = model._trainer = SimpleNamespace(lightning_module=model, global_rank=0, world_size=world_size)
     stream = dm.train_dataloader()
     assert (stream.shuffle_unit, stream.batch_size) == (unit, batch_size)

@@ -3,14 +3,18 @@ the next one is scored, in shards of a batch that threads train at once.
 
 The damped batch update (`cpu.damped_row_update`) sums a batch's gradients and bounds the step of a
 row hit many times. word2vec instead moves the rows at every decision, so a frequent word's later
-decisions see its earlier steps. Here a batch's windows are cut into `shards` runs of consecutive
-windows, which threads train at once, each in window order as word2vec trains (`sequential_sgd`).
-A row that one shard alone touches is trained in place. A row that several shards touch is trained
-on a copy in each of them, and the copies' changes are then added to the weights, shard after
-shard (`add_row_deltas`). Within a batch a shard does not see the other shards' steps on such a
-row (as word2vec's threads may not see each other's), but no step is lost, and the result depends
-on the number of shards, never on the number of threads or their timing. While a shard trains a
-window, the rows of the window PREFETCH_AHEAD after it are already loading (`prefetch.prefetch_row`).
+decisions see its earlier steps. Here a batch's windows are trained in pieces, one after the other;
+a piece's windows are cut into `shards` runs of consecutive windows, which threads train at once,
+each in window order as word2vec trains (`sequential_sgd`). A row that one shard alone touches is
+trained in place. A row that several shards touch is trained on a copy in each of them, and when
+the piece is done the copies' changes are added to the weights, shard after shard
+(`_merge_copies`; a data-parallel process returns them instead, for `add_row_deltas` once every
+process's are gathered). Within a piece a shard does not see the other shards' steps on such a row
+(as word2vec's threads may not see each other's), but no step is lost, and the result depends on
+the number of shards and the piece's length, never on the number of threads or their timing. One
+call trains several pieces: the step's fixed costs (the training loop's, the batch's) are paid once
+for all of them. While a shard trains a window, the rows of the window PREFETCH_AHEAD after it are
+already loading (`prefetch.prefetch_row`).
 
 Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
 empty slots; targets (B, T), the window's output rows (negative sampling: center, then noise words;
@@ -187,86 +191,158 @@ def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, step
     return np.float32(loss + np.log(product))
 
 
+@njit(forceinline=True)
+def _copied_before(seen, shard, row):  # pragma: no cover - compiled
+    """Whether a shard before `shard` trained `row` on a copy (seen (S, V): 2 where it did)."""
+    for other in range(shard):
+        if seen[other, row] == 2:
+            return True
+    return False
+
+
 @njit(**_jit())
-def sequential_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_context, all_shared):  # pragma: no cover - compiled
+def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, shards, sync, mean_context,
+                   all_shared, threads):  # pragma: no cover - compiled
     """word2vec's SGD over a batch in `shards` runs of windows, trained at once.
 
     Skip-gram (mean_context False): each context word's input row against the window's targets, in
     turn. CBOW: the mean of the window's context rows against its targets; every context row then
     takes the mean's whole step, as in word2vec. A row that one shard alone touches is trained in
-    place; a row that several shards touch (every row, with `all_shared`: a data-parallel process
-    must send all its changes) is trained on each shard's copy, and its changes are returned to be
-    added with `add_row_deltas`: in_rows (P,), in_deltas (P, D), out_rows (B*T,), out_deltas
-    (B*T, D), entry i changing row rows[i] by deltas[i], unused entries with row -1; and each
-    window's summed loss (B,).
+    place; a row that several shards touch is trained on each shard's copy, and the copies' changes
+    are added to the weights, shard after shard, once the shards are done.
+
+    The batch is trained in pieces of at most `sync` windows, one after the other, each cut into
+    the shards and merged before the next starts: one call trains what would otherwise take several
+    steps, each piece at its share of the rate falling linearly from lr_begin towards lr_end.
+
+    With `all_shared` (a data-parallel process must send all its changes) every row is trained on
+    a copy, the batch must be one piece (sync >= B), and the changes are returned instead of added,
+    for `add_row_deltas`: in_rows (P,), in_deltas (P, D), out_rows (B*T,), out_deltas (B*T, D),
+    entry i changing row rows[i] by deltas[i], unused entries with row -1. Otherwise these arrays
+    are empty. Also returned: each window's summed loss (B,).
     """
     n, c_max = contexts.shape
     t_max = targets.shape[1]
     dim = w_in.shape[1]
+    pieces = max(1, -(-n // sync))
+    if all_shared and pieces > 1:
+        raise ValueError("sequential_sgd: all_shared returns one piece's changes; pass sync >= len(contexts)")
     first = _pair_starts(contexts)  # (B+1,) each window's first valid context word
+    most_pairs, most_windows = 0, 0  # the copies' room: one per context word and per target of a piece at most
+    for p in range(pieces):
+        lo, hi = p * n // pieces, (p + 1) * n // pieces
+        most_pairs, most_windows = max(most_pairs, first[hi] - first[lo]), max(most_windows, hi - lo)
     seen_in = np.zeros((shards, w_in.shape[0]), dtype=np.uint8)  # (S, V) 1: the shard touches the row, 2: and copies it
     seen_out = np.zeros((shards, w_out.shape[0]), dtype=np.uint8)
-    for s in prange(shards):
-        _mark(seen_in, contexts, s * n // shards, (s + 1) * n // shards, s)
-        _mark(seen_out, targets, s * n // shards, (s + 1) * n // shards, s)
     slots_in = np.empty((shards, w_in.shape[0]), dtype=np.int64)  # read only where seen is 2
     slots_out = np.empty((shards, w_out.shape[0]), dtype=np.int64)
-    in_rows = np.full(first[n], -1, dtype=np.int64)  # a shard's copies fit in its share: one per context word at most
-    in_copies = np.empty((first[n], dim), dtype=np.float32)
-    out_rows = np.full(n * t_max, -1, dtype=np.int64)
-    out_copies = np.empty((n * t_max, dim), dtype=np.float32)
+    in_rows = np.full(most_pairs, -1, dtype=np.int64)
+    in_copies = np.empty((most_pairs, dim), dtype=np.float32)
+    out_rows = np.full(most_windows * t_max, -1, dtype=np.int64)
+    out_copies = np.empty((most_windows * t_max, dim), dtype=np.float32)
+    in_bases, out_bases = np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64)  # each shard's entries
+    in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
     losses = np.zeros(n, dtype=np.float32)
-    for s in prange(shards):
-        begin, end = s * n // shards, (s + 1) * n // shards  # the shard's windows
-        in_base, out_base = first[begin], begin * t_max  # and its entries
-        ins, outs = in_copies[in_base:first[end]], out_copies[out_base:end * t_max]
-        in_used = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in, in_rows[in_base:], ins)
-        out_used = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out, out_rows[out_base:],
-                                outs)
-        ctx_rows, ctx_slots = np.empty(c_max, dtype=np.int64), np.empty(c_max, dtype=np.int64)
-        tgt_slots, steps = np.empty(t_max, dtype=np.int64), np.empty(t_max, dtype=np.float32)
-        neu, hidden = np.empty(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
-        for b in range(begin, end):
-            if b + PREFETCH_AHEAD < end:  # the rows of a later window start loading while this one trains
-                _prefetch_rows(w_in, ins, contexts, b + PREFETCH_AHEAD, seen_in, slots_in, s)
-                _prefetch_rows(w_out, outs, targets, b + PREFETCH_AHEAD, seen_out, slots_out, s)
-            t_used = _targets_used(targets[b])
-            count = first[b + 1] - first[b]
-            if count == 0 or t_used == 0:
-                continue
-            for j in range(t_used):
-                row = targets[b, j]
-                tgt_slots[j] = slots_out[s, row] if seen_out[s, row] == 2 else -1
-            c = 0
-            for k in range(c_max):
-                row = contexts[b, k]
-                if row >= 0:
-                    ctx_rows[c] = row
-                    ctx_slots[c] = slots_in[s, row] if seen_in[s, row] == 2 else -1
-                    c += 1
-            tg, lb = targets[b, :t_used], labels[b, :t_used]
-            if mean_context:  # CBOW's one input vector: the mean of the context rows
-                _zero(hidden)
-                for c in range(count):
-                    v = _row(w_in, ins, ctx_rows, ctx_slots, c)
-                    for d in range(dim):
-                        hidden[d] += v[d]
-                inv = np.float32(1.0) / np.float32(count)
+    for p in range(pieces):
+        lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows
+        lr = np.float32(lr_begin + (lr_end - lr_begin) * (p / pieces))
+        if p > 0:
+            _zero(seen_in.reshape(-1))
+            _zero(seen_out.reshape(-1))
+        for s in prange(shards):
+            _mark(seen_in, contexts, lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards, s)
+            _mark(seen_out, targets, lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards, s)
+        for s in prange(shards):
+            begin, end = lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards  # the shard's windows
+            in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # and its entries
+            ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
+            in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in,
+                                      in_rows[in_bases[s]:], ins)
+            out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
+                                       out_rows[out_bases[s]:], outs)
+            _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
+                         slots_in, slots_out, mean_context, losses)
+            if all_shared:
+                _copies_to_changes(ins, in_rows[in_bases[s]:], w_in, in_used[s])  # no shard moves a shared row in place
+                _copies_to_changes(outs, out_rows[out_bases[s]:], w_out, out_used[s])
+        if not all_shared:
+            for part in prange(threads):
+                _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
+                _merge_copies(w_out, out_copies, out_rows, out_bases, out_used, seen_out, slots_out, part, threads)
+    if all_shared:
+        return in_rows, in_copies, out_rows, out_copies, losses
+    return in_rows[:0], in_copies[:0], out_rows[:0], out_copies[:0], losses
+
+
+@njit(inline="always")
+def _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
+                 slots_in, slots_out, mean_context, losses):  # pragma: no cover - compiled
+    """Shard s trains windows begin..end-1 in order, its copied rows on its copies `ins`, `outs`;
+    each window's summed loss goes to losses[b]."""
+    c_max, t_max, dim = contexts.shape[1], targets.shape[1], w_in.shape[1]
+    ctx_rows, ctx_slots = np.empty(c_max, dtype=np.int64), np.empty(c_max, dtype=np.int64)
+    tgt_slots, steps = np.empty(t_max, dtype=np.int64), np.empty(t_max, dtype=np.float32)
+    neu, hidden = np.empty(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
+    for b in range(begin, end):
+        if b + PREFETCH_AHEAD < end:  # the rows of a later window start loading while this one trains
+            _prefetch_rows(w_in, ins, contexts, b + PREFETCH_AHEAD, seen_in, slots_in, s)
+            _prefetch_rows(w_out, outs, targets, b + PREFETCH_AHEAD, seen_out, slots_out, s)
+        t_used = _targets_used(targets[b])
+        count = first[b + 1] - first[b]
+        if count == 0 or t_used == 0:
+            continue
+        for j in range(t_used):
+            row = targets[b, j]
+            tgt_slots[j] = slots_out[s, row] if seen_out[s, row] == 2 else -1
+        c = 0
+        for k in range(c_max):
+            row = contexts[b, k]
+            if row >= 0:
+                ctx_rows[c] = row
+                ctx_slots[c] = slots_in[s, row] if seen_in[s, row] == 2 else -1
+                c += 1
+        tg, lb = targets[b, :t_used], labels[b, :t_used]
+        if mean_context:  # CBOW's one input vector: the mean of the context rows
+            _zero(hidden)
+            for c in range(count):
+                v = _row(w_in, ins, ctx_rows, ctx_slots, c)
                 for d in range(dim):
-                    hidden[d] *= inv
-            loss = np.float32(0.0)
-            for i in range(1 if mean_context else count):  # one call site: the step is compiled once
-                v = hidden if mean_context else _row(w_in, ins, ctx_rows, ctx_slots, i)
-                _zero(neu)
-                loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, steps)
-                for c in range(count if mean_context else 1):  # every context row takes the mean's whole step
-                    row = _row(w_in, ins, ctx_rows, ctx_slots, c) if mean_context else v
+                    hidden[d] += v[d]
+            inv = np.float32(1.0) / np.float32(count)
+            for d in range(dim):
+                hidden[d] *= inv
+        loss = np.float32(0.0)
+        for i in range(1 if mean_context else count):  # one call site: the step is compiled once
+            v = hidden if mean_context else _row(w_in, ins, ctx_rows, ctx_slots, i)
+            _zero(neu)
+            loss += _decide_and_step(v, neu, w_out, outs, tg, tgt_slots, lb, lr, steps)
+            for c in range(count if mean_context else 1):  # every context row takes the mean's whole step
+                row = _row(w_in, ins, ctx_rows, ctx_slots, c) if mean_context else v
+                for d in range(dim):
+                    row[d] += neu[d]
+        losses[b] = loss
+
+
+@njit(forceinline=True)
+def _merge_copies(weight, copies, rows, bases, used, seen, slots, part, parts):  # pragma: no cover - compiled
+    """Adds the shards' changes to the rows they trained on copies, shard after shard: row r takes
+    copy - weight[r] of each shard's copy, all against the row as the piece found it. Thread `part`
+    of `parts` merges the rows that hash to it (`_owner`): any count gives the same result."""
+    dim = weight.shape[1]
+    before = np.empty(dim, dtype=np.float32)
+    for s in range(len(used)):
+        for i in range(used[s]):
+            row = rows[bases[s] + i]
+            if _owner(row, parts) != part or _copied_before(seen, s, row):  # merged by its first shard's entry
+                continue
+            w = weight[row]
+            for d in range(dim):
+                before[d] = w[d]
+            for other in range(s, len(used)):
+                if seen[other, row] == 2:
+                    copy = copies[bases[other] + slots[other, row]]
                     for d in range(dim):
-                        row[d] += neu[d]
-            losses[b] = loss
-        _copies_to_changes(ins, in_rows[in_base:], w_in, in_used)  # no shard moves a shared row in place
-        _copies_to_changes(outs, out_rows[out_base:], w_out, out_used)
-    return in_rows, in_copies, out_rows, out_copies, losses
+                        w[d] += copy[d] - before[d]
 
 
 @njit(**_jit())

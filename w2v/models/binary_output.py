@@ -40,8 +40,11 @@ from w2v.optim import plain_sgd
 # path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
 KERNELS = ("auto", "triton", "torch")
 UPDATE_RULES = ("auto", "sequential", "damped")
-# Positions a batch of the sequential rule under data.batch_size=auto (scripts/README.md).
-SEQUENTIAL_BATCH = 16384
+# The sequential rule under data.batch_size=auto: positions a step (a data-parallel process's
+# step, whose changes the others need before its next, one piece), and windows its shards train
+# between merges (scripts/README.md).
+SEQUENTIAL_BATCH, SEQUENTIAL_DISTRIBUTED_BATCH = 65536, 16384
+SEQUENTIAL_SYNC = 12288
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -113,6 +116,8 @@ class RowChanges:
 
     def apply(self, weight: torch.Tensor, lr: float, threads: int) -> None:
         """Adds the changes to `weight` on `threads` threads (the learning rate is in them already)."""
+        if len(self.rows) == 0:  # a single process's sequential step has added them itself
+            return
         sequential_kernels.add_row_deltas(weight.numpy(), self.rows.numpy(), self.deltas.numpy(), threads)
 
 
@@ -144,8 +149,11 @@ class BinaryOutputModule(Word2VecModule):
         settings = super().sampler_settings()
         if self.automatic_optimization:
             return settings
-        sequential = self.rule_on(self.device) == "sequential"
-        return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_BATCH if sequential else settings.batch_size)
+        if self.rule_on(self.device) != "sequential":
+            return replace(settings, shuffle_unit="document")
+        distributed = self._trainer is not None and self.trainer.world_size > 1
+        return replace(settings, shuffle_unit="document",
+                       batch_size=SEQUENTIAL_DISTRIBUTED_BATCH if distributed else SEQUENTIAL_BATCH)
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -226,7 +234,7 @@ class BinaryOutputModule(Word2VecModule):
         if self.hparams.kernels == "auto" and w_in.device.type == "cpu":
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         if self.rule_on(w_in.device) == "sequential":
-            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(contexts, mask, targets, labels, lr,
+            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(contexts, mask, targets, labels,
                                                                                  distributed)
         elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
@@ -263,14 +271,19 @@ class BinaryOutputModule(Word2VecModule):
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
-    def _sequential_changes(self, contexts, mask, targets, labels, lr, distributed):
-        """Word2vec's sequential SGD at rate `lr`: trains the rows one shard alone touches in place and
-        returns the `RowChanges` of the others (of every row where `distributed`: the other processes
-        need them), input and output embeddings, the summed loss of the batch's examples and their number."""
+    def _sequential_changes(self, contexts, mask, targets, labels, distributed):
+        """Word2vec's sequential SGD over the batch, at the rate falling across it as the schedule
+        falls to the next step's: trains the rows in place and returns the `RowChanges` that other
+        data-parallel processes must add too (every row's, where `distributed`; none otherwise),
+        input and output embeddings, the summed loss of the batch's examples and their number."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
+        lr, next_lr = self.step_learning_rates()
+        # A data-parallel step is one piece: its changes go to the other processes before the next.
+        sync = max(len(contexts), 1) if distributed else SEQUENTIAL_SYNC
         arrays = sequential_kernels.sequential_sgd(
             w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
-            self.hparams.update_shards, self.mean_context, distributed)
+            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed,
+            cpu_kernels.use_threads(torch.get_num_threads()))
         in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
         examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
         return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
