@@ -235,7 +235,7 @@ class BinaryOutputModule(Word2VecModule):
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         if self.rule_on(w_in.device) == "sequential":
             ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(contexts, mask, targets, labels,
-                                                                                 distributed)
+                                                                                 distributed, threads)
         elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
@@ -271,19 +271,19 @@ class BinaryOutputModule(Word2VecModule):
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
-    def _sequential_changes(self, contexts, mask, targets, labels, distributed):
+    def _sequential_changes(self, contexts, mask, targets, labels, distributed, threads):
         """Word2vec's sequential SGD over the batch, at the rate falling across it as the schedule
         falls to the next step's: trains the rows in place and returns the `RowChanges` that other
         data-parallel processes must add too (every row's, where `distributed`; none otherwise),
-        input and output embeddings, the summed loss of the batch's examples and their number."""
+        input and output embeddings, the summed loss of the batch's examples and their number; the
+        kernel runs on `threads` threads."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         lr, next_lr = self.step_learning_rates()
         # A data-parallel step is one piece: its changes go to the other processes before the next.
         sync = max(len(contexts), 1) if distributed else SEQUENTIAL_SYNC
         arrays = sequential_kernels.sequential_sgd(
             w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
-            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed,
-            cpu_kernels.use_threads(torch.get_num_threads()))
+            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed, threads)
         in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
         examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
         return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
