@@ -192,6 +192,12 @@ def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, step
 
 
 @njit(forceinline=True)
+def _shard_windows(lo, hi, s, shards):  # pragma: no cover - compiled
+    """The windows begin..end-1 of shard s of `shards` in the piece of windows lo..hi-1."""
+    return lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards
+
+
+@njit(forceinline=True)
 def _copied_before(seen, shard, row):  # pragma: no cover - compiled
     """Whether a shard before `shard` trained `row` on a copy (seen (S, V): 2 where it did)."""
     for other in range(shard):
@@ -250,10 +256,11 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
             _zero(seen_in.reshape(-1))
             _zero(seen_out.reshape(-1))
         for s in prange(shards):
-            _mark(seen_in, contexts, lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards, s)
-            _mark(seen_out, targets, lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards, s)
+            begin, end = _shard_windows(lo, hi, s, shards)
+            _mark(seen_in, contexts, begin, end, s)
+            _mark(seen_out, targets, begin, end, s)
         for s in prange(shards):
-            begin, end = lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards  # the shard's windows
+            begin, end = _shard_windows(lo, hi, s, shards)
             in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # and its entries
             ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
             in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in,
