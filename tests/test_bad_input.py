@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 
 from tests.conftest import compose_config
@@ -20,10 +21,12 @@ from w2v.training import composition_error, train
     ("+model.optimizer.betas=[0.9,0.99]", "model.optimizer.betas is not a setting of SGD"),
     ("model.scheduler._target_=torch.optim.lr_scheduler.StepLR", "model.scheduler.min_lr_ratio is not a setting of StepLR"),
     ("~model/scheduler", r"model.scheduler is missing: SkipGram\[negative\] needs it"),
-    ("model.update_rule=hogwild", "model.update_rule='hogwild' is unknown; use auto"),
+    ("model.update_rule=locked", "model.update_rule='locked' is unknown; use auto"),
     ("model.update_shards=0", "model.update_shards=0 must be a positive integer"),
     ("model.kernels=torch model.update_rule=sequential",
      "model.update_rule=sequential runs on the fused CPU kernels, not model.kernels=torch"),
+    ("model.kernels=torch model.update_rule=hogwild",
+     "model.update_rule=hogwild runs on the fused CPU kernels, not model.kernels=torch"),
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
     ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
     ("data.block_tokens=0", "data.block_tokens=0 must be a positive integer"),
@@ -92,3 +95,13 @@ def test_no_run_overwrites_another(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="already holds a run"):
         train(make_cfg(["trainer.fast_dev_run=true", "seed=9"], output_dir=tmp_path / "run"))
     assert (tmp_path / "run" / "vocab.tsv").read_bytes() == before
+
+
+def test_hogwild_is_refused_where_runs_must_be_reproducible(make_cfg):
+    """Lock-free updates land in the threads' order: trainer.deterministic=true rules them out, before training."""
+    try:
+        with pytest.raises(ConfigError, match="model.update_rule=hogwild .*trainer.deterministic=true rules out") as err:
+            train(make_cfg(["model.update_rule=hogwild", "trainer.deterministic=true"]))
+        assert "\n" not in str(err.value)
+    finally:
+        torch.use_deterministic_algorithms(False)  # set by the Trainer, for the whole process

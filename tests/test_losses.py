@@ -423,7 +423,7 @@ def test_sequential_kernel_is_word2vec_sgd_in_shards(kind, mean_context, shards)
         trained_in, trained_out = w_in.clone(), w_out.clone()  # the kernel trains one shard's rows in place
         in_rows, in_deltas, out_rows, out_deltas, losses = map(torch.from_numpy, sequential_kernels.sequential_sgd(
             trained_in.numpy(), trained_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy(), 0.3,
-            0.3 if sync == n else 0.1, shards, sync, mean_context, all_shared, threads))
+            0.3 if sync == n else 0.1, shards, sync, mean_context, all_shared, False, threads))
         if all_shared:  # every row trained on a copy: its change is returned, to be added
             assert set(in_rows[in_rows >= 0].tolist()) == set(contexts[contexts >= 0].tolist())
             assert torch.equal(trained_in, w_in) and torch.equal(trained_out, w_out)
@@ -448,12 +448,57 @@ def test_sequential_kernel_is_word2vec_sgd_in_shards(kind, mean_context, shards)
     assert not torch.allclose(results[1, False, 2][0], results[1, False, n][0], atol=1e-4)
 
 
+@pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])
+def test_lock_free_kernel_trains_in_place_what_the_copies_would(mean_context):
+    """Hogwild!: where no row is met by two shards, training every row in place gives the copies'
+    result bit for bit; where rows are shared, the shards train them in place too, and each step lands."""
+    gen = torch.Generator().manual_seed(5)
+    n, vocab = 8, 12  # shard 0's windows use rows 0..5, shard 1's rows 6..11
+    w_in, w_out = torch.randn(vocab, D, generator=gen), torch.randn(vocab, D, generator=gen)
+    half = (torch.arange(n) >= n // 2)[:, None]  # (n, 1) the windows of shard 1
+    mask = torch.rand(n, C, generator=gen) < 0.7
+    mask[:, 0] = True  # every window has a context word
+    contexts = torch.where(mask, torch.randint(6, (n, C), generator=gen) + 6 * half, -1)  # (n, C)
+    targets = torch.randint(6, (n, 1 + K), generator=gen) + 6 * half  # (n, 1+K) the center, then noise words
+    labels = torch.zeros(n, 1 + K)
+    labels[:, 0] = 1.0
+
+    def train(contexts, targets, shards, lock_free):
+        trained_in, trained_out = w_in.clone(), w_out.clone()
+        *changes, losses = sequential_kernels.sequential_sgd(
+            trained_in.numpy(), trained_out.numpy(), contexts.numpy(), targets.numpy(), labels.numpy(), 0.3, 0.3,
+            shards, n, mean_context, False, lock_free, 2)
+        assert all(len(a) == 0 for a in changes)  # trained in place or merged: nothing left to add
+        return trained_in, trained_out, torch.from_numpy(losses)
+
+    apart, together = train(contexts, targets, 2, True), train(contexts, targets, 2, False)
+    assert all(torch.equal(a, b) for a, b in zip(apart, together))
+    expected_in, expected_out, expected_losses = _word2vec_sgd(w_in, w_out, contexts, targets, labels, 0.3, 2,
+                                                               mean_context)
+    assert torch.allclose(apart[0].double(), expected_in, atol=1e-5)
+    assert torch.allclose(apart[1].double(), expected_out, atol=1e-5)
+    # rows shared by both shards (every window on rows 0..5): one shard is word2vec's SGD exactly,
+    # two train in place at once, so the result depends on the threads' timing; every row still moves
+    shared_contexts, shared_targets = contexts % 6 * (contexts >= 0) - (contexts < 0).long(), targets % 6
+    one = train(shared_contexts, shared_targets, 1, True)
+    expected_in, _, expected_losses = _word2vec_sgd(w_in, w_out, shared_contexts, shared_targets, labels, 0.3, 1,
+                                                    mean_context)
+    assert torch.allclose(one[0].double(), expected_in, atol=1e-5)
+    assert torch.allclose(one[2].double(), expected_losses, atol=1e-5)
+    two_in, two_out, two_losses = train(shared_contexts, shared_targets, 2, True)
+    assert torch.isfinite(two_losses).all() and torch.allclose(two_losses.sum(), one[2].sum(), rtol=0.5)
+    assert not torch.equal(two_in[:6], w_in[:6]) and torch.equal(two_in[6:], w_in[6:])
+
+
 def test_sequential_kernel_refuses_pieces_with_all_shared():
     contexts, targets = np.zeros((4, 2), dtype=np.int64), np.zeros((4, 2), dtype=np.int64)
     weights = np.zeros((3, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="one piece"):
         sequential_kernels.sequential_sgd(weights, weights.copy(), contexts, targets, np.ones((4, 2), np.float32), 0.1,
-                                          0.1, 2, 2, True, True, 1)
+                                          0.1, 2, 2, True, True, False, 1)
+    with pytest.raises(ValueError, match="lock_free trains every row in place"):
+        sequential_kernels.sequential_sgd(weights, weights.copy(), contexts, targets, np.ones((4, 2), np.float32), 0.1,
+                                          0.1, 2, 4, True, True, True, 1)
 
 
 def test_prefetch_is_only_a_hint():

@@ -125,7 +125,7 @@ def test_resume_from_checkpoint_finishes_remaining_epochs(make_cfg, tmp_path):
 
 
 @pytest.mark.parametrize("arch, output, update", [(arch, output, None) for arch, output in COMBINATIONS] +
-                         [("skipgram", "negative", "damped")])
+                         [("skipgram", "negative", "damped"), ("cbow", "negative", "hogwild")])
 def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output, update):
     cfg = make_cfg([f"model={arch}", f"model/output={output}", "callbacks.neighbours.probe_words=[cat,red]",
                     "trainer.max_epochs=5", *([f"model.update_rule={update}"] if update else [])])

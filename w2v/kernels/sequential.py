@@ -11,9 +11,10 @@ the piece is done the copies' changes are added to the weights, shard after shar
 (`_merge_copies`; a data-parallel process returns them instead, for `add_row_deltas` once every
 process's are gathered). Within a piece a shard does not see the other shards' steps on such a row
 (as word2vec's threads may not see each other's), but no step is lost, and the result depends on
-the number of shards and the piece's length, never on the number of threads or their timing. One
-call trains several pieces: the step's fixed costs (the training loop's, the batch's) are paid once
-for all of them. While a shard trains a window, the rows of the window PREFETCH_AHEAD after it are
+the number of shards and the piece's length, never on the number of threads or their timing
+(unless `lock_free`, Hogwild!: the shards then train every row in place, as word2vec's threads
+do, faster and no longer reproducible). One call trains several pieces: the step's fixed costs
+(the training loop's, the batch's) are paid once for all of them. While a shard trains a window, the rows of the window PREFETCH_AHEAD after it are
 already loading (`prefetch.prefetch_row`).
 
 Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
@@ -208,7 +209,7 @@ def _copied_before(seen, shard, row):  # pragma: no cover - compiled
 
 @njit(**_jit())
 def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, shards, sync, mean_context,
-                   all_shared, threads):  # pragma: no cover - compiled
+                   all_shared, lock_free, threads):  # pragma: no cover - compiled
     """word2vec's SGD over a batch in `shards` runs of windows, trained at once.
 
     Skip-gram (mean_context False): each context word's input row against the window's targets, in
@@ -226,6 +227,11 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     for `add_row_deltas`: in_rows (P,), in_deltas (P, D), out_rows (B*T,), out_deltas (B*T, D),
     entry i changing row rows[i] by deltas[i], unused entries with row -1. Otherwise these arrays
     are empty. Also returned: each window's summed loss (B,).
+
+    With `lock_free` (Hogwild!, as word2vec's and gensim's threads train) no row is copied: the
+    shards train every row in place at once, and a row two shards touch takes their steps in
+    whatever order the threads make them, or loses one when two land together. No copy or merge is
+    paid for, but the result depends on the threads' timing.
     """
     n, c_max = contexts.shape
     t_max = targets.shape[1]
@@ -233,6 +239,8 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     pieces = max(1, -(-n // sync))
     if all_shared and pieces > 1:
         raise ValueError("sequential_sgd: all_shared returns one piece's changes; pass sync >= len(contexts)")
+    if all_shared and lock_free:
+        raise ValueError("sequential_sgd: lock_free trains every row in place, all_shared returns every change")
     first = _pair_starts(contexts)  # (B+1,) each window's first valid context word
     most_pairs, most_windows = 0, 0  # the copies' room: one per context word and per target of a piece at most
     for p in range(pieces):
@@ -255,24 +263,26 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
         if p > 0:
             _zero(seen_in.reshape(-1))
             _zero(seen_out.reshape(-1))
-        for s in prange(shards):
-            begin, end = _shard_windows(lo, hi, s, shards)
-            _mark(seen_in, contexts, begin, end, s)
-            _mark(seen_out, targets, begin, end, s)
+        if not lock_free:  # lock-free, seen stays 0: no row is copied, all are trained in place
+            for s in prange(shards):
+                begin, end = _shard_windows(lo, hi, s, shards)
+                _mark(seen_in, contexts, begin, end, s)
+                _mark(seen_out, targets, begin, end, s)
         for s in prange(shards):
             begin, end = _shard_windows(lo, hi, s, shards)
             in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # and its entries
             ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
-            in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in,
-                                      in_rows[in_bases[s]:], ins)
-            out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
-                                       out_rows[out_bases[s]:], outs)
+            if not lock_free:  # else in_used and out_used stay 0
+                in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in,
+                                          in_rows[in_bases[s]:], ins)
+                out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
+                                           out_rows[out_bases[s]:], outs)
             _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
                          slots_in, slots_out, mean_context, losses)
             if all_shared:
                 _copies_to_changes(ins, in_rows[in_bases[s]:], w_in, in_used[s])  # no shard moves a shared row in place
                 _copies_to_changes(outs, out_rows[out_bases[s]:], w_out, out_used[s])
-        if not all_shared:
+        if not all_shared and not lock_free:
             for part in prange(threads):
                 _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
                 _merge_copies(w_out, out_copies, out_rows, out_bases, out_used, seen_out, slots_out, part, threads)

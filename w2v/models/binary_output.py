@@ -11,7 +11,9 @@ With plain SGD (`model/optimizer=sgd`, word2vec's) training takes a hand-written
 autograd graph and no optimizer state, by one of two update rules (`model.update_rule`):
 - sequential: word2vec's own, each decision's step taken before the next is scored, in
   `model.update_shards` runs of the batch's windows trained at once (`kernels.sequential`); fused
-  Numba kernels, on a CPU.
+  Numba kernels, on a CPU. Reproducible: a row several runs touch is trained on copies.
+- hogwild: the same, lock-free as word2vec's and gensim's threads (Hogwild!): the runs train every
+  row in place, faster, in an order that depends on the threads' timing.
 - damped: closed-form gradients summed over the batch and applied at once, bounded for rows hit
   many times (`damped_row_update`); as fused Numba kernels on a CPU (`kernels.cpu`), or as PyTorch
   operations (`losses.decision_gradients`) anywhere, the GPU included.
@@ -39,7 +41,9 @@ from w2v.optim import plain_sgd
 # auto: the fused Numba kernels on a CPU (and SGNS's Triton kernel on CUDA); triton: SGNS's GPU
 # path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
 KERNELS = ("auto", "triton", "torch")
-UPDATE_RULES = ("auto", "sequential", "damped")
+UPDATE_RULES = ("auto", "sequential", "hogwild", "damped")
+# The rules of the sequential CPU kernel (`kernels.sequential`): with the shards' rows copied, or lock-free.
+SEQUENTIAL_RULES = ("sequential", "hogwild")
 # The sequential rule under data.batch_size=auto: positions a step (a data-parallel process's
 # step, whose changes the others need before its next, one piece), and windows its shards train
 # between merges (scripts/README.md).
@@ -149,7 +153,7 @@ class BinaryOutputModule(Word2VecModule):
         settings = super().sampler_settings()
         if self.automatic_optimization:
             return settings
-        if self.rule_on(self.device) != "sequential":
+        if self.rule_on(self.device) not in SEQUENTIAL_RULES:
             return replace(settings, shuffle_unit="document")
         distributed = self._trainer is not None and self.trainer.world_size > 1
         return replace(settings, shuffle_unit="document",
@@ -165,23 +169,31 @@ class BinaryOutputModule(Word2VecModule):
     def check_update(update_rule, update_shards, kernels) -> None:
         if update_rule not in UPDATE_RULES:
             raise ConfigError(f"model.update_rule={update_rule!r} is unknown; use auto (sequential on the CPU "
-                              "kernels, damped elsewhere), sequential or damped")
-        if update_rule == "sequential" and kernels != "auto":
-            raise ConfigError("model.update_rule=sequential runs on the fused CPU kernels, not "
+                              "kernels, damped elsewhere), sequential, hogwild or damped")
+        if update_rule in SEQUENTIAL_RULES and kernels != "auto":
+            raise ConfigError(f"model.update_rule={update_rule} runs on the fused CPU kernels, not "
                               f"model.kernels={kernels}; use model.kernels=auto, or model.update_rule=damped")
         if not isinstance(update_shards, int) or isinstance(update_shards, bool) or update_shards < 1:
             raise ConfigError(f"model.update_shards={update_shards} must be a positive integer (runs of a batch "
                               "trained at once by the sequential rule)")
 
     def rule_on(self, device: torch.device) -> str:
-        """The hand-written step's rule on `device`: sequential or damped (`model.update_rule`)."""
+        """The hand-written step's rule on `device`: sequential, hogwild or damped (`model.update_rule`)."""
         cpu_kernels_run = self.hparams.kernels == "auto" and device.type == "cpu"
-        if self.hparams.update_rule == "sequential" and not cpu_kernels_run:
-            raise ConfigError(f"model.update_rule=sequential runs on the CPU, not on {device.type}; use "
+        rule = self.hparams.update_rule
+        if rule in SEQUENTIAL_RULES and not cpu_kernels_run:
+            raise ConfigError(f"model.update_rule={rule} runs on the CPU, not on {device.type}; use "
                               "model.update_rule=auto or damped, or trainer=cpu")
-        if self.hparams.update_rule == "auto":
+        if rule == "hogwild" and self._trainer is not None:
+            if self.trainer.world_size > 1:
+                raise ConfigError("model.update_rule=hogwild trains one process's rows in place, while data-parallel "
+                                  "processes exchange their changes; use model.update_rule=sequential with DDP")
+            if torch.are_deterministic_algorithms_enabled():
+                raise ConfigError("model.update_rule=hogwild updates rows in the order the threads reach them, which "
+                                  "trainer.deterministic=true rules out; use model.update_rule=sequential")
+        if rule == "auto":
             return "sequential" if cpu_kernels_run else "damped"
-        return self.hparams.update_rule
+        return rule
 
     @staticmethod
     def check_kernels(kernels) -> None:
@@ -233,9 +245,10 @@ class BinaryOutputModule(Word2VecModule):
         threads = None  # the PyTorch step's row updates
         if self.hparams.kernels == "auto" and w_in.device.type == "cpu":
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
-        if self.rule_on(w_in.device) == "sequential":
-            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(contexts, mask, targets, labels,
-                                                                                 distributed, threads)
+        rule = self.rule_on(w_in.device)
+        if rule in SEQUENTIAL_RULES:
+            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(
+                contexts, mask, targets, labels, distributed, threads, lock_free=rule == "hogwild")
         elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
@@ -271,19 +284,19 @@ class BinaryOutputModule(Word2VecModule):
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
-    def _sequential_changes(self, contexts, mask, targets, labels, distributed, threads):
+    def _sequential_changes(self, contexts, mask, targets, labels, distributed, threads, lock_free):
         """Word2vec's sequential SGD over the batch, at the rate falling across it as the schedule
         falls to the next step's: trains the rows in place and returns the `RowChanges` that other
         data-parallel processes must add too (every row's, where `distributed`; none otherwise),
         input and output embeddings, the summed loss of the batch's examples and their number; the
-        kernel runs on `threads` threads."""
+        kernel runs on `threads` threads, `lock_free` (Hogwild!) or with the shards' shared rows copied."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         lr, next_lr = self.step_learning_rates()
         # A data-parallel step is one piece: its changes go to the other processes before the next.
         sync = max(len(contexts), 1) if distributed else SEQUENTIAL_SYNC
         arrays = sequential_kernels.sequential_sgd(
             w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
-            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed, threads)
+            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed, lock_free, threads)
         in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
         examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
         return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
