@@ -13,9 +13,10 @@ process's are gathered). Within a piece a shard does not see the other shards' s
 (as word2vec's threads may not see each other's), but no step is lost, and the result depends on
 the number of shards and the piece's length, never on the number of threads or their timing
 (unless `lock_free`, Hogwild!: the shards then train every row in place, as word2vec's threads
-do, faster and no longer reproducible). One call trains several pieces: the step's fixed costs
-(the training loop's, the batch's) are paid once for all of them. While a shard trains a window, the rows of the window PREFETCH_AHEAD after it are
-already loading (`prefetch.prefetch_row`).
+do, without the copies' cost and no longer reproducibly). One call trains several pieces: the
+step's fixed costs (the training loop's, the batch's) are paid once for all of them. While a shard
+trains a window, the rows of the window PREFETCH_AHEAD after it are already loading
+(`prefetch.prefetch_row`).
 
 Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
 empty slots; targets (B, T), the window's output rows (negative sampling: center, then noise words;

@@ -13,7 +13,7 @@ autograd graph and no optimizer state, by one of two update rules (`model.update
   `model.update_shards` runs of the batch's windows trained at once (`kernels.sequential`); fused
   Numba kernels, on a CPU. Reproducible: a row several runs touch is trained on copies.
 - hogwild: the same, lock-free as word2vec's and gensim's threads (Hogwild!): the runs train every
-  row in place, faster, in an order that depends on the threads' timing.
+  row in place, without the copies' cost, in an order that depends on the threads' timing.
 - damped: closed-form gradients summed over the batch and applied at once, bounded for rows hit
   many times (`damped_row_update`); as fused Numba kernels on a CPU (`kernels.cpu`), or as PyTorch
   operations (`losses.decision_gradients`) anywhere, the GPU included.
