@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import compose_config, planted_neighbour_share, write_planted_corpus
 from w2v.api import build_model
-from w2v.data.datamodule import DeviceChunks
+from w2v.data.datamodule import ChunkBatches
 from w2v.data.sampling import NoiseTable, keep_probabilities, noise_distribution
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
@@ -191,7 +191,7 @@ def test_the_chunk_stream_covers_every_block_once_and_resumes():
     corpus = _corpus(2500, block_tokens=1000)  # blocks of 1000, 1000, 500 tokens
 
     def stream(epoch=0):
-        return DeviceChunks(corpus, chunk_tokens=64, step_tokens=256, shuffle=True, seed=3, progress=lambda: (epoch, 0))
+        return ChunkBatches(corpus, chunk_tokens=64, step_tokens=256, shuffle=True, seed=3, progress=lambda: (epoch, 0))
 
     batches = list(stream())
     assert len(batches) == len(stream()) == 4 + 4 + 2  # 16, 16 and 8 chunks, 4 a step
@@ -212,7 +212,7 @@ def test_the_chunk_stream_covers_every_block_once_and_resumes():
     assert [(b["block"], b["first_chunk"]) for b in rest] == [(b["block"], b["first_chunk"]) for b in batches[5:]]
     assert "ids" in rest[0]  # a resumed stream sends its block first
     with pytest.raises(ConfigError, match="trains on one device"):
-        DeviceChunks(corpus, 64, 256, True, 3, lambda: (0, 0), rank=0, world_size=2)
+        ChunkBatches(corpus, 64, 256, True, 3, lambda: (0, 0), rank=0, world_size=2)
 
 
 def test_the_gpu_path_trains_the_planted_classes(tmp_path):

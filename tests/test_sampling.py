@@ -7,7 +7,7 @@ import torch
 from w2v.data.corpus import Corpus
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
-from w2v.data.datamodule import SHUFFLE_UNITS, EpochBatches, block_order
+from w2v.data.datamodule import SHUFFLE_UNITS, ChunkBatches, EpochBatches, block_order
 from w2v.data.sampling import (SUBSAMPLE_RULES, NoiseTable, SamplerSettings, WindowSampler, keep_probabilities,
                               noise_distribution)
 from w2v.errors import ConfigError
@@ -266,9 +266,11 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
 
 
 @pytest.mark.parametrize("overrides, unit, batch_size, world_size", [
-    (["model=sgns"], "document", 65536, 1),  # plain SGD's step, by the sequential rule, in pieces
+    (["model=sgns"], "chunks", 65536, 1),  # plain SGD's sequential rule draws its windows from chunks
+    (["model=sgns", "data.batch_size=8192"], "chunks", 8192, 1),
+    (["model=sgns", "data.shuffle_unit=document"], "document", 65536, 1),  # the loader's windows, in pieces
     (["model=sgns"], "document", 16384, 2),  # a data-parallel step is one piece
-    (["model=cbow", "model/output=hierarchical"], "document", 65536, 1),
+    (["model=cbow", "model/output=hierarchical"], "chunks", 65536, 1),
     (["model=sgns", "model.update_rule=damped"], "document", 4096, 1),
     (["model=sgns", "model/optimizer=adam"], "position", 4096, 1),  # Adam's batch gradient
     (["model=cbow"], "position", 4096, 1),  # the full softmax's Adam
@@ -286,4 +288,7 @@ def test_auto_data_settings_are_the_models(tmp_path, planted_corpus, overrides, 
     model = build_model(dm.vocab, *overrides)
     dm.trainer = model._trainer = SimpleNamespace(lightning_module=model, global_rank=0, world_size=world_size)
     stream = dm.train_dataloader()
-    assert (stream.shuffle_unit, stream.batch_size) == (unit, batch_size)
+    if isinstance(stream, ChunkBatches):
+        assert ("chunks", stream.per_step * stream.chunk_tokens) == (unit, batch_size)
+    else:
+        assert (stream.shuffle_unit, stream.batch_size) == (unit, batch_size)

@@ -225,13 +225,14 @@ class ExampleBatches(BatchStream):
         return make
 
 
-class DeviceChunks(BatchStream):
-    """For a model that draws its samples on its device (SGNS's GPU path): an epoch visits the corpus's
-    blocks in (shuffled) order, each cut into chunks of `chunk_tokens` positions, `step_tokens`
-    positions' worth of chunks a step. A batch names the block and the step's chunks; the first batch
-    of a block also carries the block's ids (n,) int32 and document offsets, which the model keeps on
-    the device for the block's other steps. Subsampling, the chunks' order, windows and noise words
-    are the model's to draw, from counter-based streams keyed by (seed, epoch, block).
+class ChunkBatches(BatchStream):
+    """For a model that draws its own samples (SGNS's GPU path, the sequential CPU kernels): an epoch
+    visits the corpus's blocks in (shuffled) order, each cut into chunks of `chunk_tokens` positions,
+    `step_tokens` positions' worth of chunks a step. A batch names the block and the step's chunks;
+    the first batch of a block also carries the block's ids (n,) int32, its document offsets and the
+    chunks' size, which the model keeps (on its device) for the block's other steps. Subsampling, the chunks' order,
+    windows and noise words are the model's to draw, from counter-based streams keyed by (seed,
+    epoch, block).
     """
 
     def __init__(self, corpus: Corpus, chunk_tokens: int, step_tokens: int, shuffle: bool, seed: int,
@@ -240,10 +241,11 @@ class DeviceChunks(BatchStream):
         if world_size > 1:
             raise ConfigError("the GPU path (model.kernels=auto on CUDA, or triton) trains on one device; "
                               "use trainer.devices=1, or model.kernels=torch for data-parallel training")
-        self.corpus, self.chunk_tokens, self.shuffle = corpus, chunk_tokens, shuffle
-        self.per_step = max(1, step_tokens // chunk_tokens)
+        # A step of fewer positions than a chunk takes chunks of its size.
+        self.corpus, self.chunk_tokens, self.shuffle = corpus, min(chunk_tokens, step_tokens), shuffle
+        self.per_step = max(1, step_tokens // self.chunk_tokens)
         # (n_blocks,) as the model cuts each block on the device
-        self.block_chunks = np.array([block_chunks(int(size), chunk_tokens) for size in corpus.block_sizes])
+        self.block_chunks = np.array([block_chunks(int(size), self.chunk_tokens) for size in corpus.block_sizes])
         self.block_steps = -(-self.block_chunks // self.per_step)  # (n_blocks,)
 
     def total_batches(self) -> int:
@@ -263,7 +265,8 @@ class DeviceChunks(BatchStream):
                                      "first_chunk": first_chunk, "chunks": chunks}
             if k != loaded["k"]:
                 ids, offsets = self.corpus.block(block)
-                batch.update(ids=torch.from_numpy(ids.astype(np.int32)), offsets=torch.from_numpy(offsets))
+                batch.update(ids=torch.from_numpy(ids.astype(np.int32)), offsets=torch.from_numpy(offsets),
+                             chunk_tokens=self.chunk_tokens)
                 loaded["k"] = k
             covered = min(size, (first_chunk + chunks) * self.chunk_tokens) - first_chunk * self.chunk_tokens
             return batch, covered
@@ -361,12 +364,13 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
         shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
         batch_size = settings.batch_size if self.batch_size == "auto" else self.batch_size
-        if settings.on_device:
+        if settings.draws_samples and not (settings.windows_too and (self.batching, self.shuffle_unit) != ("centers", "auto")):
             if self.batching != "centers":
                 raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
                                   "use data.batching=centers, or model.kernels=torch")
-            return DeviceChunks(self.corpus, settings.chunk_tokens, settings.step_tokens, self.shuffle, self.seed,
-                                progress, **shard)
+            step_tokens = settings.step_tokens if self.batch_size == "auto" else self.batch_size
+            return ChunkBatches(self.corpus, settings.chunk_tokens, step_tokens, self.shuffle, self.seed, progress,
+                                **shard)
         if self.batching == "centers":
             sampler = WindowSampler(self.vocab.counts, settings)
             unit = settings.shuffle_unit if self.shuffle_unit == "auto" else self.shuffle_unit

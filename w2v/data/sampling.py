@@ -30,9 +30,13 @@ class SamplerSettings:
     # and the batch size under data.batch_size=auto.
     shuffle_unit: str = "position"
     batch_size: int = 4096
-    # The model draws its samples on its device (SGNS's GPU path): a batch is then a range of a corpus
-    # block's chunks of `chunk_tokens` positions, `step_tokens` positions a step.
-    on_device: bool = False
+    # The model draws its samples itself from a corpus block's chunks (SGNS's GPU path, the
+    # sequential CPU kernels): a batch is then a range of the block's chunks of `chunk_tokens`
+    # positions, `step_tokens` positions a step. With `windows_too` it also trains on the loader's
+    # windows, which the data settings the chunks cannot give (data.batching=examples, an explicit
+    # data.shuffle_unit) then take.
+    draws_samples: bool = False
+    windows_too: bool = False
     chunk_tokens: int = 1024
     step_tokens: int = 1 << 21
 

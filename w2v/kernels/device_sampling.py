@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from w2v.errors import ConfigError
-from w2v.kernels.counter_rng import MASK32, TO_UNIT, draw, mix32, uniform
+from w2v.kernels.counter_rng import MASK32, TO_UNIT, below, draw, mix32, uniform
 
 
 @dataclass(frozen=True)
@@ -79,16 +79,21 @@ def prepare_block(ids: torch.Tensor, offsets: torch.Tensor, keep_prob: torch.Ten
     chunks = block_chunks(n, chunk_tokens)
     starts = torch.clamp(torch.arange(chunks + 1, device=device) * chunk_tokens, max=n)  # (chunks+1,)
     bounds = torch.cat([kept_before.new_zeros(1), kept_before])[starts]  # (chunks+1,)
+    return DeviceBlock(seq, docs, bounds, chunk_order(chunks, keys.order, shuffle, device))
+
+
+def chunk_order(chunks: int, key: int, shuffle: bool, device=None) -> torch.Tensor:
+    """(chunks,) int64 the order in which an epoch trains a block's chunks, drawn from stream `key`
+    (the sequential CPU kernels' blocks take it too, `chunk_windows`)."""
     index = torch.arange(chunks, dtype=torch.int64, device=device)
-    order = torch.argsort(draw(keys.order, index)) if shuffle else index
-    return DeviceBlock(seq, docs, bounds, order)
+    return torch.argsort(draw(key, index)) if shuffle else index
 
 
 def window_radius(key: int, position: torch.Tensor, window: int, shrink: bool) -> torch.Tensor:
     """Each center's window (int64): 1..window words a side drawn per kept position, or `window`."""
     if not shrink:
         return torch.full_like(position, window)
-    return 1 + draw(key, position) % window
+    return 1 + below(draw(key, position), window)
 
 
 def noise_words(key: int, position: torch.Tensor, negatives: int, threshold: torch.Tensor,
@@ -97,7 +102,7 @@ def noise_words(key: int, position: torch.Tensor, negatives: int, threshold: tor
     alias) (V,): the draw picks a slot, a second hash of it the slot's word or its alias."""
     counter = position.unsqueeze(1) * negatives + torch.arange(negatives, device=position.device)  # (B, K)
     bits = draw(key, counter & MASK32)
-    slot = bits % len(threshold)
+    slot = below(bits, len(threshold))
     fraction = (mix32(bits) >> 8).to(torch.float32) * TO_UNIT
     return torch.where(fraction < threshold[slot], slot, alias[slot].long())
 

@@ -69,7 +69,7 @@ def _sgns_chunks_kernel(
         center = tl.load(seq + i).to(tl.int64)
         doc = tl.load(docs + i)
         if SHRINK:
-            radius = 1 + _draw(key_window, i) % WINDOW
+            radius = 1 + ((_draw(key_window, i) * WINDOW) >> 32)  # counter_rng.below
         else:
             radius = WINDOW
         where = i + offset  # (C,)
@@ -79,7 +79,7 @@ def _sgns_chunks_kernel(
         ctx = tl.load(seq + where).to(tl.int64)  # (C,)
 
         bits = _draw(key_noise, (i * NEGATIVES + t - 1) & 0xFFFFFFFF)  # (T,) slot 0 unused: the center
-        noise_slot = bits % vocab_size
+        noise_slot = (bits * vocab_size) >> 32
         fraction = (_mix32(bits) >> 8).to(tl.float32) * (1.0 / 16777216.0)
         keep_slot = fraction < tl.load(threshold + noise_slot, mask=real_t, other=1.0)
         noise = tl.where(keep_slot, noise_slot, tl.load(alias + noise_slot, mask=real_t, other=0).to(tl.int64))

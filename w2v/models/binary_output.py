@@ -24,16 +24,19 @@ other optimizer trains through autograd on the same loss (`losses.decision_loss`
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from w2v.data.sampling import SamplerSettings
+from w2v.data.sampling import SamplerSettings, keep_probabilities
 from w2v.distributed import gather_row_updates
 from w2v.errors import ConfigError
+from w2v.kernels import chunk_windows
 from w2v.kernels import cpu as cpu_kernels
 from w2v.kernels import sequential as sequential_kernels
+from w2v.kernels.counter_rng import stream_key
+from w2v.kernels.device_sampling import chunk_order
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import decision_gradients, decision_loss
 from w2v.optim import plain_sgd
@@ -49,6 +52,9 @@ SEQUENTIAL_RULES = ("sequential", "hogwild")
 # between merges (scripts/README.md).
 SEQUENTIAL_BATCH, SEQUENTIAL_DISTRIBUTED_BATCH = 65536, 16384
 SEQUENTIAL_SYNC = 12288
+# The sequential rule on one process draws its own windows from the corpus in chunks of this many
+# positions (`kernels.chunk_windows`), which each epoch trains in a random order.
+SEQUENTIAL_CHUNK = 1024
 
 
 def damped_row_update(weight: torch.Tensor, rows: torch.Tensor, grads: torch.Tensor, curvature: torch.Tensor,
@@ -125,6 +131,39 @@ class RowChanges:
         sequential_kernels.add_row_deltas(weight.numpy(), self.rows.numpy(), self.deltas.numpy(), threads)
 
 
+@dataclass(frozen=True)
+class WindowTables:
+    """What `chunk_windows.chunk_windows` needs to give a window its decisions: negative sampling's K
+    noise words from the alias table (threshold (V,) float32, alias (V,) int32), or (K = 0) the
+    center's path in a Huffman tree, paths (V, L) int64 with its labels path_labels (V, L) float32."""
+
+    negatives: int = 0
+    threshold: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
+    alias: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    paths: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))
+    path_labels: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
+
+    @property
+    def targets(self) -> int:
+        """Decisions a window makes at most: T."""
+        return 1 + self.negatives if self.negatives else self.paths.shape[1]
+
+
+@dataclass
+class ChunkBlock:
+    """A corpus block as the sequential rule's chunk step draws from it (`chunk_windows.subsample_block`):
+    the kept ids seq, their documents docs, each chunk's first kept token bounds, the chunks' order,
+    their size, and the window and noise streams' keys."""
+
+    seq: np.ndarray
+    docs: np.ndarray
+    bounds: np.ndarray
+    order: np.ndarray
+    chunk_tokens: int
+    window_key: int
+    noise_key: int
+
+
 def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """CBOW's input: the mean of each window's valid context vectors. vectors (B, C, D), mask (B, C) -> (B, 1, D)."""
     weights = mask.to(vectors.dtype)  # (B, C)
@@ -140,6 +179,8 @@ class BinaryOutputModule(Word2VecModule):
         self.check_kernels(kernels)
         self.check_update(update_rule, update_shards, kernels)
         self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
+        self._chunk_block: ChunkBlock | None = None  # the sequential rule's current corpus block
+        self._window_buffers: tuple[np.ndarray, ...] | None = None  # its step's windows, reused from step to step
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
         # optimizer (or SGD with momentum, weight decay...) trains through autograd.
@@ -155,9 +196,12 @@ class BinaryOutputModule(Word2VecModule):
             return settings
         if self.rule_on(self.device) not in SEQUENTIAL_RULES:
             return replace(settings, shuffle_unit="document")
-        distributed = self._trainer is not None and self.trainer.world_size > 1
-        return replace(settings, shuffle_unit="document",
-                       batch_size=SEQUENTIAL_DISTRIBUTED_BATCH if distributed else SEQUENTIAL_BATCH)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_DISTRIBUTED_BATCH)
+        # One process draws its windows itself, in the kernel's threads, from chunks of the corpus
+        # (`_chunk_step`); the loader's windows still serve the data settings that chunks cannot.
+        return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_BATCH, draws_samples=True,
+                       windows_too=True, chunk_tokens=SEQUENTIAL_CHUNK, step_tokens=SEQUENTIAL_BATCH)
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -231,10 +275,16 @@ class BinaryOutputModule(Word2VecModule):
             inputs, mask = context_mean(inputs, mask), mask.any(1, keepdim=True)  # (B, 1, D), (B, 1)
         return decision_loss(inputs, mask, self.out_embed(self.output_rows(targets)), labels, valid)  # (P,)
 
+    def window_tables(self) -> WindowTables:
+        """The tables from which the sequential rule's chunk step draws each window's decisions."""
+        raise NotImplementedError
+
     # -- the hand-written SGD step ---------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         if self.automatic_optimization:
             return super().training_step(batch, batch_idx)
+        if "chunks" in batch:
+            return self._chunk_step(batch)
         contexts, mask = batch["contexts"], batch["mask"]  # (B, C), (B, C)
         targets, labels, valid = self.decisions(batch)  # (B, T), (B, T), (B, T) or None
         distributed = self.trainer.world_size > 1
@@ -247,8 +297,11 @@ class BinaryOutputModule(Word2VecModule):
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         rule = self.rule_on(w_in.device)
         if rule in SEQUENTIAL_RULES:
-            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(
-                contexts, mask, targets, labels, distributed, threads, lock_free=rule == "hogwild")
+            examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
+            ctx_update, tgt_update, losses = self._sequential_changes(
+                torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), distributed, threads,
+                lock_free=rule == "hogwild")
+            loss_sum, examples = losses.sum(), int(examples)
         elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
@@ -260,6 +313,43 @@ class BinaryOutputModule(Word2VecModule):
         self.step_optimizer()  # the optimizer's step is a no-op (no parameter has a gradient); the schedule's is not
         self.log_loss(loss_sum / max(examples, 1), examples)
         return None
+
+    def _chunk_step(self, batch) -> None:
+        """The sequential rule's step on a range of a corpus block's chunks (`data.datamodule.ChunkBatches`):
+        the kernel's threads draw the chunks' windows (`chunk_windows`) into buffers kept from step to
+        step, and train them in order (`sequential_sgd`)."""
+        if "ids" in batch:  # a new block: its subsampling and the chunks' order, drawn once
+            self._chunk_block = self._subsample_block(batch)
+        block, tables = self._chunk_block, self.window_tables()
+        capacity = batch["chunks"] * block.chunk_tokens  # windows at most: one per position
+        if self._window_buffers is None or len(self._window_buffers[0]) < capacity:
+            self._window_buffers = (np.empty((capacity, 2 * self.hparams.window), dtype=np.int64),
+                                    np.empty((capacity, tables.targets), dtype=np.int64),
+                                    np.empty((capacity, tables.targets), dtype=np.float32))
+        contexts, targets, labels = self._window_buffers  # (N, 2W), (N, T), (N, T)
+        rows, windows, pairs = chunk_windows.chunk_windows(
+            block.seq, block.docs, block.bounds, block.order, batch["first_chunk"], batch["chunks"], block.window_key,
+            block.noise_key, self.hparams.window, self.hparams.shrink_window, tables.negatives, tables.threshold,
+            tables.alias, tables.paths, tables.path_labels, contexts, targets, labels)
+        threads = cpu_kernels.use_threads(torch.get_num_threads())
+        _, _, losses = self._sequential_changes(contexts[:rows], targets[:rows], labels[:rows], False, threads,
+                                                lock_free=self.rule_on(self.device) == "hogwild")
+        examples = windows if self.mean_context else pairs  # windows with a context word, or (center, context) pairs
+        self.step_optimizer()
+        self.log_loss(losses.sum() / max(examples, 1), examples)
+
+    def _subsample_block(self, batch) -> ChunkBlock:
+        """A new block of the chunk step, subsampled and its chunks ordered, from its streams' keys."""
+        keys = {purpose: stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
+                for purpose in ("subsample", "window", "noise", "order")}
+        keep = np.empty(0, dtype=np.float32)  # keeps every token
+        if self.hparams.subsample:
+            keep = keep_probabilities(self.vocab.counts, self.hparams.subsample,
+                                      self.hparams.subsample_rule).astype(np.float32)
+        seq, docs, bounds = chunk_windows.subsample_block(batch["ids"].numpy(), batch["offsets"].numpy(), keep,
+                                                          keys["subsample"], batch["chunk_tokens"])
+        order = chunk_order(len(bounds) - 1, keys["order"], batch["shuffle"]).numpy()
+        return ChunkBlock(seq, docs, bounds, order, batch["chunk_tokens"], keys["window"], keys["noise"])
 
     def _torch_updates(self, contexts, mask, targets, labels, valid):
         """The `RowUpdate`s of the input and output embeddings, the summed loss of the batch's
@@ -284,22 +374,22 @@ class BinaryOutputModule(Word2VecModule):
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
-    def _sequential_changes(self, contexts, mask, targets, labels, distributed, threads, lock_free):
-        """Word2vec's sequential SGD over the batch, at the rate falling across it as the schedule
+    def _sequential_changes(self, contexts, targets, labels, distributed, threads, lock_free):
+        """Word2vec's sequential SGD over a batch's windows, contexts (B, C) int64 (-1: no word),
+        targets (B, T) and labels (B, T) as NumPy arrays, at the rate falling across it as the schedule
         falls to the next step's: trains the rows in place and returns the `RowChanges` that other
         data-parallel processes must add too (every row's, where `distributed`; none otherwise),
-        input and output embeddings, the summed loss of the batch's examples and their number; the
-        kernel runs on `threads` threads, `lock_free` (Hogwild!) or with the shards' shared rows copied."""
+        input and output embeddings, and each window's summed loss (B,); the kernel runs on `threads`
+        threads, `lock_free` (Hogwild!) or with the shards' shared rows copied."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         lr, next_lr = self.step_learning_rates()
         # A data-parallel step is one piece: its changes go to the other processes before the next.
         sync = max(len(contexts), 1) if distributed else SEQUENTIAL_SYNC
         arrays = sequential_kernels.sequential_sgd(
-            w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
-            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed, lock_free, threads)
+            w_in.numpy(), w_out.numpy(), contexts, targets, labels, lr, next_lr, self.hparams.update_shards, sync,
+            self.mean_context, distributed, lock_free, threads)
         in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
-        examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
-        return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
+        return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses
 
     def _fused_updates(self, contexts, mask, targets, labels):
         """As `_torch_updates`, by the fused CPU kernel of the architecture, for the valid context

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
-from w2v.models.binary_output import BinaryOutputModule
+from w2v.models.binary_output import BinaryOutputModule, WindowTables
 from w2v.models.huffman import HuffmanTree, huffman_tree
 from w2v.models.negative_sampling import TRITON_SCOPE
 
@@ -27,6 +28,9 @@ class HierarchicalSoftmax(BinaryOutputModule):
         self.check_export(self.hparams.export)
         self.tree: HuffmanTree = huffman_tree(vocab.counts)
         self._paths: tuple[torch.Tensor, ...] | None = None  # the tree's points, codes, lengths on the model's device
+        # Each word's path and its labels, for the CPU's chunks: (V, L) int64 and float32.
+        self._tables = WindowTables(paths=self.tree.points.astype(np.int64),
+                                    path_labels=(1 - self.tree.codes).astype(np.float32))
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -49,6 +53,9 @@ class HierarchicalSoftmax(BinaryOutputModule):
         points, codes, lengths = self._paths
         targets = points[centers]  # (B, L) -1 past each path's end
         return targets, 1.0 - codes[centers].float(), targets >= 0  # (B, L), (B, L), (B, L)
+
+    def window_tables(self) -> WindowTables:
+        return self._tables
 
     def output_matrix(self) -> torch.Tensor:
         raise ConfigError("hierarchical softmax has no output vectors of words (its output rows are the Huffman "

@@ -13,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import numpy as np
 import torch
 
 from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
 from w2v.errors import ConfigError
 from w2v.kernels.counter_rng import stream_key
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
-from w2v.models.binary_output import BinaryOutputModule
+from w2v.models.binary_output import BinaryOutputModule, WindowTables
 from w2v.models.losses import negative_sampling_labels
 from w2v.optim import plain_sgd
 
@@ -46,6 +47,7 @@ class NegativeSampling(BinaryOutputModule):
         self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
         self._block_keys: torch.Tensor | None = None
         self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
+        self._cpu_tables: WindowTables | None = None  # the noise alias table, for the CPU's chunks
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -89,18 +91,28 @@ class NegativeSampling(BinaryOutputModule):
 
     def sampler_settings(self) -> SamplerSettings:
         # The data loader draws the noise words with the windows, from each batch's own generator;
-        # on the GPU path the model draws them itself.
-        return dataclasses.replace(super().sampler_settings(), negatives=self.hparams.negatives,
-                                   noise_power=self.hparams.noise_power, on_device=self.on_device(),
-                                   chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
+        # on the GPU path and the sequential CPU kernels' chunks the model draws them itself.
+        settings = dataclasses.replace(super().sampler_settings(), negatives=self.hparams.negatives,
+                                       noise_power=self.hparams.noise_power)
+        if self.on_device():
+            settings = dataclasses.replace(settings, draws_samples=True, windows_too=False,
+                                           chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
+        return settings
 
     def decisions(self, batch):
         return (*negative_sampling_labels(batch["centers"], batch["noise"]), None)  # (B, 1+K), (B, 1+K)
 
-    def training_step(self, batch, batch_idx):
-        if "chunks" in batch:
+    def window_tables(self) -> WindowTables:
+        if self._cpu_tables is None:
+            noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
+            self._cpu_tables = WindowTables(self.hparams.negatives, noise.threshold.astype(np.float32),
+                                            noise.alias.astype(np.int32))
+        return self._cpu_tables
+
+    def _chunk_step(self, batch) -> None:
+        if self.hparams.kernels == "triton" or self.device.type == "cuda":
             return self._device_step(batch)
-        return super().training_step(batch, batch_idx)
+        return super()._chunk_step(batch)
 
     def _device_step(self, batch) -> None:
         """The GPU path's step: the Triton kernel trains chunks first_chunk.. of the current block."""
@@ -120,7 +132,7 @@ class NegativeSampling(BinaryOutputModule):
             check_block_size(len(batch["ids"]), self.hparams.negatives)
             keys = StreamKeys(*(stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
                                 for purpose in ("subsample", "window", "noise", "order")))
-            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, self.hparams.chunk_tokens, keys,
+            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, batch["chunk_tokens"], keys,
                                         batch["shuffle"])
             self._block_keys = keys.tensor(w_in.device)
         block = self._block

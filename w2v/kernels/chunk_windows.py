@@ -1,0 +1,137 @@
+"""The sequential CPU kernels' samples, drawn in Numba from a corpus block's chunks: subsampling,
+window sizes and noise words from the counter-based streams (`counter_rng`) that the GPU path
+draws from, with the same bits as its PyTorch specification (`device_sampling`).
+
+The data loader's thread then hands over only a block's ids, once, and each step's range of chunks;
+no window is built, and nothing competes with the training kernel's threads for the processor. The
+step's windows are drawn by the same threads, just before the kernel trains them
+(`sequential.sequential_sgd`), into buffers that the model reuses from step to step.
+
+The integer arithmetic is `counter_rng`'s, in unsigned 64-bit integers: every product is taken
+modulo 2^64 and then masked to 32 bits, as PyTorch's int64 arithmetic does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from w2v.kernels.counter_rng import MASK32, MIX1, MIX2, TO_UNIT
+from w2v.kernels.cpu import _jit
+
+_MASK, _MIX1, _MIX2 = np.uint64(MASK32), np.uint64(MIX1), np.uint64(MIX2)
+_TO_UNIT = np.float32(TO_UNIT)
+
+
+@njit(inline="always")
+def _mix32(x):  # pragma: no cover - compiled
+    """`counter_rng.mix32` of x (uint64 in [0, 2^32))."""
+    x ^= x >> np.uint64(16)
+    x = (x * _MIX1) & _MASK
+    x ^= x >> np.uint64(15)
+    x = (x * _MIX2) & _MASK
+    return x ^ (x >> np.uint64(16))
+
+
+@njit(inline="always")
+def _draw(key, counter):  # pragma: no cover - compiled
+    """`counter_rng.draw`: 32 random bits (uint64) for `counter` of stream `key`."""
+    return _mix32((_mix32((np.uint64(counter) & _MASK) ^ np.uint64(key)) + np.uint64(key)) & _MASK)
+
+
+@njit(inline="always")
+def _unit(bits):  # pragma: no cover - compiled
+    """A draw's top 24 bits as a float32 in [0, 1), as `counter_rng.uniform`."""
+    return np.float32(bits >> np.uint64(8)) * _TO_UNIT
+
+
+@njit(inline="always")
+def _below(bits, n):  # pragma: no cover - compiled
+    """`counter_rng.below`: a draw scaled to an integer (int64) in [0, n)."""
+    return np.int64((bits * np.uint64(n)) >> np.uint64(32))
+
+
+@njit(**_jit())
+def subsample_block(ids, offsets, keep_prob, key, chunk_tokens):  # pragma: no cover - compiled
+    """`device_sampling.prepare_block`'s subsampling: block `ids` (n,) int32 with document `offsets`
+    (m+1,), token t kept with probability keep_prob[t] (an empty keep_prob keeps all), chunk by
+    chunk of `chunk_tokens` positions on all threads. Returns seq (n+1,) int32 the kept ids in
+    order, docs (n+1,) int32 each kept token's document (-1 past the kept ones), and bounds
+    (chunks+1,) int64 where each chunk starts among the kept tokens, the last entry the kept count."""
+    n = len(ids)
+    chunks = max(1, -(-n // chunk_tokens))
+    keep = np.ones(n, dtype=np.bool_)
+    bounds = np.zeros(chunks + 1, dtype=np.int64)
+    if len(keep_prob) > 0:
+        for c in prange(chunks):
+            kept = 0
+            for i in range(c * chunk_tokens, min(n, (c + 1) * chunk_tokens)):
+                keep[i] = _unit(_draw(key, i)) < keep_prob[ids[i]]
+                kept += keep[i]
+            bounds[c + 1] = kept
+    else:
+        for c in range(chunks):
+            bounds[c + 1] = min(n, (c + 1) * chunk_tokens) - c * chunk_tokens
+    for c in range(chunks):
+        bounds[c + 1] += bounds[c]
+    seq = np.zeros(n + 1, dtype=np.int32)
+    docs = np.full(n + 1, -1, dtype=np.int32)
+    for c in prange(chunks):
+        begin = c * chunk_tokens
+        doc = np.searchsorted(offsets, begin, side="right") - 1  # the document of the chunk's first position
+        out = bounds[c]
+        for i in range(begin, min(n, begin + chunk_tokens)):
+            while i >= offsets[doc + 1]:
+                doc += 1
+            if keep[i]:
+                seq[out], docs[out] = ids[i], doc
+                out += 1
+    return seq, docs, bounds
+
+
+@njit(**_jit())
+def chunk_windows(seq, docs, bounds, order, first_chunk, chunks, window_key, noise_key, window, shrink, negatives,
+                  threshold, alias, paths, path_labels, contexts, targets, labels):  # pragma: no cover - compiled
+    """The windows of chunks order[first_chunk : first_chunk + chunks] of a block (`subsample_block`),
+    one per kept token, chunk after chunk, as `device_sampling.chunk_examples` draws them: written
+    to contexts (B, 2W) int64 (offsets -W..-1, 1..W; -1 where no context word is), targets (B, T)
+    int64 and labels (B, T) float32, B the chunks' kept tokens. Negative sampling (negatives K > 0):
+    the center, label 1, then K noise words from the alias table (threshold, alias), label 0.
+    Hierarchical softmax (K = 0): the center's path in paths (V, T) (-1 past its end), labels
+    path_labels (V, T). Returns B, the windows with a context word, and their (center, context word) pairs."""
+    starts = np.empty(chunks + 1, dtype=np.int64)  # each chunk's first row
+    starts[0] = 0
+    for c in range(chunks):
+        chunk = order[first_chunk + c]
+        starts[c + 1] = starts[c] + bounds[chunk + 1] - bounds[chunk]
+    count = bounds[len(bounds) - 1]  # the block's kept tokens
+    vocab, width, t_max = len(threshold), 2 * window, targets.shape[1]
+    pairs = np.zeros(chunks, dtype=np.int64)
+    windows = np.zeros(chunks, dtype=np.int64)
+    for c in prange(chunks):
+        chunk = order[first_chunk + c]
+        row = starts[c]
+        for i in range(bounds[chunk], bounds[chunk + 1]):
+            center, doc = seq[i], docs[i]
+            found = 0
+            radius = 1 + _below(_draw(window_key, i), window) if shrink else window
+            for s in range(width):  # no branch: a window's slots are decided at once
+                offset = s - window + (s >= window)  # -W..-1, 1..W
+                p = min(max(i + offset, 0), count - 1)
+                inside = (abs(offset) <= radius) & (p == i + offset) & (docs[p] == doc)
+                contexts[row, s] = seq[p] if inside else -1
+                found += inside
+            pairs[c] += found
+            windows[c] += found > 0
+            if negatives > 0:
+                targets[row, 0], labels[row, 0] = center, 1.0
+                for k in range(negatives):
+                    bits = _draw(noise_key, i * negatives + k)
+                    slot = _below(bits, vocab)
+                    noise = slot if _unit(_mix32(bits)) < threshold[slot] else alias[slot]
+                    targets[row, 1 + k], labels[row, 1 + k] = noise, 0.0
+            else:
+                for j in range(t_max):
+                    targets[row, j], labels[row, j] = paths[center, j], path_labels[center, j]
+            row += 1
+    return starts[chunks], windows.sum(), pairs.sum()
