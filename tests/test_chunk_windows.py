@@ -16,7 +16,7 @@ NO_PATHS = (np.empty((0, 0), dtype=np.int64), np.empty((0, 0), dtype=np.float32)
 
 
 def _keys(seed=5, epoch=2, block=1) -> StreamKeys:
-    return StreamKeys(*(counter_rng.stream_key(seed, epoch, block, p) for p in ("subsample", "window", "noise", "order")))
+    return StreamKeys.for_block(seed, epoch, block)
 
 
 def _block(n=3000, vocab=40, subsample=1e-2, seed=0):

@@ -23,7 +23,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 
 
 def _keys(seed=7, epoch=1, block=0) -> StreamKeys:
-    return StreamKeys(*(counter_rng.stream_key(seed, epoch, block, p) for p in ("subsample", "window", "noise", "order")))
+    return StreamKeys.for_block(seed, epoch, block)
 
 
 def _kernel():

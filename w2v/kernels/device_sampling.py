@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from w2v.errors import ConfigError
-from w2v.kernels.counter_rng import MASK32, TO_UNIT, below, draw, mix32, uniform
+from w2v.kernels.counter_rng import MASK32, TO_UNIT, below, draw, mix32, stream_key, uniform
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class StreamKeys:
     window: int
     noise: int
     order: int
+
+    @classmethod
+    def for_block(cls, seed: int, epoch: int, block: int) -> StreamKeys:
+        """The keys of corpus block `block` in `epoch` of a run seeded with `seed`."""
+        return cls(*(stream_key(seed, epoch, block, purpose) for purpose in ("subsample", "window", "noise", "order")))
 
     def tensor(self, device) -> torch.Tensor:
         """(3,) int64: the keys the kernel reads (window, noise, unused), kept on `device`."""

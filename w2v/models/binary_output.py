@@ -35,8 +35,7 @@ from w2v.errors import ConfigError
 from w2v.kernels import chunk_windows
 from w2v.kernels import cpu as cpu_kernels
 from w2v.kernels import sequential as sequential_kernels
-from w2v.kernels.counter_rng import stream_key
-from w2v.kernels.device_sampling import chunk_order
+from w2v.kernels.device_sampling import StreamKeys, chunk_order
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import decision_gradients, decision_loss
 from w2v.optim import plain_sgd
@@ -179,6 +178,7 @@ class BinaryOutputModule(Word2VecModule):
         self.check_kernels(kernels)
         self.check_update(update_rule, update_shards, kernels)
         self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
+        self._keep: np.ndarray | None = None  # made by `keep_probabilities` on first use
         self._chunk_block: ChunkBlock | None = None  # the sequential rule's current corpus block
         self._window_buffers: tuple[np.ndarray, ...] | None = None  # its step's windows, reused from step to step
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
@@ -275,9 +275,18 @@ class BinaryOutputModule(Word2VecModule):
             inputs, mask = context_mean(inputs, mask), mask.any(1, keepdim=True)  # (B, 1, D), (B, 1)
         return decision_loss(inputs, mask, self.out_embed(self.output_rows(targets)), labels, valid)  # (P,)
 
+    @abstractmethod
     def window_tables(self) -> WindowTables:
-        """The tables from which the sequential rule's chunk step draws each window's decisions."""
-        raise NotImplementedError
+        """The tables from which a model that draws its own windows gives each its decisions."""
+
+    def keep_probabilities(self) -> np.ndarray | None:
+        """(V,) float32 each word's probability of being kept by subsampling, or None where all are."""
+        if not self.hparams.subsample:
+            return None
+        if self._keep is None:
+            self._keep = keep_probabilities(self.vocab.counts, self.hparams.subsample,
+                                            self.hparams.subsample_rule).astype(np.float32)
+        return self._keep
 
     # -- the hand-written SGD step ---------------------------------------------------------------
     def training_step(self, batch, batch_idx):
@@ -340,16 +349,14 @@ class BinaryOutputModule(Word2VecModule):
 
     def _subsample_block(self, batch) -> ChunkBlock:
         """A new block of the chunk step, subsampled and its chunks ordered, from its streams' keys."""
-        keys = {purpose: stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
-                for purpose in ("subsample", "window", "noise", "order")}
-        keep = np.empty(0, dtype=np.float32)  # keeps every token
-        if self.hparams.subsample:
-            keep = keep_probabilities(self.vocab.counts, self.hparams.subsample,
-                                      self.hparams.subsample_rule).astype(np.float32)
+        keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
+        keep = self.keep_probabilities()
+        if keep is None:
+            keep = np.empty(0, dtype=np.float32)  # keeps every token
         seq, docs, bounds = chunk_windows.subsample_block(batch["ids"].numpy(), batch["offsets"].numpy(), keep,
-                                                          keys["subsample"], batch["chunk_tokens"])
-        order = chunk_order(len(bounds) - 1, keys["order"], batch["shuffle"]).numpy()
-        return ChunkBlock(seq, docs, bounds, order, batch["chunk_tokens"], keys["window"], keys["noise"])
+                                                          keys.subsample, batch["chunk_tokens"])
+        order = chunk_order(len(bounds) - 1, keys.order, batch["shuffle"]).numpy()
+        return ChunkBlock(seq, docs, bounds, order, batch["chunk_tokens"], keys.window, keys.noise)
 
     def _torch_updates(self, contexts, mask, targets, labels, valid):
         """The `RowUpdate`s of the input and output embeddings, the summed loss of the batch's

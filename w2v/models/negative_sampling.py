@@ -5,7 +5,8 @@ Skip-gram with negative sampling is SGNS, the default experiment's model. On CUD
 takes the GPU path: the corpus goes to the device a block at a time and one Triton kernel
 (`kernels.sgns_triton`) draws the samples and trains a step's chunks, window by window, with the
 CPU step's damped update. Everywhere else, and for CBOW, training takes `BinaryOutputModule`'s
-step on the data loader's windows, whose noise words the loader draws with them.
+step: on the CPU its sequential rule draws its own windows and noise words from the same kind of
+chunks, and otherwise trains on the data loader's windows, whose noise words the loader draws.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import logging
 import numpy as np
 import torch
 
-from w2v.data.sampling import NoiseTable, SamplerSettings, keep_probabilities
+from w2v.data.sampling import NoiseTable, SamplerSettings
 from w2v.errors import ConfigError
-from w2v.kernels.counter_rng import stream_key
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.binary_output import BinaryOutputModule, WindowTables
 from w2v.models.losses import negative_sampling_labels
@@ -47,7 +47,7 @@ class NegativeSampling(BinaryOutputModule):
         self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
         self._block_keys: torch.Tensor | None = None
         self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
-        self._cpu_tables: WindowTables | None = None  # the noise alias table, for the CPU's chunks
+        self._noise: WindowTables | None = None  # the noise alias table, made by `window_tables` on first use
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -103,11 +103,11 @@ class NegativeSampling(BinaryOutputModule):
         return (*negative_sampling_labels(batch["centers"], batch["noise"]), None)  # (B, 1+K), (B, 1+K)
 
     def window_tables(self) -> WindowTables:
-        if self._cpu_tables is None:
+        if self._noise is None:
             noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
-            self._cpu_tables = WindowTables(self.hparams.negatives, noise.threshold.astype(np.float32),
-                                            noise.alias.astype(np.int32))
-        return self._cpu_tables
+            self._noise = WindowTables(self.hparams.negatives, noise.threshold.astype(np.float32),
+                                       noise.alias.astype(np.int32))
+        return self._noise
 
     def _chunk_step(self, batch) -> None:
         if self.hparams.kernels == "triton" or self.device.type == "cuda":
@@ -119,19 +119,15 @@ class NegativeSampling(BinaryOutputModule):
         from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
 
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
-        if self._tables is None:
-            noise = NoiseTable(self.vocab.counts, self.hparams.noise_power)
-            keep = None
-            if self.hparams.subsample:
-                keep = keep_probabilities(self.vocab.counts, self.hparams.subsample, self.hparams.subsample_rule)
-            self._tables = (None if keep is None else torch.as_tensor(keep, dtype=torch.float32, device=w_in.device),
-                            torch.as_tensor(noise.threshold, dtype=torch.float32, device=w_in.device),
-                            torch.as_tensor(noise.alias, dtype=torch.int32, device=w_in.device))
+        if self._tables is None:  # on the device, once
+            keep, tables = self.keep_probabilities(), self.window_tables()
+            self._tables = (None if keep is None else torch.as_tensor(keep, device=w_in.device),
+                            torch.as_tensor(tables.threshold, device=w_in.device),
+                            torch.as_tensor(tables.alias, device=w_in.device))
         keep_prob, threshold, alias = self._tables
         if "ids" in batch:  # a new block, or a new epoch: subsample it and order its chunks, on the device
             check_block_size(len(batch["ids"]), self.hparams.negatives)
-            keys = StreamKeys(*(stream_key(batch["seed"], batch["epoch"], batch["block"], purpose)
-                                for purpose in ("subsample", "window", "noise", "order")))
+            keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
             self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, batch["chunk_tokens"], keys,
                                         batch["shuffle"])
             self._block_keys = keys.tensor(w_in.device)
