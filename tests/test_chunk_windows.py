@@ -96,3 +96,42 @@ def test_the_multiply_shift_draws_are_uniform():
     assert picks.min() == 0 and picks.max() == 6
     counts = torch.bincount(picks, minlength=7).double()
     assert ((counts - 300_000 / 7).abs() < 5 * (300_000 / 7 * 6 / 7) ** 0.5).all()
+
+
+@pytest.mark.parametrize("mean_context, hierarchical", [(True, False), (False, False), (True, True)])
+@pytest.mark.parametrize("shards, sync", [(1, 10_000), (2, 10_000), (2, 700), (3, 450)])
+def test_training_as_the_shards_draw_equals_drawing_then_training(mean_context, hierarchical, shards, sync):
+    """`sequential_chunks` draws each piece's windows in the shards' threads as it trains: bit for bit
+    what `chunk_windows` draws and `sequential_sgd` then trains, in one piece or several."""
+    from w2v.kernels.sequential import sequential_chunks, sequential_sgd
+
+    counts, ids, offsets, keep = _block(n=4000)
+    keys = _keys()
+    seq, docs, bounds = chunk_windows.subsample_block(ids, offsets, keep, keys.subsample, 256)
+    order = chunk_order(len(bounds) - 1, keys.order, True).numpy()
+    if hierarchical:
+        tree = huffman_tree(counts)
+        tables = (0, np.empty(0, np.float32), np.empty(0, np.int32), tree.points.astype(np.int64),
+                  (1 - tree.codes).astype(np.float32))
+    else:
+        noise = NoiseTable(counts)
+        tables = (4, noise.threshold.astype(np.float32), noise.alias.astype(np.int32), *NO_PATHS)
+    width = tables[3].shape[1] if hierarchical else 5
+    first, chunks = 2, len(order) - 3
+    contexts = np.empty((4000, 6), dtype=np.int64)
+    targets, labels = np.empty((4000, width), dtype=np.int64), np.empty((4000, width), dtype=np.float32)
+    rows, windows, pairs = chunk_windows.chunk_windows(seq, docs, bounds, order, first, chunks, keys.window, keys.noise,
+                                                       3, True, *tables, contexts, targets, labels)
+    rng = np.random.default_rng(3)
+    w_in, w_out = (rng.random((len(counts), 8), dtype=np.float32) - 0.5 for _ in range(2))
+    drawn = (w_in.copy(), w_out.copy())
+    losses = sequential_sgd(*drawn, contexts[:rows], targets[:rows], labels[:rows], 0.05, 0.01, shards, sync,
+                            mean_context, False, False, 2)[-1]
+    fused = (w_in.copy(), w_out.copy())
+    loss, fused_windows, fused_pairs = sequential_chunks(*fused, seq, docs, bounds, order, first, chunks, keys.window,
+                                                         keys.noise, 3, True, *tables, 0.05, 0.01, shards, sync,
+                                                         mean_context, False, 2)
+    assert np.array_equal(fused[0], drawn[0]) and np.array_equal(fused[1], drawn[1])
+    assert (fused_windows, fused_pairs) == (windows, pairs)
+    assert loss == pytest.approx(float(losses.sum()), rel=1e-5)
+    assert not np.array_equal(fused[0], w_in)  # it trained

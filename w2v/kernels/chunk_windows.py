@@ -89,6 +89,68 @@ def subsample_block(ids, offsets, keep_prob, key, chunk_tokens):  # pragma: no c
     return seq, docs, bounds
 
 
+@njit(cache=True, nogil=True)
+def step_rows(bounds, order, first_chunk, chunks):  # pragma: no cover - compiled
+    """(chunks+1,) the first row of each of a step's chunks order[first_chunk : first_chunk + chunks]
+    (one row a kept token, chunk after chunk), the last entry the step's rows."""
+    starts = np.empty(chunks + 1, dtype=np.int64)
+    starts[0] = 0
+    for c in range(chunks):
+        chunk = order[first_chunk + c]
+        starts[c + 1] = starts[c] + bounds[chunk + 1] - bounds[chunk]
+    return starts
+
+
+@njit(inline="always")
+def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_key, noise_key, window, shrink,
+              negatives, threshold, alias, paths, path_labels, contexts, targets, labels, first_row, seen_in, seen_out,
+              shard, mark):  # pragma: no cover - compiled
+    """Draws rows begin..end-1 of a step (`step_rows`), as `device_sampling.chunk_examples` draws them,
+    into contexts[r - first_row], targets[r - first_row] and labels[r - first_row] (see `chunk_windows`);
+    with `mark`, also seen_in[shard, w] = 1 for each context word w and seen_out[shard, t] = 1 for
+    each target t (`sequential.sequential_chunks`). Returns the windows with a context word and
+    their (center, context word) pairs."""
+    count = bounds[len(bounds) - 1]  # the block's kept tokens
+    vocab, width, t_max = len(threshold), 2 * window, targets.shape[1]
+    windows = pairs = 0
+    at = np.searchsorted(starts, begin, side="right") - 1  # the chunk of row `begin`, and its kept position
+    i = bounds[order[first_chunk + at]] + begin - starts[at]
+    for r in range(begin, end):
+        while r >= starts[at + 1]:
+            at += 1
+            i = bounds[order[first_chunk + at]]
+        row = r - first_row
+        center, doc = seq[i], docs[i]
+        found = 0
+        radius = 1 + _below(_draw(window_key, i), window) if shrink else window
+        for s in range(width):  # no branch: a window's slots are decided at once
+            offset = s - window + (s >= window)  # -W..-1, 1..W
+            p = min(max(i + offset, 0), count - 1)
+            inside = (abs(offset) <= radius) & (p == i + offset) & (docs[p] == doc)
+            contexts[row, s] = seq[p] if inside else -1
+            found += inside
+            if mark and inside:
+                seen_in[shard, seq[p]] = 1
+        pairs += found
+        windows += found > 0
+        if negatives > 0:
+            targets[row, 0], labels[row, 0] = center, 1.0
+            for k in range(negatives):
+                bits = _draw(noise_key, i * negatives + k)
+                slot = _below(bits, vocab)
+                targets[row, 1 + k] = slot if _unit(_mix32(bits)) < threshold[slot] else alias[slot]
+                labels[row, 1 + k] = 0.0
+        else:
+            for j in range(t_max):
+                targets[row, j], labels[row, j] = paths[center, j], path_labels[center, j]
+        if mark:
+            for j in range(t_max):
+                if targets[row, j] >= 0:
+                    seen_out[shard, targets[row, j]] = 1
+        i += 1
+    return windows, pairs
+
+
 @njit(**_jit())
 def chunk_windows(seq, docs, bounds, order, first_chunk, chunks, window_key, noise_key, window, shrink, negatives,
                   threshold, alias, paths, path_labels, contexts, targets, labels):  # pragma: no cover - compiled
@@ -98,40 +160,13 @@ def chunk_windows(seq, docs, bounds, order, first_chunk, chunks, window_key, noi
     int64 and labels (B, T) float32, B the chunks' kept tokens. Negative sampling (negatives K > 0):
     the center, label 1, then K noise words from the alias table (threshold, alias), label 0.
     Hierarchical softmax (K = 0): the center's path in paths (V, T) (-1 past its end), labels
-    path_labels (V, T). Returns B, the windows with a context word, and their (center, context word) pairs."""
-    starts = np.empty(chunks + 1, dtype=np.int64)  # each chunk's first row
-    starts[0] = 0
-    for c in range(chunks):
-        chunk = order[first_chunk + c]
-        starts[c + 1] = starts[c] + bounds[chunk + 1] - bounds[chunk]
-    count = bounds[len(bounds) - 1]  # the block's kept tokens
-    vocab, width, t_max = len(threshold), 2 * window, targets.shape[1]
-    pairs = np.zeros(chunks, dtype=np.int64)
-    windows = np.zeros(chunks, dtype=np.int64)
+    path_labels (V, T). Returns B, the windows with a context word, and their (center, context
+    word) pairs. `sequential.sequential_chunks` draws the same rows piece by piece as it trains."""
+    starts = step_rows(bounds, order, first_chunk, chunks)
+    no_seen = np.zeros((0, 0), dtype=np.uint8)
+    found = np.zeros((chunks, 2), dtype=np.int64)
     for c in prange(chunks):
-        chunk = order[first_chunk + c]
-        row = starts[c]
-        for i in range(bounds[chunk], bounds[chunk + 1]):
-            center, doc = seq[i], docs[i]
-            found = 0
-            radius = 1 + _below(_draw(window_key, i), window) if shrink else window
-            for s in range(width):  # no branch: a window's slots are decided at once
-                offset = s - window + (s >= window)  # -W..-1, 1..W
-                p = min(max(i + offset, 0), count - 1)
-                inside = (abs(offset) <= radius) & (p == i + offset) & (docs[p] == doc)
-                contexts[row, s] = seq[p] if inside else -1
-                found += inside
-            pairs[c] += found
-            windows[c] += found > 0
-            if negatives > 0:
-                targets[row, 0], labels[row, 0] = center, 1.0
-                for k in range(negatives):
-                    bits = _draw(noise_key, i * negatives + k)
-                    slot = _below(bits, vocab)
-                    noise = slot if _unit(_mix32(bits)) < threshold[slot] else alias[slot]
-                    targets[row, 1 + k], labels[row, 1 + k] = noise, 0.0
-            else:
-                for j in range(t_max):
-                    targets[row, j], labels[row, j] = paths[center, j], path_labels[center, j]
-            row += 1
-    return starts[chunks], windows.sum(), pairs.sum()
+        found[c, 0], found[c, 1] = draw_rows(seq, docs, bounds, order, first_chunk, starts, starts[c], starts[c + 1],
+                                             window_key, noise_key, window, shrink, negatives, threshold, alias, paths,
+                                             path_labels, contexts, targets, labels, 0, no_seen, no_seen, 0, False)
+    return starts[chunks], found[:, 0].sum(), found[:, 1].sum()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from w2v.kernels.chunk_windows import draw_rows, step_rows
 from w2v.kernels.cpu import _jit, _owner, _zero, _pair_starts, _targets_used
 from w2v.kernels.prefetch import prefetch_row
 
@@ -271,18 +272,9 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
                 _mark(seen_out, targets, begin, end, s)
         for s in prange(shards):
             begin, end = _shard_windows(lo, hi, s, shards)
-            in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # and its entries
-            ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
-            if not lock_free:  # else in_used and out_used stay 0
-                in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in,
-                                          in_rows[in_bases[s]:], ins)
-                out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
-                                           out_rows[out_bases[s]:], outs)
-            _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
-                         slots_in, slots_out, mean_context, losses)
-            if all_shared:
-                _copies_to_changes(ins, in_rows[in_bases[s]:], w_in, in_used[s])  # no shard moves a shared row in place
-                _copies_to_changes(outs, out_rows[out_bases[s]:], w_out, out_used[s])
+            _copy_and_train(w_in, w_out, contexts, targets, labels, lr, first, lo, begin, end, s, seen_in, seen_out,
+                            slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used,
+                            out_used, all_shared, lock_free, mean_context, losses)
         if not all_shared and not lock_free:
             for part in prange(threads):
                 _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
@@ -290,6 +282,85 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     if all_shared:
         return in_rows, in_copies, out_rows, out_copies, losses
     return in_rows[:0], in_copies[:0], out_rows[:0], out_copies[:0], losses
+
+
+@njit(**_jit())
+def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks, window_key, noise_key, window, shrink,
+                      negatives, threshold, alias, paths, path_labels, lr_begin, lr_end, shards, sync, mean_context,
+                      lock_free, threads):  # pragma: no cover - compiled
+    """`sequential_sgd` on the windows of a step's chunks of a corpus block, drawn piece by piece by
+    the shards' own threads (`chunk_windows.draw_rows`, which marks the rows each shard touches as
+    it draws them). The same result as drawing the step's windows (`chunk_windows.chunk_windows`)
+    and training them with `sequential_sgd` (without `all_shared`), with no array of the whole
+    step's windows and no pass of its own to mark their rows. Arguments as those two functions';
+    returns the summed loss, the windows with a context word and their (center, context word) pairs."""
+    starts = step_rows(bounds, order, first_chunk, chunks)
+    n, dim = starts[chunks], w_in.shape[1]
+    c_max, t_max = 2 * window, 1 + negatives if negatives > 0 else paths.shape[1]
+    pieces = max(1, -(-n // sync))
+    most = -(-n // pieces)  # windows of the largest piece
+    contexts = np.empty((most, c_max), dtype=np.int64)  # (P, 2W) a piece's windows, reused by the next
+    targets, labels = np.empty((most, t_max), dtype=np.int64), np.empty((most, t_max), dtype=np.float32)
+    seen_in = np.zeros((shards, w_in.shape[0]), dtype=np.uint8)  # as in sequential_sgd
+    seen_out = np.zeros((shards, w_out.shape[0]), dtype=np.uint8)
+    slots_in = np.empty((shards, w_in.shape[0]), dtype=np.int64)
+    slots_out = np.empty((shards, w_out.shape[0]), dtype=np.int64)
+    in_rows, in_copies = np.full(most * c_max, -1, dtype=np.int64), np.empty((most * c_max, dim), dtype=np.float32)
+    out_rows, out_copies = np.full(most * t_max, -1, dtype=np.int64), np.empty((most * t_max, dim), dtype=np.float32)
+    in_bases, out_bases = np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64)
+    in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
+    losses = np.zeros(most, dtype=np.float32)
+    found = np.zeros((shards, 2), dtype=np.int64)  # each shard's windows with a context word, and pairs
+    loss = 0.0
+    for p in range(pieces):
+        lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows, drawn to rows 0..hi-lo-1
+        lr = np.float32(lr_begin + (lr_end - lr_begin) * (p / pieces))
+        if p > 0:
+            _zero(seen_in.reshape(-1))
+            _zero(seen_out.reshape(-1))
+        for s in prange(shards):
+            begin, end = _shard_windows(lo, hi, s, shards)
+            windows, pairs = draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_key, noise_key,
+                                       window, shrink, negatives, threshold, alias, paths, path_labels, contexts, targets,
+                                       labels, lo, seen_in, seen_out, s, not lock_free)
+            found[s, 0] += windows
+            found[s, 1] += pairs
+        size = hi - lo
+        first = _pair_starts(contexts[:size])
+        _zero(losses)
+        for s in prange(shards):
+            begin, end = _shard_windows(0, size, s, shards)
+            _copy_and_train(w_in, w_out, contexts[:size], targets[:size], labels[:size], lr, first, 0, begin, end, s,
+                            seen_in, seen_out, slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases,
+                            out_bases, in_used, out_used, False, lock_free, mean_context, losses)
+        if not lock_free:
+            for part in prange(threads):
+                _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
+                _merge_copies(w_out, out_copies, out_rows, out_bases, out_used, seen_out, slots_out, part, threads)
+        loss += losses[:size].sum()
+    return loss, found[:, 0].sum(), found[:, 1].sum()
+
+
+@njit(inline="always")
+def _copy_and_train(w_in, w_out, contexts, targets, labels, lr, first, lo, begin, end, s, seen_in, seen_out, slots_in,
+                    slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used, out_used,
+                    all_shared, lock_free, mean_context, losses):  # pragma: no cover - compiled
+    """Shard s's part of the piece of windows lo..: gives the rows other shards touch too copies of
+    its own (unless `lock_free`), from its share of the copies' room, trains windows begin..end-1
+    (`_train_shard`), and with `all_shared` turns its copies into their rows' changes."""
+    t_max = targets.shape[1]
+    in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # the shard's entries
+    ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
+    if not lock_free:  # else in_used and out_used stay 0
+        in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in, in_rows[in_bases[s]:],
+                                  ins)
+        out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
+                                   out_rows[out_bases[s]:], outs)
+    _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
+                 slots_in, slots_out, mean_context, losses)
+    if all_shared:
+        _copies_to_changes(ins, in_rows[in_bases[s]:], w_in, in_used[s])  # no shard moves a shared row in place
+        _copies_to_changes(outs, out_rows[out_bases[s]:], w_out, out_used[s])
 
 
 @njit(inline="always")

@@ -132,9 +132,10 @@ class RowChanges:
 
 @dataclass(frozen=True)
 class WindowTables:
-    """What `chunk_windows.chunk_windows` needs to give a window its decisions: negative sampling's K
-    noise words from the alias table (threshold (V,) float32, alias (V,) int32), or (K = 0) the
-    center's path in a Huffman tree, paths (V, L) int64 with its labels path_labels (V, L) float32."""
+    """What a model that draws its own windows (`chunk_windows.draw_rows`) needs to give each its
+    decisions: negative sampling's K noise words from the alias table (threshold (V,) float32, alias
+    (V,) int32), or (K = 0) the center's path in a Huffman tree, paths (V, L) int64 with its labels
+    path_labels (V, L) float32."""
 
     negatives: int = 0
     threshold: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
@@ -180,7 +181,6 @@ class BinaryOutputModule(Word2VecModule):
         self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
         self._keep: np.ndarray | None = None  # made by `keep_probabilities` on first use
         self._chunk_block: ChunkBlock | None = None  # the sequential rule's current corpus block
-        self._window_buffers: tuple[np.ndarray, ...] | None = None  # its step's windows, reused from step to step
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
         # optimizer (or SGD with momentum, weight decay...) trains through autograd.
@@ -325,27 +325,21 @@ class BinaryOutputModule(Word2VecModule):
 
     def _chunk_step(self, batch) -> None:
         """The sequential rule's step on a range of a corpus block's chunks (`data.datamodule.ChunkBatches`):
-        the kernel's threads draw the chunks' windows (`chunk_windows`) into buffers kept from step to
-        step, and train them in order (`sequential_sgd`)."""
+        the kernel's threads draw the chunks' windows piece by piece (`chunk_windows`) and train them
+        in order (`sequential.sequential_chunks`)."""
         if "ids" in batch:  # a new block: its subsampling and the chunks' order, drawn once
             self._chunk_block = self._subsample_block(batch)
         block, tables = self._chunk_block, self.window_tables()
-        capacity = batch["chunks"] * block.chunk_tokens  # windows at most: one per position
-        if self._window_buffers is None or len(self._window_buffers[0]) < capacity:
-            self._window_buffers = (np.empty((capacity, 2 * self.hparams.window), dtype=np.int64),
-                                    np.empty((capacity, tables.targets), dtype=np.int64),
-                                    np.empty((capacity, tables.targets), dtype=np.float32))
-        contexts, targets, labels = self._window_buffers  # (N, 2W), (N, T), (N, T)
-        rows, windows, pairs = chunk_windows.chunk_windows(
-            block.seq, block.docs, block.bounds, block.order, batch["first_chunk"], batch["chunks"], block.window_key,
-            block.noise_key, self.hparams.window, self.hparams.shrink_window, tables.negatives, tables.threshold,
-            tables.alias, tables.paths, tables.path_labels, contexts, targets, labels)
-        threads = cpu_kernels.use_threads(torch.get_num_threads())
-        _, _, losses = self._sequential_changes(contexts[:rows], targets[:rows], labels[:rows], False, threads,
-                                                lock_free=self.rule_on(self.device) == "hogwild")
+        lr, next_lr = self.step_learning_rates()
+        loss_sum, windows, pairs = sequential_kernels.sequential_chunks(
+            self.in_embed.weight.data.numpy(), self.out_embed.weight.data.numpy(), block.seq, block.docs, block.bounds,
+            block.order, batch["first_chunk"], batch["chunks"], block.window_key, block.noise_key, self.hparams.window,
+            self.hparams.shrink_window, tables.negatives, tables.threshold, tables.alias, tables.paths,
+            tables.path_labels, lr, next_lr, self.hparams.update_shards, SEQUENTIAL_SYNC, self.mean_context,
+            self.rule_on(self.device) == "hogwild", cpu_kernels.use_threads(torch.get_num_threads()))
         examples = windows if self.mean_context else pairs  # windows with a context word, or (center, context) pairs
         self.step_optimizer()
-        self.log_loss(losses.sum() / max(examples, 1), examples)
+        self.log_loss(torch.tensor(loss_sum / max(examples, 1)), examples)
 
     def _subsample_block(self, batch) -> ChunkBlock:
         """A new block of the chunk step, subsampled and its chunks ordered, from its streams' keys."""
