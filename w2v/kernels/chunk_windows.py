@@ -2,10 +2,11 @@
 window sizes and noise words from the counter-based streams (`counter_rng`) that the GPU path
 draws from, with the same bits as its PyTorch specification (`device_sampling`).
 
-The data loader's thread then hands over only a block's ids, once, and each step's range of chunks;
-no window is built, and nothing competes with the training kernel's threads for the processor. The
-step's windows are drawn by the same threads, just before the kernel trains them
-(`sequential.sequential_sgd`), into buffers that the model reuses from step to step.
+The data loader's thread then hands over only a block's ids, once, and each step's range of chunks,
+and nothing competes with the training kernel's threads for the processor: the kernel's shards draw
+each piece's windows themselves, just before they train them (`draw_rows`, called by
+`sequential.sequential_chunks`). `chunk_windows` draws a whole step's windows at once: the
+reference that the fused kernel is tested against.
 
 The integer arithmetic is `counter_rng`'s, in unsigned 64-bit integers: every product is taken
 modulo 2^64 and then masked to 32 bits, as PyTorch's int64 arithmetic does.

@@ -20,7 +20,9 @@ trains a window, the rows of the window PREFETCH_AHEAD after it are already load
 
 Arguments as the batched kernels (`cpu.skipgram_decision_gradients`): contexts (B, C) with -1 in
 empty slots; targets (B, T), the window's output rows (negative sampling: center, then noise words;
-hierarchical softmax: the center's path, padded with -1); labels (B, T).
+hierarchical softmax: the center's path, padded with -1); labels (B, T). `sequential_chunks` trains
+the same way on a step of a corpus block's chunks, its shards drawing each piece's windows
+themselves (`chunk_windows`).
 """
 
 from __future__ import annotations
