@@ -230,9 +230,9 @@ class ChunkBatches(BatchStream):
     visits the corpus's blocks in (shuffled) order, each cut into chunks of `chunk_tokens` positions,
     `step_tokens` positions' worth of chunks a step. A batch names the block and the step's chunks;
     the first batch of a block also carries the block's ids (n,) int32, its document offsets and the
-    chunks' size, which the model keeps (on its device) for the block's other steps. Subsampling, the chunks' order,
-    windows and noise words are the model's to draw, from counter-based streams keyed by (seed,
-    epoch, block).
+    chunks' size, which the model keeps (on its device) for the block's other steps. Subsampling,
+    the chunks' order, windows and noise words are the model's to draw, from counter-based streams
+    keyed by (seed, epoch, block).
     """
 
     def __init__(self, corpus: Corpus, chunk_tokens: int, step_tokens: int, shuffle: bool, seed: int,
@@ -364,7 +364,8 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         # Returned as is, not in a DataLoader: it batches itself, and Lightning checkpoints its state.
         shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
         batch_size = settings.batch_size if self.batch_size == "auto" else self.batch_size
-        if settings.draws_samples and not (settings.windows_too and (self.batching, self.shuffle_unit) != ("centers", "auto")):
+        windows_asked = (self.batching, self.shuffle_unit) != ("centers", "auto")  # only the loader gives these
+        if settings.draws_samples and not (settings.windows_too and windows_asked):
             if self.batching != "centers":
                 raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
                                   "use data.batching=centers, or model.kernels=torch")

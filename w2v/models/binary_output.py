@@ -143,23 +143,17 @@ class WindowTables:
     paths: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))
     path_labels: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
 
-    @property
-    def targets(self) -> int:
-        """Decisions a window makes at most: T."""
-        return 1 + self.negatives if self.negatives else self.paths.shape[1]
-
 
 @dataclass
 class ChunkBlock:
     """A corpus block as the sequential rule's chunk step draws from it (`chunk_windows.subsample_block`):
     the kept ids seq, their documents docs, each chunk's first kept token bounds, the chunks' order,
-    their size, and the window and noise streams' keys."""
+    and the window and noise streams' keys."""
 
     seq: np.ndarray
     docs: np.ndarray
     bounds: np.ndarray
     order: np.ndarray
-    chunk_tokens: int
     window_key: int
     noise_key: int
 
@@ -306,11 +300,8 @@ class BinaryOutputModule(Word2VecModule):
             threads = cpu_kernels.use_threads(torch.get_num_threads())  # as many threads as PyTorch's operations
         rule = self.rule_on(w_in.device)
         if rule in SEQUENTIAL_RULES:
-            examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
-            ctx_update, tgt_update, losses = self._sequential_changes(
-                torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), distributed, threads,
-                lock_free=rule == "hogwild")
-            loss_sum, examples = losses.sum(), int(examples)
+            ctx_update, tgt_update, loss_sum, examples = self._sequential_changes(
+                contexts, mask, targets, labels, distributed, threads, lock_free=rule == "hogwild")
         elif threads is not None:
             ctx_update, tgt_update, loss_sum, examples = self._fused_updates(contexts, mask, targets, labels)
         else:
@@ -350,7 +341,7 @@ class BinaryOutputModule(Word2VecModule):
         seq, docs, bounds = chunk_windows.subsample_block(batch["ids"].numpy(), batch["offsets"].numpy(), keep,
                                                           keys.subsample, batch["chunk_tokens"])
         order = chunk_order(len(bounds) - 1, keys.order, batch["shuffle"]).numpy()
-        return ChunkBlock(seq, docs, bounds, order, batch["chunk_tokens"], keys.window, keys.noise)
+        return ChunkBlock(seq, docs, bounds, order, keys.window, keys.noise)
 
     def _torch_updates(self, contexts, mask, targets, labels, valid):
         """The `RowUpdate`s of the input and output embeddings, the summed loss of the batch's
@@ -375,22 +366,22 @@ class BinaryOutputModule(Word2VecModule):
                 RowUpdate(tgt_rows, grad_tgt.reshape(-1, dim), curv_tgt.reshape(-1)),  # (B*T,), (B*T, D), (B*T,)
                 losses.sum(), len(losses))
 
-    def _sequential_changes(self, contexts, targets, labels, distributed, threads, lock_free):
-        """Word2vec's sequential SGD over a batch's windows, contexts (B, C) int64 (-1: no word),
-        targets (B, T) and labels (B, T) as NumPy arrays, at the rate falling across it as the schedule
+    def _sequential_changes(self, contexts, mask, targets, labels, distributed, threads, lock_free):
+        """Word2vec's sequential SGD over the batch, at the rate falling across it as the schedule
         falls to the next step's: trains the rows in place and returns the `RowChanges` that other
         data-parallel processes must add too (every row's, where `distributed`; none otherwise),
-        input and output embeddings, and each window's summed loss (B,); the kernel runs on `threads`
-        threads, `lock_free` (Hogwild!) or with the shards' shared rows copied."""
+        input and output embeddings, the summed loss of the batch's examples and their number; the
+        kernel runs on `threads` threads, `lock_free` (Hogwild!) or with the shards' shared rows copied."""
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         lr, next_lr = self.step_learning_rates()
         # A data-parallel step is one piece: its changes go to the other processes before the next.
         sync = max(len(contexts), 1) if distributed else SEQUENTIAL_SYNC
         arrays = sequential_kernels.sequential_sgd(
-            w_in.numpy(), w_out.numpy(), contexts, targets, labels, lr, next_lr, self.hparams.update_shards, sync,
-            self.mean_context, distributed, lock_free, threads)
+            w_in.numpy(), w_out.numpy(), torch.where(mask, contexts, -1).numpy(), targets.numpy(), labels.numpy(), lr,
+            next_lr, self.hparams.update_shards, sync, self.mean_context, distributed, lock_free, threads)
         in_rows, in_deltas, out_rows, out_deltas, losses = (torch.from_numpy(a) for a in arrays)
-        return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses
+        examples = mask.any(1).sum() if self.mean_context else mask.sum()  # windows, or (center, context) pairs
+        return RowChanges(in_rows, in_deltas), RowChanges(out_rows, out_deltas), losses.sum(), int(examples)
 
     def _fused_updates(self, contexts, mask, targets, labels):
         """As `_torch_updates`, by the fused CPU kernel of the architecture, for the valid context

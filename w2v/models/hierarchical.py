@@ -29,8 +29,8 @@ class HierarchicalSoftmax(BinaryOutputModule):
         self.tree: HuffmanTree = huffman_tree(vocab.counts)
         self._paths: tuple[torch.Tensor, ...] | None = None  # the tree's points, codes, lengths on the model's device
         # Each word's path and its labels, for the CPU's chunks: (V, L) int64 and float32.
-        self._tables = WindowTables(paths=self.tree.points.astype(np.int64),
-                                    path_labels=(1 - self.tree.codes).astype(np.float32))
+        self._path_tables = WindowTables(paths=self.tree.points.astype(np.int64),
+                                         path_labels=(1 - self.tree.codes).astype(np.float32))
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -55,7 +55,7 @@ class HierarchicalSoftmax(BinaryOutputModule):
         return targets, 1.0 - codes[centers].float(), targets >= 0  # (B, L), (B, L), (B, L)
 
     def window_tables(self) -> WindowTables:
-        return self._tables
+        return self._path_tables
 
     def output_matrix(self) -> torch.Tensor:
         raise ConfigError("hierarchical softmax has no output vectors of words (its output rows are the Huffman "
