@@ -98,11 +98,13 @@ def test_the_multiply_shift_draws_are_uniform():
     assert ((counts - 300_000 / 7).abs() < 5 * (300_000 / 7 * 6 / 7) ** 0.5).all()
 
 
-@pytest.mark.parametrize("mean_context, hierarchical", [(True, False), (False, False), (True, True)])
-@pytest.mark.parametrize("shards, sync", [(1, 10_000), (2, 10_000), (2, 700), (3, 450)])
-def test_training_as_the_shards_draw_equals_drawing_then_training(mean_context, hierarchical, shards, sync):
+@pytest.mark.parametrize("mean_context, hierarchical", [(True, False), (False, False), (True, True), (False, True)])
+@pytest.mark.parametrize("shards, sync, lock_free", [(1, 10_000, False), (2, 10_000, False), (2, 700, False),
+                                                     (3, 450, False), (1, 700, True)])
+def test_training_as_the_shards_draw_equals_drawing_then_training(mean_context, hierarchical, shards, sync, lock_free):
     """`sequential_chunks` draws each piece's windows in the shards' threads as it trains: bit for bit
-    what `chunk_windows` draws and `sequential_sgd` then trains, in one piece or several."""
+    what `chunk_windows` draws and `sequential_sgd` then trains, in one piece or several (lock-free:
+    with one shard, whose result does not depend on timing)."""
     from w2v.kernels.sequential import sequential_chunks, sequential_sgd
 
     counts, ids, offsets, keep = _block(n=4000)
@@ -126,12 +128,49 @@ def test_training_as_the_shards_draw_equals_drawing_then_training(mean_context, 
     w_in, w_out = (rng.random((len(counts), 8), dtype=np.float32) - 0.5 for _ in range(2))
     drawn = (w_in.copy(), w_out.copy())
     losses = sequential_sgd(*drawn, contexts[:rows], targets[:rows], labels[:rows], 0.05, 0.01, shards, sync,
-                            mean_context, False, False, 2)[-1]
+                            mean_context, False, lock_free, 2)[-1]
     fused = (w_in.copy(), w_out.copy())
     loss, fused_windows, fused_pairs = sequential_chunks(*fused, seq, docs, bounds, order, first, chunks, keys.window,
                                                          keys.noise, 3, True, *tables, 0.05, 0.01, shards, sync,
-                                                         mean_context, False, 2)
+                                                         mean_context, lock_free, 2)
     assert np.array_equal(fused[0], drawn[0]) and np.array_equal(fused[1], drawn[1])
     assert (fused_windows, fused_pairs) == (windows, pairs)
     assert loss == pytest.approx(float(losses.sum()), rel=1e-5)
     assert not np.array_equal(fused[0], w_in)  # it trained
+
+
+def test_steps_and_chunks_that_keep_no_token_draw_and_train_nothing():
+    """Subsampling may drop every token of a chunk, of a step, or of a block: nothing is drawn past
+    the kept tokens, and a step with none trains nothing."""
+    from w2v.kernels.sequential import sequential_chunks
+
+    counts, ids, offsets, _ = _block(n=1000)
+    ids[700:] = 5
+    keep = np.ones(len(counts), dtype=np.float32)
+    keep[5] = 0.0  # the block's last chunks keep nothing
+    keys, noise = _keys(), NoiseTable(counts)
+    tables = (3, noise.threshold.astype(np.float32), noise.alias.astype(np.int32), *NO_PATHS)
+    seq, docs, bounds = chunk_windows.subsample_block(ids, offsets, keep, keys.subsample, 100)
+    assert bounds[-1] == bounds[7] <= 700  # chunks 7, 8 and 9 keep nothing
+    order = np.arange(len(bounds) - 1)  # in corpus order: the empty chunks come last
+    contexts = np.full((1000, 4), -9, dtype=np.int64)
+    targets, labels = np.full((1000, 4), -9, dtype=np.int64), np.zeros((1000, 4), dtype=np.float32)
+    rows, _, _ = chunk_windows.chunk_windows(seq, docs, bounds, order, 0, len(order), keys.window, keys.noise, 2,
+                                             True, *tables, contexts, targets, labels)
+    assert rows == bounds[-1] and (contexts[rows:] == -9).all() and (targets[rows:] == -9).all()
+    # The drawing loop as Python runs it (NumPy checks every index): an empty range past the last chunk
+    starts = chunk_windows.step_rows(bounds, order, 7, 3)
+    no_seen = np.zeros((0, 0), dtype=np.uint8)
+    assert chunk_windows.draw_rows.py_func(seq, docs, bounds, order, 7, starts, starts[-1], starts[-1], keys.window,
+                                           keys.noise, 2, True, *tables, contexts, targets, labels, 0, no_seen,
+                                           no_seen, 0, False) == (0, 0)
+    w_in, w_out = np.ones((len(counts), 4), dtype=np.float32), np.ones((len(counts), 4), dtype=np.float32)
+    for first, chunks in ((7, 3), (9, 1)):  # the last chunks: no kept token
+        assert sequential_chunks(w_in, w_out, seq, docs, bounds, order, first, chunks, keys.window, keys.noise, 2,
+                                 True, *tables, 0.05, 0.01, 2, 100, True, False, 2) == (0.0, 0, 0)
+    assert (w_in == 1).all() and (w_out == 1).all()
+    nothing = np.zeros(len(counts), dtype=np.float32)  # a block where every token is dropped
+    seq, docs, bounds = chunk_windows.subsample_block(ids, offsets, nothing, keys.subsample, 100)
+    assert (bounds == 0).all() and (docs == -1).all()
+    assert sequential_chunks(w_in, w_out, seq, docs, bounds, order, 0, len(order), keys.window, keys.noise, 2,
+                             True, *tables, 0.05, 0.01, 2, 100, True, False, 2) == (0.0, 0, 0)

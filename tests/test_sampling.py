@@ -268,6 +268,8 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
 @pytest.mark.parametrize("overrides, unit, batch_size, world_size", [
     (["model=sgns"], "chunks", 65536, 1),  # plain SGD's sequential rule draws its windows from chunks
     (["model=sgns", "data.batch_size=8192"], "chunks", 8192, 1),
+    (["model=sgns", "data.batch_size=1500"], "chunks", 1024, 1),  # whole chunks
+    (["model=sgns", "data.batch_size=300"], "chunks", 300, 1),  # a chunk of a step's size
     (["model=sgns", "data.shuffle_unit=document"], "document", 65536, 1),  # the loader's windows, in pieces
     (["model=sgns"], "document", 16384, 2),  # a data-parallel step is one piece
     (["model=cbow", "model/output=hierarchical"], "chunks", 65536, 1),

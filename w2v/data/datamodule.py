@@ -369,7 +369,8 @@ class CorpusDataModule(L.LightningDataModule, ABC):
             if self.batching != "centers":
                 raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
                                   "use data.batching=centers, or model.kernels=torch")
-            step_tokens = settings.step_tokens if self.batch_size == "auto" else self.batch_size
+            # data.batch_size sets the CPU's steps (whole chunks), not the GPU path's (model.step_tokens)
+            step_tokens = self.batch_size if settings.windows_too and self.batch_size != "auto" else settings.step_tokens
             return ChunkBatches(self.corpus, settings.chunk_tokens, step_tokens, self.shuffle, self.seed, progress,
                                 **shard)
         if self.batching == "centers":

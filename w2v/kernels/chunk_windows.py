@@ -111,9 +111,11 @@ def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_
     with `mark`, also seen_in[shard, w] = 1 for each context word w and seen_out[shard, t] = 1 for
     each target t (`sequential.sequential_chunks`). Returns the windows with a context word and
     their (center, context word) pairs."""
+    windows = pairs = 0
+    if begin >= end:  # nothing to draw (`begin` may be past the step's last chunk)
+        return windows, pairs
     count = bounds[len(bounds) - 1]  # the block's kept tokens
     vocab, width, t_max = len(threshold), 2 * window, targets.shape[1]
-    windows = pairs = 0
     at = np.searchsorted(starts, begin, side="right") - 1  # the chunk of row `begin`, and its kept position
     i = bounds[order[first_chunk + at]] + begin - starts[at]
     for r in range(begin, end):

@@ -133,5 +133,5 @@ def chunk_examples(block: DeviceBlock, chunk: int, window: int, shrink: bool, ne
 def check_block_size(n_tokens: int, negatives: int) -> None:
     """The noise words' counters (position·K + k) must stay below 2^32 within a block."""
     if n_tokens * max(negatives, 1) >= 1 << 32:
-        raise ConfigError(f"a corpus block of {n_tokens:,} tokens is too large for the GPU path's draws; "
+        raise ConfigError(f"a corpus block of {n_tokens:,} tokens is too large for the counter-based draws; "
                           f"set data.block_tokens below {(1 << 32) // max(negatives, 1):,}")

@@ -35,7 +35,7 @@ from w2v.errors import ConfigError
 from w2v.kernels import chunk_windows
 from w2v.kernels import cpu as cpu_kernels
 from w2v.kernels import sequential as sequential_kernels
-from w2v.kernels.device_sampling import StreamKeys, chunk_order
+from w2v.kernels.device_sampling import StreamKeys, check_block_size, chunk_order
 from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import decision_gradients, decision_loss
 from w2v.optim import plain_sgd
@@ -334,6 +334,7 @@ class BinaryOutputModule(Word2VecModule):
 
     def _subsample_block(self, batch) -> ChunkBlock:
         """A new block of the chunk step, subsampled and its chunks ordered, from its streams' keys."""
+        check_block_size(len(batch["ids"]), self.window_tables().negatives)
         keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
         keep = self.keep_probabilities()
         if keep is None:
