@@ -160,10 +160,10 @@ def test_steps_and_chunks_that_keep_no_token_draw_and_train_nothing():
     assert rows == bounds[-1] and (contexts[rows:] == -9).all() and (targets[rows:] == -9).all()
     # The drawing loop as Python runs it (NumPy checks every index): an empty range past the last chunk
     starts = chunk_windows.step_rows(bounds, order, 7, 3)
-    no_seen = np.zeros((0, 0), dtype=np.uint8)
+    no_seen, no_rows = np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     assert chunk_windows.draw_rows.py_func(seq, docs, bounds, order, 7, starts, starts[-1], starts[-1], keys.window,
-                                           keys.noise, 2, True, *tables, contexts, targets, labels, 0, no_seen,
-                                           no_seen, 0, False) == (0, 0)
+                                           keys.noise, 2, True, *tables, contexts, targets, labels, 0,
+                                           (no_seen, no_seen, no_rows, no_rows), 0, False) == (0, 0, 0, 0)
     w_in, w_out = np.ones((len(counts), 4), dtype=np.float32), np.ones((len(counts), 4), dtype=np.float32)
     for first, chunks in ((7, 3), (9, 1)):  # the last chunks: no kept token
         assert sequential_chunks(w_in, w_out, seq, docs, bounds, order, first, chunks, keys.window, keys.noise, 2,

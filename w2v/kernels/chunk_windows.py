@@ -104,16 +104,19 @@ def step_rows(bounds, order, first_chunk, chunks):  # pragma: no cover - compile
 
 @njit(inline="always")
 def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_key, noise_key, window, shrink,
-              negatives, threshold, alias, paths, path_labels, contexts, targets, labels, first_row, seen_in, seen_out,
-              shard, mark):  # pragma: no cover - compiled
+              negatives, threshold, alias, paths, path_labels, contexts, targets, labels, first_row, marks, shard,
+              mark):  # pragma: no cover - compiled
     """Draws rows begin..end-1 of a step (`step_rows`), as `device_sampling.chunk_examples` draws them,
-    into contexts[r - first_row], targets[r - first_row] and labels[r - first_row] (see `chunk_windows`);
-    with `mark`, also seen_in[shard, w] = 1 for each context word w and seen_out[shard, t] = 1 for
-    each target t (`sequential.sequential_chunks`). Returns the windows with a context word and
-    their (center, context word) pairs."""
-    windows = pairs = 0
+    into contexts[r - first_row], targets[r - first_row] and labels[r - first_row] (see `chunk_windows`).
+    With `mark`, marks = (seen_in, seen_out, marked_in, marked_out) as `sequential._mark` fills
+    them: seen_in[shard, w] = 1 for each context word w and seen_out[shard, t] = 1 for each target
+    t, each row listed in marked_in or marked_out the first time (`sequential.sequential_chunks`).
+    Returns the windows with a context word, their (center, context word) pairs, and the rows
+    listed in marked_in and in marked_out."""
+    seen_in, seen_out, marked_in, marked_out = marks
+    windows = pairs = listed_in = listed_out = 0
     if begin >= end:  # nothing to draw (`begin` may be past the step's last chunk)
-        return windows, pairs
+        return windows, pairs, listed_in, listed_out
     count = bounds[len(bounds) - 1]  # the block's kept tokens
     vocab, width, t_max = len(threshold), 2 * window, targets.shape[1]
     at = np.searchsorted(starts, begin, side="right") - 1  # the chunk of row `begin`, and its kept position
@@ -132,8 +135,10 @@ def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_
             inside = (abs(offset) <= radius) & (p == i + offset) & (docs[p] == doc)
             contexts[row, s] = seq[p] if inside else -1
             found += inside
-            if mark and inside:
+            if mark and inside and seen_in[shard, seq[p]] == 0:
                 seen_in[shard, seq[p]] = 1
+                marked_in[listed_in] = seq[p]
+                listed_in += 1
         pairs += found
         windows += found > 0
         if negatives > 0:
@@ -148,10 +153,13 @@ def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_
                 targets[row, j], labels[row, j] = paths[center, j], path_labels[center, j]
         if mark:
             for j in range(t_max):
-                if targets[row, j] >= 0:
-                    seen_out[shard, targets[row, j]] = 1
+                target = targets[row, j]
+                if target >= 0 and seen_out[shard, target] == 0:
+                    seen_out[shard, target] = 1
+                    marked_out[listed_out] = target
+                    listed_out += 1
         i += 1
-    return windows, pairs
+    return windows, pairs, listed_in, listed_out
 
 
 @njit(**_jit())
@@ -166,10 +174,11 @@ def chunk_windows(seq, docs, bounds, order, first_chunk, chunks, window_key, noi
     path_labels (V, T). Returns B, the windows with a context word, and their (center, context
     word) pairs. `sequential.sequential_chunks` draws the same rows piece by piece as it trains."""
     starts = step_rows(bounds, order, first_chunk, chunks)
-    no_seen = np.zeros((0, 0), dtype=np.uint8)
+    no_seen, no_rows = np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     found = np.zeros((chunks, 2), dtype=np.int64)
     for c in prange(chunks):
-        found[c, 0], found[c, 1] = draw_rows(seq, docs, bounds, order, first_chunk, starts, starts[c], starts[c + 1],
-                                             window_key, noise_key, window, shrink, negatives, threshold, alias, paths,
-                                             path_labels, contexts, targets, labels, 0, no_seen, no_seen, 0, False)
+        found[c, 0], found[c, 1], _, _ = draw_rows(
+            seq, docs, bounds, order, first_chunk, starts, starts[c], starts[c + 1], window_key, noise_key, window,
+            shrink, negatives, threshold, alias, paths, path_labels, contexts, targets, labels, 0,
+            (no_seen, no_seen, no_rows, no_rows), 0, False)
     return starts[chunks], found[:, 0].sum(), found[:, 1].sum()

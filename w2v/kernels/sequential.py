@@ -53,31 +53,37 @@ def _shared(seen, shard, row):  # pragma: no cover - compiled
 
 
 @njit(forceinline=True)
-def _mark(seen, windows, begin, end, shard):  # pragma: no cover - compiled
-    """seen[shard, r] = 1 for every row r of windows[begin:end] (-1: none)."""
-    for b in range(begin, end):
-        for k in range(windows.shape[1]):
-            if windows[b, k] >= 0:
-                seen[shard, windows[b, k]] = 1
-
-
-@njit(forceinline=True)
-def _copy_shared(seen, slots, windows, begin, end, shard, all_shared, weight, rows, copies):  # pragma: no cover - compiled
-    """Gives each row of windows[begin:end] that other shards touch too (every row with `all_shared`)
-    a copy of its own: rows[i] and copies[i] (from `weight`), slots[shard, row] = i, and
-    seen[shard, row] = 2. Returns how many."""
-    used = 0
+def _mark(seen, windows, begin, end, shard, marked):  # pragma: no cover - compiled
+    """seen[shard, r] = 1 for every row r of windows[begin:end] (-1: none), each listed in marked[]
+    in the order first met. Returns how many."""
+    count = 0
     for b in range(begin, end):
         for k in range(windows.shape[1]):
             row = windows[b, k]
-            if row >= 0 and seen[shard, row] == 1 and (all_shared or _shared(seen, shard, row)):
-                seen[shard, row] = 2  # other shards read only whether it is 0
-                slots[shard, row] = used
-                rows[used] = row
-                copy, source = copies[used], weight[row]
-                for d in range(copy.shape[0]):
-                    copy[d] = source[d]
-                used += 1
+            if row >= 0 and seen[shard, row] == 0:
+                seen[shard, row] = 1
+                marked[count] = row
+                count += 1
+    return count
+
+
+@njit(forceinline=True)
+def _copy_shared(seen, slots, marked, count, shard, all_shared, weight, rows, copies):  # pragma: no cover - compiled
+    """Gives each of the `count` rows marked[] by shard `shard` that other shards touch too (every
+    one with `all_shared`) a copy of its own: rows[i] and copies[i] (from `weight`), slots[shard,
+    row] = i, and seen[shard, row] = 2. Returns how many. Walking the shard's distinct rows, not
+    its windows' every slot, spares a lookup per repeat."""
+    used = 0
+    for i in range(count):
+        row = marked[i]
+        if all_shared or _shared(seen, shard, row):
+            seen[shard, row] = 2  # other shards read only whether it is 0
+            slots[shard, row] = used
+            rows[used] = row
+            copy, source = copies[used], weight[row]
+            for d in range(copy.shape[0]):
+                copy[d] = source[d]
+            used += 1
     return used
 
 
@@ -197,6 +203,14 @@ def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, step
 
 
 @njit(forceinline=True)
+def _marked_rows(shards, most_in, most_out):  # pragma: no cover - compiled
+    """Room for the rows each shard marks in a piece, in the order first met, and their counts:
+    input rows (S, most_in), their counts (S,), output rows (S, most_out), their counts (S,)."""
+    return (np.empty((shards, most_in), dtype=np.int64), np.zeros(shards, dtype=np.int64),
+            np.empty((shards, most_out), dtype=np.int64), np.zeros(shards, dtype=np.int64))
+
+
+@njit(forceinline=True)
 def _shard_windows(lo, hi, s, shards):  # pragma: no cover - compiled
     """The windows begin..end-1 of shard s of `shards` in the piece of windows lo..hi-1."""
     return lo + s * (hi - lo) // shards, lo + (s + 1) * (hi - lo) // shards
@@ -261,6 +275,7 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     in_bases, out_bases = np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64)  # each shard's entries
     in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
     losses = np.zeros(n, dtype=np.float32)
+    marked = _marked_rows(shards, most_pairs, most_windows * t_max)
     for p in range(pieces):
         lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows
         lr = np.float32(lr_begin + (lr_end - lr_begin) * (p / pieces))
@@ -270,13 +285,13 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
         if not lock_free:  # lock-free, seen stays 0: no row is copied, all are trained in place
             for s in prange(shards):
                 begin, end = _shard_windows(lo, hi, s, shards)
-                _mark(seen_in, contexts, begin, end, s)
-                _mark(seen_out, targets, begin, end, s)
+                marked[1][s] = _mark(seen_in, contexts, begin, end, s, marked[0][s])
+                marked[3][s] = _mark(seen_out, targets, begin, end, s, marked[2][s])
         for s in prange(shards):
             begin, end = _shard_windows(lo, hi, s, shards)
             _copy_and_train(w_in, w_out, contexts, targets, labels, lr, first, lo, begin, end, s, seen_in, seen_out,
                             slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used,
-                            out_used, all_shared, lock_free, mean_context, losses)
+                            out_used, all_shared, lock_free, mean_context, losses, marked)
         if not all_shared and not lock_free:
             for part in prange(threads):
                 _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
@@ -313,6 +328,7 @@ def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks
     in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
     losses = np.zeros(most, dtype=np.float32)
     found = np.zeros((shards, 2), dtype=np.int64)  # each shard's windows with a context word, and pairs
+    marked = _marked_rows(shards, most * c_max, most * t_max)
     loss = 0.0
     for p in range(pieces):
         lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows, drawn to rows 0..hi-lo-1
@@ -322,9 +338,10 @@ def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks
             _zero(seen_out.reshape(-1))
         for s in prange(shards):
             begin, end = _shard_windows(lo, hi, s, shards)
-            windows, pairs = draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_key, noise_key,
-                                       window, shrink, negatives, threshold, alias, paths, path_labels, contexts, targets,
-                                       labels, lo, seen_in, seen_out, s, not lock_free)
+            windows, pairs, marked[1][s], marked[3][s] = draw_rows(
+                seq, docs, bounds, order, first_chunk, starts, begin, end, window_key, noise_key, window, shrink,
+                negatives, threshold, alias, paths, path_labels, contexts, targets, labels, lo,
+                (seen_in, seen_out, marked[0][s], marked[2][s]), s, not lock_free)
             found[s, 0] += windows
             found[s, 1] += pairs
         size = hi - lo
@@ -334,7 +351,7 @@ def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks
             begin, end = _shard_windows(0, size, s, shards)
             _copy_and_train(w_in, w_out, contexts[:size], targets[:size], labels[:size], lr, first, 0, begin, end, s,
                             seen_in, seen_out, slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases,
-                            out_bases, in_used, out_used, False, lock_free, mean_context, losses)
+                            out_bases, in_used, out_used, False, lock_free, mean_context, losses, marked)
         if not lock_free:
             for part in prange(threads):
                 _merge_copies(w_in, in_copies, in_rows, in_bases, in_used, seen_in, slots_in, part, threads)
@@ -346,17 +363,19 @@ def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks
 @njit(inline="always")
 def _copy_and_train(w_in, w_out, contexts, targets, labels, lr, first, lo, begin, end, s, seen_in, seen_out, slots_in,
                     slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used, out_used,
-                    all_shared, lock_free, mean_context, losses):  # pragma: no cover - compiled
+                    all_shared, lock_free, mean_context, losses, marked):  # pragma: no cover - compiled
     """Shard s's part of the piece of windows lo..: gives the rows other shards touch too copies of
     its own (unless `lock_free`), from its share of the copies' room, trains windows begin..end-1
-    (`_train_shard`), and with `all_shared` turns its copies into their rows' changes."""
+    (`_train_shard`), and with `all_shared` turns its copies into their rows' changes. `marked`:
+    the rows each shard marked (`_marked_rows`)."""
+    marked_in, in_count, marked_out, out_count = marked
     t_max = targets.shape[1]
     in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # the shard's entries
     ins, outs = in_copies[in_bases[s]:first[end] - first[lo]], out_copies[out_bases[s]:(end - lo) * t_max]
     if not lock_free:  # else in_used and out_used stay 0
-        in_used[s] = _copy_shared(seen_in, slots_in, contexts, begin, end, s, all_shared, w_in, in_rows[in_bases[s]:],
-                                  ins)
-        out_used[s] = _copy_shared(seen_out, slots_out, targets, begin, end, s, all_shared, w_out,
+        in_used[s] = _copy_shared(seen_in, slots_in, marked_in[s], in_count[s], s, all_shared, w_in,
+                                  in_rows[in_bases[s]:], ins)
+        out_used[s] = _copy_shared(seen_out, slots_out, marked_out[s], out_count[s], s, all_shared, w_out,
                                    out_rows[out_bases[s]:], outs)
     _train_shard(w_in, w_out, ins, outs, contexts, targets, labels, lr, first, begin, end, s, seen_in, seen_out,
                  slots_in, slots_out, mean_context, losses)
