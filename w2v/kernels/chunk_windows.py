@@ -90,6 +90,17 @@ def subsample_block(ids, offsets, keep_prob, key, chunk_tokens):  # pragma: no c
     return seq, docs, bounds
 
 
+@njit(inline="always")
+def mark_row(seen, shard, row, marked, count):  # pragma: no cover - compiled
+    """seen[shard, row] = 1 and row listed at marked[count] if shard `shard` had not met it yet;
+    returns the rows listed (`sequential._mark`)."""
+    if seen[shard, row] != 0:
+        return count
+    seen[shard, row] = 1
+    marked[count] = row
+    return count + 1
+
+
 @njit(cache=True, nogil=True)
 def step_rows(bounds, order, first_chunk, chunks):  # pragma: no cover - compiled
     """(chunks+1,) the first row of each of a step's chunks order[first_chunk : first_chunk + chunks]
@@ -135,10 +146,8 @@ def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_
             inside = (abs(offset) <= radius) & (p == i + offset) & (docs[p] == doc)
             contexts[row, s] = seq[p] if inside else -1
             found += inside
-            if mark and inside and seen_in[shard, seq[p]] == 0:
-                seen_in[shard, seq[p]] = 1
-                marked_in[listed_in] = seq[p]
-                listed_in += 1
+            if mark and inside:
+                listed_in = mark_row(seen_in, shard, seq[p], marked_in, listed_in)
         pairs += found
         windows += found > 0
         if negatives > 0:
@@ -153,11 +162,8 @@ def draw_rows(seq, docs, bounds, order, first_chunk, starts, begin, end, window_
                 targets[row, j], labels[row, j] = paths[center, j], path_labels[center, j]
         if mark:
             for j in range(t_max):
-                target = targets[row, j]
-                if target >= 0 and seen_out[shard, target] == 0:
-                    seen_out[shard, target] = 1
-                    marked_out[listed_out] = target
-                    listed_out += 1
+                if targets[row, j] >= 0:
+                    listed_out = mark_row(seen_out, shard, targets[row, j], marked_out, listed_out)
         i += 1
     return windows, pairs, listed_in, listed_out
 

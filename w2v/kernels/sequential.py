@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from w2v.kernels.chunk_windows import draw_rows, step_rows
+from w2v.kernels.chunk_windows import draw_rows, mark_row, step_rows
 from w2v.kernels.cpu import _jit, _owner, _zero, _pair_starts, _targets_used
 from w2v.kernels.prefetch import prefetch_row
 
@@ -59,11 +59,8 @@ def _mark(seen, windows, begin, end, shard, marked):  # pragma: no cover - compi
     count = 0
     for b in range(begin, end):
         for k in range(windows.shape[1]):
-            row = windows[b, k]
-            if row >= 0 and seen[shard, row] == 0:
-                seen[shard, row] = 1
-                marked[count] = row
-                count += 1
+            if windows[b, k] >= 0:
+                count = mark_row(seen, shard, windows[b, k], marked, count)
     return count
 
 
@@ -203,11 +200,23 @@ def _decide_and_step(v, neu, w_out, out_copies, targets, slots, labels, lr, step
 
 
 @njit(forceinline=True)
-def _marked_rows(shards, most_in, most_out):  # pragma: no cover - compiled
-    """Room for the rows each shard marks in a piece, in the order first met, and their counts:
-    input rows (S, most_in), their counts (S,), output rows (S, most_out), their counts (S,)."""
-    return (np.empty((shards, most_in), dtype=np.int64), np.zeros(shards, dtype=np.int64),
-            np.empty((shards, most_out), dtype=np.int64), np.zeros(shards, dtype=np.int64))
+def _piece_room(shards, w_in, w_out, most_in, most_out):  # pragma: no cover - compiled
+    """What the shards of a piece work in, for pieces of at most `most_in` context words and
+    `most_out` targets: seen_in, seen_out (S, V) uint8, 1 where a shard touches a row and 2 where
+    it copies it; slots_in, slots_out (S, V) each copied row's entry (read only where seen is 2);
+    the copies' rows and values, in_rows (most_in,), in_copies (most_in, D), out_rows (most_out,),
+    out_copies (most_out, D) (unused rows -1); each shard's first entry and entries used, in_bases,
+    out_bases, in_used, out_used (S,); and `marked`, the rows each shard marks, in the order first
+    met, with their counts: input (S, most_in), (S,), output (S, most_out), (S,)."""
+    dim = w_in.shape[1]
+    marked = (np.empty((shards, most_in), dtype=np.int64), np.zeros(shards, dtype=np.int64),
+              np.empty((shards, most_out), dtype=np.int64), np.zeros(shards, dtype=np.int64))
+    return (np.zeros((shards, w_in.shape[0]), dtype=np.uint8), np.zeros((shards, w_out.shape[0]), dtype=np.uint8),
+            np.empty((shards, w_in.shape[0]), dtype=np.int64), np.empty((shards, w_out.shape[0]), dtype=np.int64),
+            np.full(most_in, -1, dtype=np.int64), np.empty((most_in, dim), dtype=np.float32),
+            np.full(most_out, -1, dtype=np.int64), np.empty((most_out, dim), dtype=np.float32),
+            np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64),
+            np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64), marked)
 
 
 @njit(forceinline=True)
@@ -253,7 +262,6 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     """
     n, c_max = contexts.shape
     t_max = targets.shape[1]
-    dim = w_in.shape[1]
     pieces = max(1, -(-n // sync))
     if all_shared and pieces > 1:
         raise ValueError("sequential_sgd: all_shared returns one piece's changes; pass sync >= len(contexts)")
@@ -264,18 +272,9 @@ def sequential_sgd(w_in, w_out, contexts, targets, labels, lr_begin, lr_end, sha
     for p in range(pieces):
         lo, hi = p * n // pieces, (p + 1) * n // pieces
         most_pairs, most_windows = max(most_pairs, first[hi] - first[lo]), max(most_windows, hi - lo)
-    seen_in = np.zeros((shards, w_in.shape[0]), dtype=np.uint8)  # (S, V) 1: the shard touches the row, 2: and copies it
-    seen_out = np.zeros((shards, w_out.shape[0]), dtype=np.uint8)
-    slots_in = np.empty((shards, w_in.shape[0]), dtype=np.int64)  # read only where seen is 2
-    slots_out = np.empty((shards, w_out.shape[0]), dtype=np.int64)
-    in_rows = np.full(most_pairs, -1, dtype=np.int64)
-    in_copies = np.empty((most_pairs, dim), dtype=np.float32)
-    out_rows = np.full(most_windows * t_max, -1, dtype=np.int64)
-    out_copies = np.empty((most_windows * t_max, dim), dtype=np.float32)
-    in_bases, out_bases = np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64)  # each shard's entries
-    in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
+    (seen_in, seen_out, slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used,
+     out_used, marked) = _piece_room(shards, w_in, w_out, most_pairs, most_windows * t_max)
     losses = np.zeros(n, dtype=np.float32)
-    marked = _marked_rows(shards, most_pairs, most_windows * t_max)
     for p in range(pieces):
         lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows
         lr = np.float32(lr_begin + (lr_end - lr_begin) * (p / pieces))
@@ -312,23 +311,16 @@ def sequential_chunks(w_in, w_out, seq, docs, bounds, order, first_chunk, chunks
     step's windows and no pass of its own to mark their rows. Arguments as those two functions';
     returns the summed loss, the windows with a context word and their (center, context word) pairs."""
     starts = step_rows(bounds, order, first_chunk, chunks)
-    n, dim = starts[chunks], w_in.shape[1]
+    n = starts[chunks]
     c_max, t_max = 2 * window, 1 + negatives if negatives > 0 else paths.shape[1]
     pieces = max(1, -(-n // sync))
     most = -(-n // pieces)  # windows of the largest piece
     contexts = np.empty((most, c_max), dtype=np.int64)  # (P, 2W) a piece's windows, reused by the next
     targets, labels = np.empty((most, t_max), dtype=np.int64), np.empty((most, t_max), dtype=np.float32)
-    seen_in = np.zeros((shards, w_in.shape[0]), dtype=np.uint8)  # as in sequential_sgd
-    seen_out = np.zeros((shards, w_out.shape[0]), dtype=np.uint8)
-    slots_in = np.empty((shards, w_in.shape[0]), dtype=np.int64)
-    slots_out = np.empty((shards, w_out.shape[0]), dtype=np.int64)
-    in_rows, in_copies = np.full(most * c_max, -1, dtype=np.int64), np.empty((most * c_max, dim), dtype=np.float32)
-    out_rows, out_copies = np.full(most * t_max, -1, dtype=np.int64), np.empty((most * t_max, dim), dtype=np.float32)
-    in_bases, out_bases = np.empty(shards, dtype=np.int64), np.empty(shards, dtype=np.int64)
-    in_used, out_used = np.zeros(shards, dtype=np.int64), np.zeros(shards, dtype=np.int64)
+    (seen_in, seen_out, slots_in, slots_out, in_rows, in_copies, out_rows, out_copies, in_bases, out_bases, in_used,
+     out_used, marked) = _piece_room(shards, w_in, w_out, most * c_max, most * t_max)
     losses = np.zeros(most, dtype=np.float32)
     found = np.zeros((shards, 2), dtype=np.int64)  # each shard's windows with a context word, and pairs
-    marked = _marked_rows(shards, most * c_max, most * t_max)
     loss = 0.0
     for p in range(pieces):
         lo, hi = p * n // pieces, (p + 1) * n // pieces  # the piece's windows, drawn to rows 0..hi-lo-1
@@ -367,7 +359,7 @@ def _copy_and_train(w_in, w_out, contexts, targets, labels, lr, first, lo, begin
     """Shard s's part of the piece of windows lo..: gives the rows other shards touch too copies of
     its own (unless `lock_free`), from its share of the copies' room, trains windows begin..end-1
     (`_train_shard`), and with `all_shared` turns its copies into their rows' changes. `marked`:
-    the rows each shard marked (`_marked_rows`)."""
+    the rows each shard marked (`_piece_room`)."""
     marked_in, in_count, marked_out, out_count = marked
     t_max = targets.shape[1]
     in_bases[s], out_bases[s] = first[begin] - first[lo], (begin - lo) * t_max  # the shard's entries
