@@ -1,9 +1,9 @@
 """Time the sequential CPU kernel alone on real steps: where an epoch's kernel time goes.
 
-    python scripts/kernel_timing.py                      # CBOW with negative sampling, 60 steps
+    python scripts/kernel_timing.py                      # CBOW with negative sampling, 15 steps
     python scripts/kernel_timing.py --mode sgns --steps 30
 
-The first steps of epoch 0 (all IMDb reviews, word2vec's vocabulary, 65,536 positions a step) are
+The first steps of epoch 0 (all IMDb reviews, word2vec's vocabulary, the default step's positions) are
 drawn once (`chunk_windows.chunk_windows`, as the model draws them), then trained by
 `sequential.sequential_sgd` from the same starting vectors in each setting, taking turns (--rounds):
 one shard on one thread (word2vec's order, no copies), the default two shards on two threads (the
@@ -26,19 +26,20 @@ from benchmark import MODES, load_corpus  # noqa: E402
 SETTINGS = {"1 shard, 1 thread": (1, False, 1), "2 shards, 2 threads": (2, False, 2), "2 shards, lock-free": (2, True, 2)}
 
 
-def draw_steps(dm, mode: str, steps: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The first `steps` steps' windows of epoch 0, as the model's chunk step draws them."""
+def draw_steps(dm, mode: str, steps: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
+    """The first `steps` steps' windows of epoch 0, as the model's chunk step draws them, and the
+    positions a step."""
     import torch
 
     from w2v.api import build_model
     from w2v.kernels import chunk_windows
-    from w2v.models.binary_output import SEQUENTIAL_BATCH, SEQUENTIAL_CHUNK
+    from w2v.models.binary_output import SEQUENTIAL_CHUNK
 
     arch, output = MODES[mode]
     model = build_model(dm.vocab, f"model={arch}", f"model/output={output}")
     tables, window = model.window_tables(), model.hparams.window
     width = 1 + tables.negatives if tables.negatives else tables.paths.shape[1]
-    per_step, drawn = SEQUENTIAL_BATCH // SEQUENTIAL_CHUNK, []
+    per_step, drawn = model.sequential_batch() // SEQUENTIAL_CHUNK, []
     for index in range(dm.corpus.n_blocks):
         ids, offsets = dm.corpus.block(index)
         block = model._subsample_block({"seed": 0, "epoch": 0, "block": index, "shuffle": True,
@@ -56,21 +57,21 @@ def draw_steps(dm, mode: str, steps: int) -> list[tuple[np.ndarray, np.ndarray, 
                                                      labels)
             drawn.append((contexts[:rows], targets[:rows], labels[:rows]))
             if len(drawn) == steps:
-                return drawn
-    return drawn
+                return drawn, per_step * SEQUENTIAL_CHUNK
+    return drawn, per_step * SEQUENTIAL_CHUNK
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="cbow-negative")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from w2v.kernels.sequential import sequential_sgd
     from w2v.models.binary_output import SEQUENTIAL_SYNC
 
     dm = load_corpus(None, "word2vec")
-    steps = draw_steps(dm, args.mode, args.steps)
+    steps, positions = draw_steps(dm, args.mode, args.steps)
     mean_context = MODES[args.mode][0] == "cbow"
     start = (np.random.default_rng(0).random((len(dm.vocab), 100), dtype=np.float32) - 0.5) / 100
     times: dict[str, list[float]] = {name: [] for name in SETTINGS}
@@ -86,7 +87,7 @@ def main() -> None:
                                mean_context, False, lock_free, threads)
             times[name].append((time.perf_counter() - began) / len(steps) * 1e3)
     windows = np.mean([len(contexts) for contexts, _, _ in steps])
-    print(f"{args.mode}: {len(steps)} steps of 65,536 positions ({windows:,.0f} windows each), ms a step")
+    print(f"{args.mode}: {len(steps)} steps of {positions:,} positions ({windows:,.0f} windows each), ms a step")
     for name, values in times.items():
         print(f"  {name}: {' '.join(f'{v:.1f}' for v in values)}   fastest {min(values):.1f}")
 

@@ -272,7 +272,7 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
     (["model=sgns", "data.batch_size=300"], "chunks", 300, 1),  # a chunk of a step's size
     (["model=sgns", "data.shuffle_unit=document"], "document", 65536, 1),  # the loader's windows, in pieces
     (["model=sgns"], "document", 16384, 2),  # a data-parallel step is one piece
-    (["model=cbow", "model/output=hierarchical"], "chunks", 65536, 1),
+    (["model=cbow", "model/output=hierarchical"], "chunks", 262144, 1),
     (["model=sgns", "model.update_rule=damped"], "document", 4096, 1),
     (["model=sgns", "model/optimizer=adam"], "position", 4096, 1),  # Adam's batch gradient
     (["model=cbow"], "position", 4096, 1),  # the full softmax's Adam

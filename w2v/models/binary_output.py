@@ -48,8 +48,9 @@ UPDATE_RULES = ("auto", "sequential", "hogwild", "damped")
 SEQUENTIAL_RULES = ("sequential", "hogwild")
 # The sequential rule under data.batch_size=auto: positions a step (a data-parallel process's
 # step, whose changes the others need before its next, one piece), and windows its shards train
-# between merges (scripts/README.md).
-SEQUENTIAL_BATCH, SEQUENTIAL_DISTRIBUTED_BATCH = 65536, 16384
+# between merges (scripts/README.md). CBOW's positions cost a few times less than Skip-gram's, so
+# it takes more of them a step, and the training loop's fixed cost between two steps stays small.
+SEQUENTIAL_BATCH, SEQUENTIAL_CBOW_BATCH, SEQUENTIAL_DISTRIBUTED_BATCH = 65536, 262144, 16384
 SEQUENTIAL_SYNC = 12288
 # The sequential rule on one process draws its own windows from the corpus in chunks of this many
 # positions (`kernels.chunk_windows`), which each epoch trains in a random order.
@@ -194,8 +195,13 @@ class BinaryOutputModule(Word2VecModule):
             return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_DISTRIBUTED_BATCH)
         # One process draws its windows itself, in the kernel's threads, from chunks of the corpus
         # (`_chunk_step`); the loader's windows still serve the data settings that chunks cannot.
-        return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_BATCH, draws_samples=True,
-                       windows_too=True, chunk_tokens=SEQUENTIAL_CHUNK, step_tokens=SEQUENTIAL_BATCH)
+        batch = self.sequential_batch()
+        return replace(settings, shuffle_unit="document", batch_size=batch, draws_samples=True, windows_too=True,
+                       chunk_tokens=SEQUENTIAL_CHUNK, step_tokens=batch)
+
+    def sequential_batch(self) -> int:
+        """Positions a step of the sequential rule on one process under data.batch_size=auto."""
+        return SEQUENTIAL_CBOW_BATCH if self.mean_context else SEQUENTIAL_BATCH
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
