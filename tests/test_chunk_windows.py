@@ -174,3 +174,30 @@ def test_steps_and_chunks_that_keep_no_token_draw_and_train_nothing():
     assert (bounds == 0).all() and (docs == -1).all()
     assert sequential_chunks(w_in, w_out, seq, docs, bounds, order, 0, len(order), keys.window, keys.noise, 2,
                              True, *tables, 0.05, 0.01, 2, 100, True, False, 2) == (0.0, 0, 0)
+
+
+def test_a_step_outside_its_block_is_refused():
+    """The kernels index without bounds checks: a step's chunks past the block's order, an order that
+    names a chunk the block lacks, or too few output rows stop with an error instead of reading or
+    writing past the arrays."""
+    from w2v.kernels.sequential import sequential_chunks
+
+    counts, ids, offsets, keep = _block(n=1000)
+    keys, noise = _keys(), NoiseTable(counts)
+    tables = (3, noise.threshold.astype(np.float32), noise.alias.astype(np.int32), *NO_PATHS)
+    seq, docs, bounds = chunk_windows.subsample_block(ids, offsets, keep, keys.subsample, 100)
+    order = np.arange(len(bounds) - 1)
+    contexts = np.empty((1000, 4), dtype=np.int64)
+    targets, labels = np.empty((1000, 4), dtype=np.int64), np.empty((1000, 4), dtype=np.float32)
+    w_in, w_out = np.ones((len(counts), 4), dtype=np.float32), np.ones((len(counts), 4), dtype=np.float32)
+    for bad_order, first, chunks in ((order, 8, 5), (order, -1, 2), (order[::-1] + 1, 0, 3)):
+        with pytest.raises(ValueError, match="step_rows"):
+            chunk_windows.chunk_windows(seq, docs, bounds, bad_order, first, chunks, keys.window, keys.noise, 2, True,
+                                        *tables, contexts, targets, labels)
+        with pytest.raises(ValueError, match="step_rows"):
+            sequential_chunks(w_in, w_out, seq, docs, bounds, bad_order, first, chunks, keys.window, keys.noise, 2,
+                              True, *tables, 0.05, 0.01, 2, 100, True, False, 2)
+    assert (w_in == 1).all() and (w_out == 1).all()
+    with pytest.raises(ValueError, match="a row for each"):
+        chunk_windows.chunk_windows(seq, docs, bounds, order, 0, len(order), keys.window, keys.noise, 2, True, *tables,
+                                    contexts[:10], targets[:10], labels[:10])

@@ -104,11 +104,17 @@ def mark_row(seen, shard, row, marked, count):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def step_rows(bounds, order, first_chunk, chunks):  # pragma: no cover - compiled
     """(chunks+1,) the first row of each of a step's chunks order[first_chunk : first_chunk + chunks]
-    (one row a kept token, chunk after chunk), the last entry the step's rows."""
+    (one row a kept token, chunk after chunk), the last entry the step's rows. A range or a chunk
+    outside the block is refused (the kernels index without bounds checks)."""
+    if first_chunk < 0 or chunks < 0 or first_chunk + chunks > len(order):
+        raise ValueError("step_rows: the step's chunks order[first_chunk : first_chunk + chunks] must lie within "
+                         "the block's order of chunks")
     starts = np.empty(chunks + 1, dtype=np.int64)
     starts[0] = 0
     for c in range(chunks):
         chunk = order[first_chunk + c]
+        if chunk < 0 or chunk >= len(bounds) - 1:
+            raise ValueError("step_rows: the order names a chunk the block does not have")
         starts[c + 1] = starts[c] + bounds[chunk + 1] - bounds[chunk]
     return starts
 
@@ -180,6 +186,8 @@ def chunk_windows(seq, docs, bounds, order, first_chunk, chunks, window_key, noi
     path_labels (V, T). Returns B, the windows with a context word, and their (center, context
     word) pairs. `sequential.sequential_chunks` draws the same rows piece by piece as it trains."""
     starts = step_rows(bounds, order, first_chunk, chunks)
+    if len(contexts) < starts[chunks] or len(targets) < starts[chunks] or len(labels) < starts[chunks]:
+        raise ValueError("chunk_windows: contexts, targets and labels need a row for each of the chunks' kept tokens")
     no_seen, no_rows = np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     found = np.zeros((chunks, 2), dtype=np.int64)
     for c in prange(chunks):
