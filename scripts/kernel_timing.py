@@ -3,12 +3,12 @@
     python scripts/kernel_timing.py                      # CBOW with negative sampling, 15 steps
     python scripts/kernel_timing.py --mode sgns --steps 30
 
-The first steps of epoch 0 (all IMDb reviews, word2vec's vocabulary, the default step's positions) are
-drawn once (`chunk_windows.chunk_windows`, as the model draws them), then trained by
-`sequential.sequential_sgd` from the same starting vectors in each setting, taking turns (--rounds):
-one shard on one thread (word2vec's order, no copies), the default two shards on two threads (the
-rows both touch on copies, merged after each piece), and two shards lock-free (model.update_rule=
-hogwild). Prints each setting's milliseconds a step and its fastest round.
+The first steps of epoch 0 (all IMDb reviews, word2vec's vocabulary, the model's default step:
+262,144 positions for CBOW, 65,536 for Skip-gram) are drawn once (`chunk_windows.chunk_windows`, as
+the model draws them), then trained by `sequential.sequential_sgd` from the same starting vectors
+in each setting, taking turns (--rounds): one shard on one thread (word2vec's order, no copies),
+the default two shards on two threads (the rows both touch on copies, merged after each piece),
+and two shards lock-free (model.update_rule=hogwild). Prints each setting's milliseconds a step and its fastest round.
 """
 
 from __future__ import annotations
