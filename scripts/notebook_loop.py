@@ -3,13 +3,14 @@
 Every example is materialized up front (Python lists of ids, as the notebooks build them), a
 shuffled `DataLoader` batches them, and `nn.Embedding` / `nn.Linear` with autograd and
 `torch.optim.Adam` on all parameters train:
-- cbow: 256 centers a batch, each with its 8 context words (window 4), the mean of their
+- cbow: 256 centers a batch, each with its 8 context words (window 4), the sum of their
   embeddings through a linear layer with bias, cross-entropy;
 - skipgram: 512 (center, context) pairs a batch (window 4), the center's embedding through the
   linear layer, cross-entropy;
 - sgns: 256 (center, context) pairs a batch, window of 1 to 3 words drawn per center, tokens
   subsampled with threshold 1e-5 (kept with probability 1 - sqrt(t/f)), 10 noise words drawn for
   every pair from count^0.75.
+Both weight matrices start uniform in ±0.5/D (the linear layer's bias as nn.Linear's own).
 The corpus is one stream (contexts cross reviews) and centers whose window reaches past the
 stream's ends are skipped. Subsampling and window sizes are drawn from the same generator, in the
 same order, as `w2v.data.examples.draw_examples`, so both train on the same examples; their order
@@ -40,6 +41,8 @@ class LoopSettings:
     negatives: int
     batch_size: int
     max_norm: float | None
+    cbow_mean: bool = False  # CBOW's context vectors averaged, or summed as the notebooks' neighbours imply
+    out_init: str = "uniform"  # the linear layer's weight: "uniform" in ±0.5/D, or "linear" (nn.Linear's own)
 
 
 SETTINGS = {"cbow": LoopSettings(4, False, None, "word2vec", 0, 256, 1.0),
@@ -93,20 +96,19 @@ class EpochResult:
 class NotebookModel(nn.Module):
     """The notebooks' models: an input embedding and an output layer (nn.Linear, or SGNS's output embedding)."""
 
-    def __init__(self, arch: str, vocab_size: int, max_norm: float | None):
+    def __init__(self, arch: str, vocab_size: int, settings: LoopSettings):
         super().__init__()
-        self.arch = arch
-        self.embed = nn.Embedding(vocab_size, DIM, max_norm=max_norm)
+        self.arch, self.cbow_mean = arch, settings.cbow_mean
+        self.embed = nn.Embedding(vocab_size, DIM, max_norm=settings.max_norm)
         nn.init.uniform_(self.embed.weight, -0.5 / DIM, 0.5 / DIM)
-        if arch == "sgns":
-            self.out = nn.Embedding(vocab_size, DIM)
+        self.out = nn.Embedding(vocab_size, DIM) if arch == "sgns" else nn.Linear(DIM, vocab_size)
+        if arch == "sgns" or settings.out_init == "uniform":
             nn.init.uniform_(self.out.weight, -0.5 / DIM, 0.5 / DIM)
-        else:
-            self.out = nn.Linear(DIM, vocab_size)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        if self.arch == "cbow":
-            return F.cross_entropy(self.out(self.embed(x).mean(1)), y)  # x (B, 8)
+        if self.arch == "cbow":  # x (B, 8)
+            context = self.embed(x)  # (B, 8, D)
+            return F.cross_entropy(self.out(context.mean(1) if self.cbow_mean else context.sum(1)), y)
         if self.arch == "skipgram":
             return F.cross_entropy(self.out(self.embed(x)), y)
         center = self.embed(x)  # (B, D)
@@ -125,7 +127,7 @@ def train(ids: np.ndarray, counts: np.ndarray, arch: str, epochs: int, seed: int
     inputs, targets = examples(ids, counts, arch, seed, settings)
     data = TensorDataset(torch.tensor(inputs, dtype=torch.long), torch.tensor(targets, dtype=torch.long))
     negatives, batch_size = settings.negatives, settings.batch_size
-    model = NotebookModel(arch, len(counts), settings.max_norm)
+    model = NotebookModel(arch, len(counts), settings)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     noise_dist = torch.from_numpy(np.asarray(counts, dtype=np.float64) ** 0.75)
     for epoch in range(epochs):

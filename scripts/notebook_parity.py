@@ -111,7 +111,7 @@ def print_table(arch: str, runs: dict[str, list[dict]]) -> None:
                   f"{', '.join(r['neighbours']['actor'])} | {r['wordsim353']:.3f} | {r['simlex999']:.3f} | "
                   f"{r['seconds']:.0f} |")
     losses = ", ".join(f"{w['loss'] / n['loss'] - 1:+.1%}" for w, n in zip(runs["w2v"], runs["loop"]))
-    speed = ", ".join(f"{n['seconds'] / w['seconds']:.1f}x" for w, n in zip(runs["w2v"], runs["loop"]))
+    speed = ", ".join(f"{n['seconds'] / w['seconds']:.2f}x" for w, n in zip(runs["w2v"], runs["loop"]))
     print(f"\nw2v's mean loss against the loop's, by epoch: {losses}; w2v's speed-up per epoch: {speed}\n", flush=True)
 
 

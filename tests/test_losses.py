@@ -62,13 +62,14 @@ def _window_batch():
     return {"centers": torch.tensor([5, 2, 5]), "contexts": torch.randint(0, V, (B, C)), "mask": _mask()}
 
 
-def test_cbow_loss_matches_loop(logits_layout):
-    model, batch = _full_softmax_model(CBOW), _window_batch()
+@pytest.mark.parametrize("cbow_mean", [True, False])
+def test_cbow_loss_matches_loop(logits_layout, cbow_mean):
+    model, batch = _full_softmax_model(CBOW, cbow_mean=str(cbow_mean).lower()), _window_batch()
     got = model.example_losses(batch)
     weight, bias, embed = model.out.weight, model.out.bias, model.in_embed.weight
     for b in range(B):
         valid = [embed[batch["contexts"][b, c]] for c in range(C) if batch["mask"][b, c]]
-        logits = weight @ (sum(valid) / len(valid)) + bias
+        logits = weight @ (sum(valid) / (len(valid) if cbow_mean else 1)) + bias
         expected = -(logits[batch["centers"][b]] - torch.logsumexp(logits, 0))
         assert torch.allclose(got[b], expected, atol=1e-5)
 
@@ -87,7 +88,9 @@ def test_skipgram_loss_matches_loop(logits_layout):
 
 
 @pytest.mark.parametrize("cls, optimizer, kwargs", [(CBOW, "adam", {}), (CBOW, "sgd", {}), (CBOW, "lazy_adam", {}),
-                                                     (CBOW, "adam", {"max_norm": 1.0}), (SkipGram, "adam", {}),
+                                                     (CBOW, "adam", {"max_norm": 1.0}),
+                                                     (CBOW, "adam", {"max_norm": 1.0, "cbow_mean": "false"}),
+                                                     (CBOW, "sgd", {"cbow_mean": "false"}), (SkipGram, "adam", {}),
                                                      (SkipGram, "adam", {"max_norm": 1.0}), (SkipGram, "sgd", {}),
                                                      (SkipGram, "lazy_adam", {})])
 @pytest.mark.parametrize("chunk", [None, 1])

@@ -8,12 +8,15 @@ import dataclasses
 import lightning as L
 import numpy as np
 import pytest
+import torch
 from omegaconf import open_dict
 
 from scripts import notebook_loop
 from tests.conftest import compose_config
+from w2v.api import build_model
 from w2v.data.examples import draw_examples
 from w2v.data.sampling import SamplerSettings
+from w2v.data.vocab import Vocabulary
 from w2v.training import build, instantiate_model
 
 EXPERIMENTS = {"notebook": "sgns", "notebook_cbow": "cbow", "notebook_skipgram": "skipgram"}
@@ -64,6 +67,9 @@ def test_notebook_experiment_steps_as_the_notebook_loop(make_cfg, experiment):
             cfg.model.get("negatives", 0), cfg.model.subsample_rule) == (
         settings.batch_size, settings.window, settings.shrink, settings.max_norm, settings.negatives,
         settings.subsample_rule)
+    if arch != "sgns":  # the full softmax's: the output weight's start, and CBOW's sum
+        assert cfg.model.out_init == settings.out_init
+        assert cfg.model.get("cbow_mean", settings.cbow_mean) == settings.cbow_mean
     n = len(inputs)
     assert n > 3 * cfg.data.batch_size  # several steps, the last one short
     expected = [cfg.data.batch_size] * (n // cfg.data.batch_size) + ([n % cfg.data.batch_size] if n % cfg.data.batch_size else [])
@@ -90,6 +96,41 @@ def test_examples_are_those_of_the_notebook_loop(pairs, rule):
     else:
         assert batch["mask"].all()
         assert sorted(zip(batch["centers"].tolist(), batch["contexts"].tolist())) == sorted(zip(targets, inputs))
+
+
+@pytest.mark.parametrize("experiment", ["notebook_cbow", "notebook_skipgram"])
+def test_full_softmax_experiments_start_and_score_as_the_notebook_loop(experiment):
+    """Both weight matrices start uniform in ±0.5/D, as the loop's; from the same weights, a batch's
+    loss is the loop's (CBOW: its window's context vectors summed, renormalised to norm 1 first)."""
+    arch, V = EXPERIMENTS[experiment], 300
+    vocab = Vocabulary([f"w{i}" for i in range(V)], [5] * V)
+    ours = build_model(vocab, f"experiment={experiment}")
+    loop = notebook_loop.NotebookModel(arch, V, notebook_loop.SETTINGS[arch])
+    D = loop.embed.embedding_dim
+    assert ours.hparams.embedding_dim == D
+    for model in (ours, loop):
+        for weight in (model.in_embed.weight if model is ours else model.embed.weight, model.out.weight):
+            values = weight.detach()
+            assert values.abs().max() <= 0.5 / D and abs(values.std() / (0.5 / D / 3 ** 0.5) - 1) < 0.05
+    with torch.no_grad():  # the same weights, of norms around 1 and 3 (max_norm renormalises the larger)
+        loop.embed.weight.normal_(0, 1.0 / D ** 0.5).mul_(torch.rand(V, 1) * 2 + 0.5)
+        loop.out.weight.normal_(0, 0.3)
+        loop.out.bias.normal_(0, 0.3)
+        ours.in_embed.weight.copy_(loop.embed.weight)
+        ours.out.weight.copy_(loop.out.weight)
+        ours.out.bias.copy_(loop.out.bias)
+    generator = torch.Generator().manual_seed(0)
+    if arch == "cbow":
+        contexts, centers = torch.randint(0, V, (16, 8), generator=generator), torch.randint(0, V, (16,), generator=generator)
+        batch, inputs, targets = ({"contexts": contexts, "mask": torch.ones_like(contexts, dtype=torch.bool),
+                                   "centers": centers}, contexts, centers)
+    else:
+        centers, contexts = torch.randint(0, V, (16,), generator=generator), torch.randint(0, V, (16, 1), generator=generator)
+        batch, inputs, targets = ({"centers": centers, "contexts": contexts,
+                                   "mask": torch.ones_like(contexts, dtype=torch.bool)}, centers, contexts[:, 0])
+    expected = loop.loss(inputs, targets, None)
+    assert torch.allclose(ours.example_losses(batch).mean(), expected, rtol=1e-5)
+    assert torch.allclose(ours.in_embed.weight, loop.embed.weight)  # the same rows renormalised
 
 
 def test_sgns_draws_its_noise_words_independently_for_every_pair(make_cfg):

@@ -220,10 +220,15 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
                                           "model.update_shards": None}
     assert _as_composed_now({"model._target_": "w2v.models.CBOW"})["model.output"] == "softmax"
     now = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical", "model.update_rule": "auto",
-           "model.update_shards": 2}
+           "model.update_shards": 2, "model.cbow_mean": True}
     assert _as_composed_now(now) == now
+    # Runs saved before model.cbow_mean and model.out_init averaged and took nn.Linear's initialisation.
+    assert {key: value for key, value in _as_composed_now({"model._target_": "w2v.models.CBOW"}).items()
+            if key in ("model.cbow_mean", "model.out_init")} == {"model.cbow_mean": True, "model.out_init": "linear"}
+    skipgram = {"model._target_": "w2v.models.SkipGram", "model.output": "softmax", "model.out_init": "uniform"}
+    assert _as_composed_now(skipgram) == skipgram
     # Runs saved before the sequential rule trained by the damped one: resuming them must say so.
-    before_rules = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical"}
+    before_rules = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical", "model.cbow_mean": True}
     assert _as_composed_now(before_rules, now) == {**before_rules, "model.update_rule": "damped",
                                                    "model.update_shards": 2}
     assert _as_composed_now(old_sgns, now)["model.update_rule"] == "damped"

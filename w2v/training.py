@@ -109,11 +109,17 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     hierarchical softmax saved before `model.update_rule` trained by the damped rule (whose shard
     count, `current`'s, does not matter); runs saved before `data.shuffle_unit` and `data.batch_size=auto`
     shuffled positions (which only w2v's batching, data.batching=centers, shuffles) in batches of
-    4,096, which auto still gives every model but those of plain SGD's step."""
+    4,096, which auto still gives every model but those of plain SGD's step; runs saved before
+    `model.cbow_mean` and `model.out_init` averaged CBOW's context and initialised the full
+    softmax's output weight as nn.Linear does."""
     if "model.output" not in settings and "model._target_" in settings:
         sgns = settings["model._target_"] == "w2v.models.SGNS"
         settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
                     "model.output": "negative" if sgns else "softmax"}
+    if settings.get("model._target_") == "w2v.models.CBOW":
+        settings = {"model.cbow_mean": True, **settings}
+    if settings.get("model.output") == "softmax":
+        settings = {"model.out_init": "linear", **settings}
     current = current or {}
     binary_output = settings.get("model.output") in ("negative", "hierarchical")
     if binary_output and "model.update_rule" not in settings:

@@ -14,6 +14,7 @@ from w2v.models.base import Word2VecModule
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
 from w2v.distributed import average_gradients
 
+OUT_INITS = ("linear", "uniform")  # the output weight's initialisation (`model.out_init`)
 
 class SoftmaxInputs(NamedTuple):
     """A batch as softmax rows and (row, target) pairs, and how the rows are made of input vectors:
@@ -48,10 +49,15 @@ class FullSoftmaxModule(Word2VecModule):
     (`distributed.average_gradients`) before the optimizer's step.
     """
 
-    def __init__(self, vocab, *, max_norm: float | None, **kwargs):
+    def __init__(self, vocab, *, max_norm: float | None, out_init: str, **kwargs):
+        """`out_init`: the output weight's initial values, nn.Linear's own (`linear`: uniform in
+        ±1/sqrt(D), as its bias) or `uniform` in ±0.5/D like the input embedding (the notebooks')."""
         self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
+        FullSoftmaxModule.check_out_init(out_init)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
+        if out_init == "uniform":
+            nn.init.uniform_(self.out.weight, -0.5 / self.hparams.embedding_dim, 0.5 / self.hparams.embedding_dim)
         self.automatic_optimization = False
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
 
@@ -61,6 +67,12 @@ class FullSoftmaxModule(Word2VecModule):
         max_norm = settings.get("max_norm")
         if max_norm is not None and not max_norm > 0:
             raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
+        cls.check_out_init(settings.get("out_init"))
+
+    @staticmethod
+    def check_out_init(out_init) -> None:
+        if out_init not in OUT_INITS:
+            raise ConfigError(f"model.out_init={out_init!r} is unknown; use {' or '.join(OUT_INITS)}")
 
     def max_norm(self) -> float | None:
         return self._max_norm
