@@ -17,8 +17,9 @@ COLUMN_LOGITS_ROWS = 128
 
 # From this many softmax rows in a batch on, a CPU multiplies the exps by the output matrix through
 # oneDNN (`onednn_operand`), which needs that matrix transposed once a step: below this, the
-# transposition costs more than the faster product saves (measured; scripts/README.md).
-ONEDNN_ROWS = 256
+# transposition costs more than the faster product saves, and the notebooks' batches of 256 and
+# 512 train faster on `torch.mm` alone (measured; scripts/README.md).
+ONEDNN_ROWS = 1024
 
 LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
 
