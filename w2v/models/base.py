@@ -68,11 +68,17 @@ class MaxNormEmbedding(nn.Embedding):
         return F.embedding(ids, self.weight, self.padding_idx, None, self.norm_type, self.scale_grad_by_freq, self.sparse)
 
 
+def uniform_init_(weight: torch.Tensor) -> torch.Tensor:
+    """Fills a (rows, dim) weight uniformly in ±0.5/dim, as word2vec and the notebooks start their vectors."""
+    dim = weight.shape[1]
+    return nn.init.uniform_(weight, -0.5 / dim, 0.5 / dim)
+
+
 def uniform_embedding(num: int, dim: int, sparse: bool, max_norm: float | None = None) -> nn.Embedding:
-    """An embedding initialised uniformly in ±0.5/dim, as word2vec and the notebooks do; with
-    `max_norm`, looked-up rows whose norm exceeds it are scaled to it (`MaxNormEmbedding`)."""
+    """An embedding initialised uniformly in ±0.5/dim (`uniform_init_`); with `max_norm`, looked-up
+    rows whose norm exceeds it are scaled to it (`MaxNormEmbedding`)."""
     embedding = (nn.Embedding if max_norm is None else MaxNormEmbedding)(num, dim, sparse=sparse, max_norm=max_norm)
-    nn.init.uniform_(embedding.weight, -0.5 / dim, 0.5 / dim)
+    uniform_init_(embedding.weight)
     return embedding
 
 

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 from w2v.errors import ConfigError
-from w2v.models.base import Word2VecModule
+from w2v.models.base import Word2VecModule, uniform_init_
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
 from w2v.distributed import average_gradients
 
 OUT_INITS = ("linear", "uniform")  # the output weight's initialisation (`model.out_init`)
+
 
 class SoftmaxInputs(NamedTuple):
     """A batch as softmax rows and (row, target) pairs, and how the rows are made of input vectors:
@@ -57,7 +58,7 @@ class FullSoftmaxModule(Word2VecModule):
         FullSoftmaxModule.check_out_init(out_init)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         if out_init == "uniform":
-            nn.init.uniform_(self.out.weight, -0.5 / self.hparams.embedding_dim, 0.5 / self.hparams.embedding_dim)
+            uniform_init_(self.out.weight)  # (V, D)
         self.automatic_optimization = False
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
 
