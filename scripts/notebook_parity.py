@@ -47,6 +47,14 @@ def epoch_report(vectors: WordVectors) -> dict:
             "wordsim353": scores["wordsim353_spearman"], "simlex999": scores["simlex999_spearman"]}
 
 
+def show_progress(run: str, rows: list[dict]) -> None:
+    """One line on stderr per finished epoch, so a run of hours shows (and keeps) its results as it goes."""
+    r = rows[-1]
+    print(f"[{time.strftime('%H:%M:%S')}] {run} epoch {len(rows)}: loss {r['loss']:.4f}, {r['seconds']:.0f} s, "
+          f"movie → {', '.join(r['neighbours']['movie'])}; actor → {', '.join(r['neighbours']['actor'])}; "
+          f"WordSim-353 {r['wordsim353']:.3f}, SimLex-999 {r['simlex999']:.3f}", file=sys.stderr, flush=True)
+
+
 class EpochRecorder(L.Callback):
     """w2v's side: each epoch's training seconds, mean loss and report."""
 
@@ -59,6 +67,7 @@ class EpochRecorder(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self._start
         self.rows.append({"loss": pl_module.epoch_loss(), "seconds": seconds, **epoch_report(pl_module.word_vectors())})
+        show_progress("w2v", self.rows)
 
 
 def notebook_config(arch: str, max_docs: int, epochs: int):
@@ -94,6 +103,7 @@ def run_loop(arch: str, cfg, datamodule, max_steps: int | None) -> list[dict]:
     def record(epoch, result, model):
         vectors = WordVectors([vocab.words[i] for i in used], model.embed.weight.detach().numpy()[used])
         rows.append({"loss": result.loss, "seconds": result.seconds, **epoch_report(vectors)})
+        show_progress("loop", rows)
 
     notebook_loop.train(ids, vocab.counts, arch, cfg.trainer.max_epochs, seed=cfg.seed, on_epoch=record,
                         max_steps=max_steps)
