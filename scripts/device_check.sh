@@ -2,19 +2,34 @@
 # The GPU checks, in one go, on a machine lent by the `device` tool, with .device/ carried from
 # scripts/device_prepare.sh: installs the carried wheels, unpacks the tokenized cache and recreates
 # the archive's stub (same path, size and mtime, which the cache's key holds), then runs the CUDA
-# tests and scripts/gpu_benchmark.py. Logs go to $OUT (what the tool brings back).
+# stages named in STAGES (default all three, in this order):
+#   tests      tests/test_gpu_path.py on CUDA;
+#   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant;
+#   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu.
+# Scores come from the carried benchmark files (the machine has no gensim). Each stage runs under
+# its own time limit in seconds (TESTS_LIMIT 150, KERNEL_LIMIT 120, BENCHMARK_LIMIT 300 unless set),
+# so that the three fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
+# unbuffered, so a stage cut off at its limit keeps what it printed. Extra arguments go to
+# gpu_benchmark.py.
 #
-#     bash scripts/device_check.sh [gpu_benchmark.py arguments, e.g. --sgns-epochs 2]
+#     bash scripts/device_check.sh
+#     STAGES=benchmark BENCHMARK_LIMIT=540 bash scripts/device_check.sh --sgns-epochs 2   # a second call
+#     STAGES=kernel KERNEL_ARGS="--epochs 2 --variant damped --variant plain" bash scripts/device_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/device}
 mkdir -p "$OUT"
 [ -d .device ] || { echo "error: no .device/ here; run scripts/device_prepare.sh and carry .device" >&2; exit 1; }
-pip install --quiet --no-index --no-deps --target /tmp/site .device/whl/*.whl
+for stage in ${STAGES:-tests kernel benchmark}; do
+    case $stage in tests|kernel|benchmark) ;; *) echo "error: unknown stage $stage in STAGES; use tests, kernel or benchmark" >&2; exit 1 ;; esac
+done
+PY=python3  # the GPU machine's interpreter with PyTorch
+export PYTHONUNBUFFERED=1
+$PY -m pip install --quiet --no-index --no-deps --no-compile --target /tmp/site .device/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 mkdir -p .device/cache && xz -dc .device/cache.tar.xz | tar -C .device/cache -xf -
 # W2V_DATA_DIR: the archive's folder; the stub: only its path, size and mtime are read when the cache is valid
-W2V_DATA_DIR=$(python - <<'PY'
+W2V_DATA_DIR=$($PY - <<'PY'
 import json, os
 from pathlib import Path
 source = json.loads(Path(".device/archive.json").read_text())
@@ -30,8 +45,21 @@ PY
 export W2V_DATA_DIR
 export W2V_CACHE_DIR=$PWD/.device/cache
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-python -m pytest -q -x tests/test_gpu_path.py > "$OUT/tests.log" 2>&1
-echo "tests: exit $?" | tee -a "$OUT/tests.log"
-python scripts/gpu_benchmark.py -o outputs/gpu_benchmark "$@" > "$OUT/gpu_benchmark.log" 2>&1
-echo "gpu_benchmark: exit $?" | tee -a "$OUT/gpu_benchmark.log"
-tail -40 "$OUT/gpu_benchmark.log"
+scoring=()
+for key in wordsim simlex analogies; do
+    file=$(ls .device/eval/"$key".* 2>/dev/null | head -1)
+    [ -n "$file" ] && scoring+=("callbacks.evaluation.$key=$PWD/$file")
+done
+cpu_run=()
+[ -f .device/cpu-run/metrics.json ] && cpu_run=(--cpu-run .device/cpu-run)
+for stage in ${STAGES:-tests kernel benchmark}; do
+    case $stage in
+        tests) limit=${TESTS_LIMIT:-150}; command=($PY -m pytest -q tests/test_gpu_path.py) ;;
+        kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;
+        benchmark) limit=${BENCHMARK_LIMIT:-300}
+            command=($PY scripts/gpu_benchmark.py -o outputs/gpu_benchmark "${cpu_run[@]}" "$@" "${scoring[@]}") ;;
+    esac
+    timeout "$limit" "${command[@]}" > "$OUT/$stage.log" 2>&1
+    echo "$stage: exit $? (124: cut off at $limit s)" | tee -a "$OUT/$stage.log"
+    tail -25 "$OUT/$stage.log"
+done

@@ -13,6 +13,7 @@ Skip-gram, whose pairs per center are estimated as the shrunk window's mean, 2·
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -76,14 +77,20 @@ def main() -> None:
     runs = {"sgns": ["model=sgns", f"trainer.max_epochs={args.sgns_epochs}"],
             "cbow": ["model=cbow", "trainer.max_epochs=1"], "skipgram": ["model=skipgram", "trainer.max_epochs=1"]}
     print("| model | words/s per epoch | share of float32 / TF32 / bf16 peak | peak GPU memory | wall s | "
-          "WordSim-353 / SimLex-999 / analogies | CPU run's |")
-    print("|---|---|---|---|---|---|---|")
+          "final loss | WordSim-353 / SimLex-999 / analogies | CPU run's |")
+    print("|---|---|---|---|---|---|---|---|")
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     for name, overrides in runs.items():
+        gc.collect()  # the previous model's memory is not this one's peak
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        run = w2v.train("trainer=gpu", *overrides, f"paths.output_dir={args.output / name}", *args.overrides)
+        # each run in its own new directory, as w2v-train's: its TensorBoard log is read back from there
+        run = w2v.train("trainer=gpu", *overrides, f"hydra.run.dir={args.output / f'{stamp}_{name}'}", *args.overrides)
         wall = time.perf_counter() - start
         words = epoch_rates(run.output_dir)
+        if not words:
+            print(f"warning: no train/epoch_words_per_sec in {run.output_dir / 'tensorboard'}", file=sys.stderr)
         cfg = run.config.model
         share = "-"
         if name != "sgns":  # full softmax: 6·V·D per example, examples per word as the module docstring says
@@ -92,8 +99,10 @@ def main() -> None:
             share = " / ".join(f"{flops / rates[k]:.0%}" for k in ("float32", "tf32", "bf16"))
         scores = " / ".join(f"{run.metrics.get(k, float('nan')):.3f}" for k in SCORES)
         cpu = " / ".join(f"{cpu_scores[k]:.3f}" for k in SCORES if k in cpu_scores) if name == "sgns" else ""
+        loss = run.metrics.get("train/loss_epoch", float("nan"))
         print(f"| {name} | {', '.join(f'{w:,.0f}' for w in words)} | {share} | "
-              f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB | {wall:.0f} | {scores} | {cpu} |", flush=True)
+              f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB | {wall:.0f} | {loss:.4f} | {scores} | {cpu} |",
+              flush=True)
 
 
 if __name__ == "__main__":

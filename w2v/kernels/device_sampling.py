@@ -33,8 +33,12 @@ class StreamKeys:
         return cls(*(stream_key(seed, epoch, block, purpose) for purpose in ("subsample", "window", "noise", "order")))
 
     def tensor(self, device) -> torch.Tensor:
-        """(3,) int64: the keys the kernel reads (window, noise, unused), kept on `device`."""
-        return torch.tensor([self.window, self.noise, 0], dtype=torch.int64, device=device)
+        """(3,) int64: the keys the kernel reads (window, noise, unused), kept on `device`. To a GPU
+        they go from pinned memory, without waiting for the work queued there."""
+        keys = torch.tensor([self.window, self.noise, 0], dtype=torch.int64)
+        if torch.device(device).type != "cuda":
+            return keys.to(device)
+        return keys.pin_memory().to(device, non_blocking=True)
 
 
 @dataclass(frozen=True)

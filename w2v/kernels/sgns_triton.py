@@ -5,10 +5,11 @@ word2vec's threads walk theirs: for each center it draws its window and K noise 
 (`counter_rng`, the same bits as `device_sampling.chunk_examples`), loads the window's context rows
 (C, D) and the (1+K) output rows, and takes the window's gradients as two small products, its
 context rows against the center and its noise words (Ji et al.'s HogBatch). The update is the CPU
-step's, `lr·G/(1+lr·H)` per row (`binary_output.damped_row_update`), G and H summed over a row's repeats in
-the window, and is added atomically: programs running at once never lose one another's updates,
-though one may read a row another is about to change (Hogwild). The learning rate falls linearly
-across the launch's programs, from `lr_begin` to `lr_end`.
+step's damped rule, `lr·G/(1+lr·H)` per row (`binary_output.damped_row_update`), G and H summed over
+a row's repeats in the window, or with `damped=False` plain SGD's `lr·G` (`model.update_rule=hogwild`).
+It is added atomically: programs running at once never lose one another's updates, though one may
+read a row another is about to change (Hogwild). The learning rate falls linearly across the
+launch's programs, from `lr_begin` to `lr_end`.
 
 With TRITON_INTERPRET=1 the kernel runs on CPU tensors (slowly): that is how the tests check it
 without a GPU.
@@ -39,11 +40,13 @@ def _draw(key, counter):
     return _mix32((_mix32(counter ^ key) + key) & 0xFFFFFFFF)
 
 
-@triton.jit
+# Triton compiles a variant for integer arguments equal to 1 or divisible by 16; these change from launch
+# to launch (a block's chunks, a step's share of them), and a variant would gain nothing.
+@triton.jit(do_not_specialize=["first", "n_programs", "n_chunks"])
 def _sgns_chunks_kernel(
     w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
     first, n_programs, n_chunks, vocab_size, dim, lr_begin, lr_end,
-    WINDOW: tl.constexpr, SHRINK: tl.constexpr, NEGATIVES: tl.constexpr,
+    WINDOW: tl.constexpr, SHRINK: tl.constexpr, NEGATIVES: tl.constexpr, DAMPED: tl.constexpr,
     C: tl.constexpr, T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -97,7 +100,6 @@ def _sgns_chunks_kernel(
         prob = 1.0 / (1.0 + tl.exp(-score))  # σ(s)
         is_center = (t == 0)[None, :]
         coeff = tl.where(pair, prob - is_center.to(tl.float32), 0.0)  # d loss / d score
-        slope = tl.where(pair, prob * (1.0 - prob), 0.0)  # σ'(s)
         likely = tl.where(is_center, prob, 1.0 - prob)
         # the loss and the pair count are summed once, after the loop: no reduction per center
         losses += tl.where(pair, -tl.log(tl.maximum(likely, 1.1754943508222875e-38)), 0.0)  # (C, T)
@@ -105,17 +107,20 @@ def _sgns_chunks_kernel(
 
         grad_ctx = tl.sum(coeff[:, :, None] * u[None, :, :], axis=1)  # (C, D)
         grad_tgt = tl.sum(coeff[:, :, None] * v[:, None, :], axis=0)  # (T, D)
-        curv_ctx = tl.sum(slope * tl.sum(u * u, axis=1)[None, :], axis=1)  # (C,)
-        curv_tgt = tl.sum(slope * tl.sum(v * v, axis=1)[:, None], axis=0)  # (T,)
-        # a row's curvature summed over its repeats in the window, as damped_row_update sums a batch's
-        same_ctx = (ctx[:, None] == ctx[None, :]) & valid[:, None] & valid[None, :]
-        total_ctx = tl.sum(tl.where(same_ctx, curv_ctx[None, :], 0.0), axis=1)
-        same_tgt = (target[:, None] == target[None, :]) & real_t[:, None] & real_t[None, :]
-        total_tgt = tl.sum(tl.where(same_tgt, curv_tgt[None, :], 0.0), axis=1)
-        scale_ctx = -lr / (1.0 + lr * total_ctx)
-        scale_tgt = -lr / (1.0 + lr * total_tgt)
-        tl.atomic_add(in_rows, grad_ctx * scale_ctx[:, None], mask=ctx_mask)
-        tl.atomic_add(out_rows, grad_tgt * scale_tgt[:, None], mask=tgt_mask)
+        if DAMPED:
+            slope = tl.where(pair, prob * (1.0 - prob), 0.0)  # σ'(s)
+            curv_ctx = tl.sum(slope * tl.sum(u * u, axis=1)[None, :], axis=1)  # (C,)
+            curv_tgt = tl.sum(slope * tl.sum(v * v, axis=1)[:, None], axis=0)  # (T,)
+            # a row's curvature summed over its repeats in the window, as damped_row_update sums a batch's
+            same_ctx = (ctx[:, None] == ctx[None, :]) & valid[:, None] & valid[None, :]
+            total_ctx = tl.sum(tl.where(same_ctx, curv_ctx[None, :], 0.0), axis=1)
+            same_tgt = (target[:, None] == target[None, :]) & real_t[:, None] & real_t[None, :]
+            total_tgt = tl.sum(tl.where(same_tgt, curv_tgt[None, :], 0.0), axis=1)
+            tl.atomic_add(in_rows, grad_ctx * (-lr / (1.0 + lr * total_ctx))[:, None], mask=ctx_mask)
+            tl.atomic_add(out_rows, grad_tgt * (-lr / (1.0 + lr * total_tgt))[:, None], mask=tgt_mask)
+        else:
+            tl.atomic_add(in_rows, grad_ctx * -lr, mask=ctx_mask)
+            tl.atomic_add(out_rows, grad_tgt * -lr, mask=tgt_mask)
         tl.debug_barrier()  # the next center reads this one's updates
     tl.atomic_add(totals, tl.sum(tl.sum(losses, axis=1), axis=0).to(tl.float64))
     tl.atomic_add(totals + 1, tl.sum(pairs, axis=0).to(tl.float64))
@@ -154,13 +159,13 @@ def check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, 
 def sgns_chunks(w_in: torch.Tensor, w_out: torch.Tensor, seq: torch.Tensor, docs: torch.Tensor, bounds: torch.Tensor,
                 order: torch.Tensor, threshold: torch.Tensor, alias: torch.Tensor, keys: torch.Tensor,
                 totals: torch.Tensor, first: int, n_programs: int, lr_begin: float, lr_end: float, window: int,
-                shrink: bool, negatives: int, num_warps: int = 4) -> None:
+                shrink: bool, negatives: int, damped: bool = True, num_warps: int = 4) -> None:
     """Trains chunks order[first : first + n_programs] of a block, in place (see the module's docstring).
 
     w_in, w_out (V, D) float32; seq, docs (n+1,) int32, bounds (chunks+1,) int64 and order (chunks,)
     int64 as `DeviceBlock`; threshold (V,) float32 and alias (V,) int32 the noise words' alias table;
     keys (2+,) int64 the window and noise streams' keys; totals (2,) float64 gets the summed loss and
-    the number of (center, context) pairs added.
+    the number of (center, context) pairs added. `damped`: the damped rule, else plain SGD.
     """
     check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals)
     if n_programs < 1:
@@ -170,5 +175,5 @@ def sgns_chunks(w_in: torch.Tensor, w_out: torch.Tensor, seq: torch.Tensor, docs
     _sgns_chunks_kernel[(n_programs,)](
         w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
         first, n_programs, len(order), w_in.shape[0], w_in.shape[1], lr_begin, lr_end,
-        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, C=_next_power_of_2(2 * window),
+        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, DAMPED=damped, C=_next_power_of_2(2 * window),
         T=_next_power_of_2(1 + negatives), BLOCK_D=_next_power_of_2(w_in.shape[1]), num_warps=num_warps)

@@ -1,0 +1,163 @@
+"""SGNS's Triton kernel alone, variant beside variant: words/s per epoch, the mean loss and the scores
+after the last epoch, on the default data (all reviews, from the cache) and the default model, with
+no Lightning around the kernel. What `w2v-train trainer=gpu` adds to the kernel's time is the
+difference from scripts/gpu_benchmark.py's SGNS row; which update keeps the quality at the kernel's
+speed is read off the variants' scores (the issue's "pick by measurement").
+
+    W2V_DATA_DIR=... python scripts/sgns_kernel_bench.py                 # the default variants, 5 epochs
+    python scripts/sgns_kernel_bench.py --epochs 2 --variant damped --variant plain,warps=8
+    python scripts/sgns_kernel_bench.py data.max_docs=10000              # Hydra overrides for data and model
+
+A variant is comma-separated settings: `damped` (the CPU step's bounded update, w2v's) or `plain`
+(lr·G, word2vec's), `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
+order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens). Each variant
+starts from the same initial vectors and draws the same samples (counter-based, keyed by the seed).
+On a CPU the kernel runs only in Triton's interpreter (TRITON_INTERPRET=1), slowly: for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this checkout when not installed
+
+DEFAULT_VARIANTS = ("damped", "plain", "damped,warps=2", "damped,warps=8", "damped,chunk=256", "damped,chunk=4096")
+
+
+@dataclass(frozen=True)
+class Variant:
+    damped: bool = True
+    warps: int = 4
+    chunk: int | None = None  # None: the model's chunk_tokens
+    step: int | None = None  # None: the model's step_tokens
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        variant = cls()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, value = part.partition("=")
+            if key in ("damped", "plain") and not value:
+                variant = replace(variant, damped=key == "damped")
+            elif key in ("warps", "chunk", "step") and value.isdigit() and int(value) > 0:
+                variant = replace(variant, **{key: int(value)})
+            else:
+                raise SystemExit(f"error: variant setting {part!r} is unknown; use damped, plain, warps=N, chunk=N "
+                                 "or step=N, comma-separated")
+        return variant
+
+
+def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: torch.device) -> dict:
+    """Trains a fresh model's vectors with the kernel alone, as the GPU path's steps would (the same
+    blocks, chunks, draws and linearly falling learning rate); returns per-epoch seconds and losses,
+    and the vectors."""
+    from w2v.data.datamodule import ChunkBatches
+    from w2v.kernels.device_sampling import StreamKeys, prepare_block
+    from w2v.kernels.sgns_triton import sgns_chunks
+    from w2v.models.negative_sampling import NegativeSampling
+    from w2v.optim import LinearDecay
+    from w2v.training import instantiate_model
+
+    torch.manual_seed(datamodule.seed)  # every variant from the same initial vectors
+    model = instantiate_model(model_cfg, datamodule.vocab)
+    if not isinstance(model, NegativeSampling) or model.mean_context:
+        raise SystemExit("error: the kernel trains Skip-gram with negative sampling; leave model= out (model=sgns)")
+    hp = model.hparams
+    w_in = model.in_embed.weight.data.to(device).contiguous()  # (V, D)
+    w_out = model.out_embed.weight.data.to(device).contiguous()  # (V, D)
+    keep = model.keep_probabilities()
+    keep = None if keep is None else torch.as_tensor(keep, device=device)
+    tables = model.window_tables()
+    threshold, alias = torch.as_tensor(tables.threshold, device=device), torch.as_tensor(tables.alias, device=device)
+    stream = ChunkBatches(datamodule.corpus, variant.chunk or hp.chunk_tokens, variant.step or hp.step_tokens,
+                          shuffle=True, seed=datamodule.seed, progress=lambda: (0, 0))
+    steps = len(stream)
+    lr0 = float(model_cfg.optimizer.lr)
+    floor = float(model_cfg.scheduler.get("min_lr_ratio", 1.0))  # the constant schedule has none
+    schedule = LinearDecay(torch.optim.SGD([torch.zeros(1)], lr=lr0), lambda: epochs * steps, floor)
+
+    def rate(step: int) -> float:
+        return lr0 * schedule.factor(step)
+
+    rows = []
+    for epoch in range(epochs):
+        make = stream.epoch_batches(epoch)
+        totals = torch.zeros(2, dtype=torch.float64, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for index in range(steps):
+            batch, _ = make(index)
+            if "ids" in batch:  # a new block: to the device, subsampled and cut into chunks there
+                keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
+                block = prepare_block(batch["ids"].to(device), batch["offsets"].to(device), keep,
+                                      batch["chunk_tokens"], keys, batch["shuffle"])
+                block_keys = keys.tensor(device)
+            step = epoch * steps + index
+            sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, block_keys,
+                        totals, batch["first_chunk"], batch["chunks"], rate(step), rate(step + 1), hp.window,
+                        hp.shrink_window, hp.negatives, damped=variant.damped, num_warps=variant.warps)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        loss_sum, pairs = totals.tolist()
+        rows.append({"seconds": seconds, "words_per_sec": len(datamodule.corpus) / seconds,
+                     "loss": loss_sum / max(pairs, 1)})
+    model.in_embed.weight.data.copy_(w_in.cpu())
+    model.out_embed.weight.data.copy_(w_out.cpu())
+    return {"epochs": rows, "vectors": model.word_vectors()}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of each variant (default 5)")
+    parser.add_argument("--variant", action="append", help=f"repeatable (default: {'; '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--no-scores", action="store_true", help="skip WordSim-353, SimLex-999 and the analogies")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.max_docs=10000 model.window=8")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        raise SystemExit("error: --epochs must be at least 1")
+    variants = [(text, Variant.parse(text)) for text in (args.variant or DEFAULT_VARIANTS)]
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif os.environ.get("TRITON_INTERPRET") == "1":
+        device = torch.device("cpu")
+    else:
+        raise SystemExit("error: the kernel needs a CUDA device (or TRITON_INTERPRET=1, slowly, on a CPU)")
+    from w2v.api import compose_config
+    from w2v.evaluation import evaluate_all
+    from w2v.training import build
+
+    cfg = compose_config(*args.overrides)
+    datamodule = build(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU, Triton's interpreter"
+    print(f"# SGNS kernel alone on {name}: {len(datamodule.corpus):,} tokens, vocabulary {len(datamodule.vocab):,}, "
+          f"{args.epochs} epoch(s), {time.strftime('%Y-%m-%d')}")
+    print("| variant | words/s per epoch | mean loss, last epoch | WordSim-353 / SimLex-999 / analogies |")
+    print("|---|---|---|---|")
+    files = {k: cfg.callbacks.evaluation.get(k) for k in ("wordsim", "simlex", "analogies")}
+    results = []
+    for text, variant in variants:
+        result = train_variant(variant, cfg.model, datamodule, args.epochs, device)
+        scores = "-"
+        if not args.no_scores:
+            metrics = evaluate_all(result["vectors"], **files)
+            scores = " / ".join(f"{metrics[k]:.3f}" for k in ("wordsim353_spearman", "simlex999_spearman",
+                                                               "analogy_3cosadd"))
+        rates = ", ".join(f"{r['words_per_sec']:,.0f}" for r in result["epochs"])
+        print(f"| {text} | {rates} | {result['epochs'][-1]['loss']:.4f} | {scores} |", flush=True)
+        results.append({"variant": text, **result})
+    return results
+
+
+if __name__ == "__main__":
+    main()
