@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this checkout when not installed
@@ -59,8 +58,6 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
     blocks, chunks, draws and linearly falling learning rate); returns per-epoch seconds and losses,
     and the vectors."""
     from w2v.data.datamodule import ChunkBatches
-    from w2v.kernels.device_sampling import StreamKeys, prepare_block
-    from w2v.kernels.sgns_triton import sgns_chunks
     from w2v.models.negative_sampling import NegativeSampling
     from w2v.optim import LinearDecay
     from w2v.training import instantiate_model
@@ -69,13 +66,8 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
     model = instantiate_model(model_cfg, datamodule.vocab)
     if not isinstance(model, NegativeSampling) or model.mean_context:
         raise SystemExit("error: the kernel trains Skip-gram with negative sampling; leave model= out (model=sgns)")
+    model.to(device)
     hp = model.hparams
-    w_in = model.in_embed.weight.data.to(device).contiguous()  # (V, D)
-    w_out = model.out_embed.weight.data.to(device).contiguous()  # (V, D)
-    keep = model.keep_probabilities()
-    keep = None if keep is None else torch.as_tensor(keep, device=device)
-    tables = model.window_tables()
-    threshold, alias = torch.as_tensor(tables.threshold, device=device), torch.as_tensor(tables.alias, device=device)
     stream = ChunkBatches(datamodule.corpus, variant.chunk or hp.chunk_tokens, variant.step or hp.step_tokens,
                           shuffle=True, seed=datamodule.seed, progress=lambda: (0, 0))
     steps = len(stream)
@@ -95,23 +87,16 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
         start = time.perf_counter()
         for index in range(steps):
             batch, _ = make(index)
-            if "ids" in batch:  # a new block: to the device, subsampled and cut into chunks there
-                keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
-                block = prepare_block(batch["ids"].to(device), batch["offsets"].to(device), keep,
-                                      batch["chunk_tokens"], keys, batch["shuffle"])
-                block_keys = keys.tensor(device)
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             step = epoch * steps + index
-            sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, block_keys,
-                        totals, batch["first_chunk"], batch["chunks"], rate(step), rate(step + 1), hp.window,
-                        hp.shrink_window, hp.negatives, damped=variant.damped, num_warps=variant.warps)
+            totals += model.train_chunks(batch, rate(step), rate(step + 1), damped=variant.damped,
+                                         num_warps=variant.warps)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         loss_sum, pairs = totals.tolist()
         rows.append({"seconds": seconds, "words_per_sec": len(datamodule.corpus) / seconds,
                      "loss": loss_sum / max(pairs, 1)})
-    model.in_embed.weight.data.copy_(w_in.cpu())
-    model.out_embed.weight.data.copy_(w_out.cpu())
     return {"epochs": rows, "vectors": model.word_vectors()}
 
 

@@ -116,6 +116,18 @@ class NegativeSampling(BinaryOutputModule):
 
     def _device_step(self, batch) -> None:
         """The GPU path's step: the Triton kernel trains chunks first_chunk.. of the current block."""
+        lr_begin, lr_end = self.step_learning_rates()
+        totals = self.train_chunks(batch, lr_begin, lr_end)  # (loss sum, pairs)
+        self.step_optimizer()
+        self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
+        return None
+
+    def train_chunks(self, batch, lr_begin: float, lr_end: float, *, damped: bool = True,
+                     num_warps: int = 4) -> torch.Tensor:
+        """The kernel's part of a GPU path step, on the embeddings in place: a batch of `ChunkBatches`
+        (on the rows' device; one with ids brings a new block, subsampled and cut into chunks here),
+        trained at a rate falling from `lr_begin` to `lr_end`. Returns (2,) float64: the summed loss
+        and the pairs. `damped`, `num_warps`: the kernel's (scripts/sgns_kernel_bench.py varies them)."""
         from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
 
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
@@ -133,10 +145,7 @@ class NegativeSampling(BinaryOutputModule):
             self._block_keys = keys.tensor(w_in.device)
         block = self._block
         totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
-        lr_begin, lr_end = self.step_learning_rates()
         sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, self._block_keys,
                     totals, batch["first_chunk"], batch["chunks"], lr_begin, lr_end, self.hparams.window,
-                    self.hparams.shrink_window, self.hparams.negatives)
-        self.step_optimizer()
-        self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
-        return None
+                    self.hparams.shrink_window, self.hparams.negatives, damped=damped, num_warps=num_warps)
+        return totals
