@@ -6,7 +6,8 @@ word2vec's threads walk theirs: for each center it draws its window and K noise 
 (C, D) and the (1+K) output rows, and takes the window's gradients as two small products, its
 context rows against the center and its noise words (Ji et al.'s HogBatch). The update is the CPU
 step's damped rule, `lr·G/(1+lr·H)` per row (`binary_output.damped_row_update`), G and H summed over
-a row's repeats in the window, or with `damped=False` plain SGD's `lr·G` (`model.update_rule=hogwild`).
+a row's repeats in the window; with `damped=False` plain SGD's `lr·G` (training takes the damped rule;
+scripts/sgns_kernel_bench.py measures both).
 It is added atomically: programs running at once never lose one another's updates, though one may
 read a row another is about to change (Hogwild). The learning rate falls linearly across the
 launch's programs, from `lr_begin` to `lr_end`.
