@@ -3,6 +3,10 @@ own matrix-product rates measured in the same run, each model's share of them, p
 the final scores, beside a CPU run's scores when one is given.
 
     W2V_DATA_DIR=... python scripts/gpu_benchmark.py [--cpu-run outputs/RUN] [--sgns-epochs 5]
+    W2V_DATA_DIR=... python scripts/gpu_benchmark.py --runs cbow,cbow-float32,cbow-bf16,cbow-loader
+
+`--runs` picks among RUNS: the full-softmax models also in float32 products (TF32 off), under
+bf16-mixed, and on the data loader's windows (model.sampling=loader) instead of the device's.
 
 Each model trains in this process through `w2v.train` (trainer=gpu); its per-epoch words/s are read
 back from the run's TensorBoard log. The full-softmax models' FLOP/s count 6·V·D per example
@@ -24,6 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SCORES = ("eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/analogy_3cosadd")
+# Each run's overrides (SGNS's epochs are --sgns-epochs); the full-softmax models train one epoch.
+VARIANTS = {"": [], "-float32": ["cuda_tf32=false"], "-bf16": ["trainer.precision=bf16-mixed"],
+            "-loader": ["model.sampling=loader"]}
+RUNS = {"sgns": ["model=sgns"], **{f"{model}{suffix}": [f"model={model}", "trainer.max_epochs=1", *extra]
+                                   for model in ("cbow", "skipgram") for suffix, extra in VARIANTS.items()}}
 
 
 def mm_rates(size: int = 2048, repeats: int = 50) -> dict[str, float]:
@@ -62,9 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu-run", type=Path, help="a finished CPU run's directory, whose scores are shown beside")
     parser.add_argument("--sgns-epochs", type=int, default=5, help="SGNS's epochs (the default experiment's 5)")
+    parser.add_argument("--runs", default="sgns,cbow,skipgram", help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--output", "-o", type=Path, default=Path("outputs/gpu_benchmark"), help="folder for the runs")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. data.max_docs=1000")
     args = parser.parse_args()
+    names = args.runs.split(",")
+    unknown = [name for name in names if name not in RUNS]
+    if unknown:
+        raise SystemExit(f"--runs: {', '.join(unknown)} unknown; pick from {', '.join(RUNS)}")
     if not torch.cuda.is_available():
         raise SystemExit("gpu_benchmark.py needs a CUDA device; on a CPU use scripts/benchmark.py")
     import w2v
@@ -74,8 +88,7 @@ def main() -> None:
     cpu_scores = {}
     if args.cpu_run:
         cpu_scores = json.loads((args.cpu_run / "metrics.json").read_text())
-    runs = {"sgns": ["model=sgns", f"trainer.max_epochs={args.sgns_epochs}"],
-            "cbow": ["model=cbow", "trainer.max_epochs=1"], "skipgram": ["model=skipgram", "trainer.max_epochs=1"]}
+    runs = {name: RUNS[name] + ([f"trainer.max_epochs={args.sgns_epochs}"] if name == "sgns" else []) for name in names}
     print("| model | words/s per epoch | share of float32 / TF32 / bf16 peak | peak GPU memory | wall s | "
           "final loss | WordSim-353 / SimLex-999 / analogies | CPU run's |")
     print("|---|---|---|---|---|---|---|---|")
@@ -94,7 +107,7 @@ def main() -> None:
         cfg = run.config.model
         share = "-"
         if name != "sgns":  # full softmax: 6·V·D per example, examples per word as the module docstring says
-            per_word = 6 * len(run.vectors) * cfg.embedding_dim * (1 if name == "cbow" else cfg.window + 1)
+            per_word = 6 * len(run.vectors) * cfg.embedding_dim * (1 if name.startswith("cbow") else cfg.window + 1)
             flops = per_word * (sum(words) / max(len(words), 1)) / 1e12
             share = " / ".join(f"{flops / rates[k]:.0%}" for k in ("float32", "tf32", "bf16"))
         scores = " / ".join(f"{run.metrics.get(k, float('nan')):.3f}" for k in SCORES)

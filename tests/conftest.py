@@ -3,7 +3,9 @@ seeded random state for every test."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +21,7 @@ import pytest  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from w2v import api  # noqa: E402
+from w2v.data import tokenize  # noqa: E402
 
 SHARED_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb_v1.tar.gz"
 
@@ -31,6 +34,35 @@ PLANTED_CLASSES = {
     "place": ["city", "village", "forest", "beach", "desert", "island"],
 }
 FILLER = ["the", "a", "and", "of", "with", "then"]
+
+
+@dataclass(frozen=True)
+class _Token:
+    """What w2v's tokenizer reads of a spaCy token."""
+
+    text: str
+    is_space = False
+
+    @property
+    def lemma_(self) -> str:
+        return self.text
+
+    @property
+    def is_alpha(self) -> bool:
+        return self.text.isalpha()
+
+
+class _WhitespacePipeline:
+    def pipe(self, texts, batch_size=64):
+        for text in texts:
+            yield [_Token(word) for word in text.split()]
+
+
+@pytest.fixture(autouse=True)
+def tokenizer_without_spacy(monkeypatch):
+    """The GPU machine has no spaCy: there the planted corpora (words between spaces) are split on spaces."""
+    if importlib.util.find_spec("spacy") is None:
+        monkeypatch.setattr(tokenize, "load_pipeline", lambda settings: _WhitespacePipeline())
 
 
 @pytest.fixture(autouse=True)

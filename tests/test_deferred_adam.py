@@ -56,6 +56,37 @@ def test_it_is_dense_adam_with_the_idle_rows_steps_put_off(horizon):
     assert int(state["step"]) == 500 and state["exp_avg"].shape == (V, D)
 
 
+def test_settled_rows_take_dense_steps_and_sparse_ones_again_after():
+    """`settle` (a GPU's padded step) brings every row up to date and hands the embedding to torch's
+    fused Adam for dense gradients; sparse gradients later start the deferral again, and all along the
+    embedding is dense Adam's."""
+    start = torch.randn(V, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    deferred, dense = nn.Embedding(V, D, sparse=True).double(), nn.Embedding(V, D).double()
+    for embedding in (deferred, dense):
+        embedding.weight.data.copy_(start)
+    optimizer, reference = DeferredAdam(deferred.parameters(), lr=LR, horizon=50), torch.optim.Adam(dense.parameters(), lr=LR)
+    optimizer.watch(deferred)
+    state = optimizer.state[deferred.weight]
+    for t, rows, weights in _batches(150):
+        phase = "sparse" if t < 50 or t >= 100 else "dense"
+        if phase == "dense":
+            optimizer.settle(deferred.weight)
+            assert "last" not in state and "lr_history" not in state
+        for opt in (optimizer, reference):
+            opt.zero_grad()
+        (dense(rows) * weights).sum().backward()
+        if phase == "dense":  # the padded step's gradient: dense, read around the module's hook
+            deferred.weight.grad = dense.weight.grad.clone()
+        else:
+            (deferred(rows) * weights).sum().backward()
+        optimizer.step()
+        reference.step()
+        assert ("last" in state) == (phase == "sparse")
+        if t in (49, 99, 149):
+            assert torch.allclose(optimizer.current(deferred.weight), dense.weight, rtol=0, atol=1e-12), t
+    assert int(state["step"]) == 150
+
+
 def test_looking_at_the_vectors_does_not_change_the_run():
     never, _, _ = _train(120, 50)
     often, _, _ = _train(120, 50, look_every=3)

@@ -5,9 +5,7 @@ CPU tensors, are skipped there."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ import torch
 
 from tests.conftest import compose_config, planted_neighbour_share, write_planted_corpus
 from w2v.api import build_model
-from w2v.data import tokenize
 from w2v.data.datamodule import ChunkBatches
 from w2v.data.sampling import NoiseTable, keep_probabilities, noise_distribution
 from w2v.data.vocab import Vocabulary
@@ -31,35 +28,6 @@ DEVICES = [pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason=
            pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="needs CUDA"))]
 MAIN_DEVICE = "cuda" if CUDA else "cpu"  # where the kernel runs in this session
 TRAINER = ["trainer=gpu"] if CUDA else []
-
-
-@dataclass(frozen=True)
-class _Token:
-    """What w2v's tokenizer reads of a spaCy token."""
-
-    text: str
-    is_space = False
-
-    @property
-    def lemma_(self) -> str:
-        return self.text
-
-    @property
-    def is_alpha(self) -> bool:
-        return self.text.isalpha()
-
-
-class _WhitespacePipeline:
-    def pipe(self, texts, batch_size=64):
-        for text in texts:
-            yield [_Token(word) for word in text.split()]
-
-
-@pytest.fixture(autouse=True)
-def tokenizer_without_spacy(monkeypatch):
-    """The GPU machine has no spaCy: there the planted corpora (words between spaces) are split on spaces."""
-    if importlib.util.find_spec("spacy") is None:
-        monkeypatch.setattr(tokenize, "load_pipeline", lambda settings: _WhitespacePipeline())
 
 
 def _keys(seed=7, epoch=1, block=0) -> StreamKeys:
@@ -315,7 +283,7 @@ def test_the_gpu_path_refuses_the_notebooks_batching(tmp_path, planted_corpus):
     cfg = compose_config([*TRAINER, "data=text", f"data.path={planted_corpus}", "trainer.enable_progress_bar=false",
                           "data.tokenizer.n_process=1", "model.kernels=triton", "data.batching=examples",
                           f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"])
-    with pytest.raises(ConfigError, match="cannot feed the GPU path"):
+    with pytest.raises(ConfigError, match="cannot feed a model that draws its own samples.*model.kernels=torch"):
         train(cfg)
 
 

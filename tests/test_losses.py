@@ -34,10 +34,16 @@ def _full_softmax_model(cls, optimizer="adam", **kwargs):
     return model
 
 
-@pytest.fixture(params=["rows", "columns", "rows-onednn", "columns-onednn"])
+@pytest.fixture(params=["rows", "columns", "rows-onednn", "columns-onednn", "fixed"])
 def logits_layout(request, monkeypatch):
     """Runs a test with the logits as (U, V) and as (V, U), whatever the number of softmax rows, and
-    with the exps times the output matrix by `torch.mm` and by oneDNN, however few the rows."""
+    with the exps times the output matrix by `torch.mm` and by oneDNN, however few the rows; and
+    (`fixed`) with a GPU's softmax in fixed shapes, on the CPU."""
+    if request.param == "fixed":
+        monkeypatch.setattr(loss_module, "_softmax_cross_entropy_base2", lambda hidden, weight, bias, rows, targets,
+                            scratch=None, operand=None: loss_module._softmax_cross_entropy_fixed(hidden, weight, bias,
+                                                                                                rows, targets))
+        return request.param
     layout, _, onednn_products = request.param.partition("-")
     monkeypatch.setattr(loss_module, "COLUMN_LOGITS_ROWS", 10**9 if layout == "rows" else 0)
     monkeypatch.setattr(loss_module, "ONEDNN_ROWS", 0)
@@ -60,6 +66,13 @@ def test_onednn_products_match_torch_mm():
 def _window_batch():
     # centers 5 and 2, then 5 again: Skip-gram computes the softmax of word 5 once for both windows
     return {"centers": torch.tensor([5, 2, 5]), "contexts": torch.randint(0, V, (B, C)), "mask": _mask()}
+
+
+def _with_padding(batch):
+    """`batch` with a window of no context word between its windows, as a padded batch has."""
+    return {"centers": torch.cat([batch["centers"][:1], torch.tensor([3]), batch["centers"][1:]]),
+            "contexts": torch.cat([batch["contexts"][:1], torch.randint(0, V, (1, C)), batch["contexts"][1:]]),
+            "mask": torch.cat([batch["mask"][:1], torch.zeros(1, C, dtype=torch.bool), batch["mask"][1:]])}
 
 
 @pytest.mark.parametrize("cbow_mean", [True, False])
@@ -94,7 +107,10 @@ def test_skipgram_loss_matches_loop(logits_layout):
                                                      (SkipGram, "adam", {"max_norm": 1.0}), (SkipGram, "sgd", {}),
                                                      (SkipGram, "lazy_adam", {})])
 @pytest.mark.parametrize("chunk", [None, 1])
-def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chunk, logits_layout, monkeypatch):
+@pytest.mark.parametrize("padded", [False, True])
+def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chunk, padded, logits_layout, monkeypatch):
+    """Flat inputs (a CPU's) and padded ones (a GPU's fixed shapes, padding weighted 0) give autograd's
+    losses and gradients; padded inputs give dense embedding gradients."""
     if chunk:  # a softmax row at a time
         monkeypatch.setattr(full_softmax, "softmax_chunk", lambda device, vocab_size: chunk)
     model, batch = _full_softmax_model(cls, optimizer, **kwargs), _window_batch()
@@ -102,9 +118,15 @@ def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chun
     params = list(model.parameters())
     losses = model.example_losses(batch)
     expected = torch.autograd.grad(losses.mean(), params)
-    got_losses = model.backward_by_hand(batch)
-    assert torch.allclose(got_losses, losses, atol=1e-6)
-    assert (model.in_embed.weight.grad.is_sparse, expected[0].is_sparse) == (model.sparse,) * 2
+    stepped = _with_padding(batch) if padded else batch
+    got_losses, weights = model.backward_by_hand(stepped, padded)
+    real = weights > 0
+    assert torch.allclose(got_losses[real], losses, atol=1e-6)
+    assert torch.allclose(weights[real], torch.full_like(losses, 1 / len(losses)))
+    pairs = stepped["mask"].numel() if cls is SkipGram else len(stepped["centers"])  # padded: every slot, every window
+    assert int(real.sum()) == len(losses) and len(got_losses) == (pairs if padded else len(losses))
+    assert model.in_embed.weight.grad.is_sparse == (model.sparse and not padded)
+    assert expected[0].is_sparse == model.sparse
     assert model.sparse == (optimizer != "adam" or cls is SkipGram)  # Skip-gram: Adam with deferred idle rows
     for param, want in zip(params, expected):
         got = param.grad.to_dense() if param.grad.is_sparse else param.grad
@@ -182,9 +204,25 @@ def test_a_batch_taken_in_chunks_of_rows_gives_the_same_losses_and_gradients(wit
         for part, want in zip(got, whole):
             if want is not None:
                 assert part.shape == want.shape and torch.allclose(part, want, rtol=1e-5, atol=1e-6)
+    if logits_layout == "fixed":  # a GPU's allocator keeps freed memory: no scratch
+        return
     assert not scratch[:V].isnan().any()  # the logits went there
     if logits_layout.endswith("onednn"):  # and the operand after the last call's 3 rows of logits
         assert not scratch[3 * V:].isnan().any()
+
+
+def test_pairs_given_row_by_row_are_chunked_without_reading_the_rows():
+    gen = torch.Generator().manual_seed(8)
+    U, per_row = 7, 3
+    hidden, weight, bias = torch.randn(U, D, generator=gen), torch.randn(V, D, generator=gen), torch.randn(V, generator=gen)
+    rows, targets = torch.arange(U).repeat_interleave(per_row), torch.randint(0, V, (U * per_row,), generator=gen)
+    upstream = torch.rand(len(rows), generator=gen) * (torch.rand(len(rows), generator=gen) > 0.3)  # some padding
+    whole = loss_module.softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, upstream, chunk=U)
+    for chunk in (1, 2, 3):
+        got = loss_module.softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, upstream, chunk,
+                                                         pairs_per_row=per_row)
+        for part, want in zip(got, whole):
+            assert part.shape == want.shape and torch.allclose(part, want, rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_cross_entropy_loss_stays_exact_where_the_probability_underflows(logits_layout):

@@ -128,6 +128,8 @@ def test_resume_from_checkpoint_finishes_remaining_epochs(make_cfg, tmp_path):
     ("skipgram", "negative", ("model.update_rule=damped",)),
     ("cbow", "negative", ("model.update_rule=hogwild",)),
     ("cbow", "negative", ("data.shuffle_unit=document",)),  # the sequential rule on the loader's windows
+    ("cbow", "softmax", ("model.sampling=device",)),  # windows drawn as on a GPU, on the CPU
+    ("skipgram", "softmax", ("model.sampling=device",)),
 ])
 def test_planted_classes_are_nearest_neighbours(make_cfg, arch, output, extra):
     cfg = make_cfg([f"model={arch}", f"model/output={output}", "callbacks.neighbours.probe_words=[cat,red]",
@@ -225,8 +227,12 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
     # Runs saved before model.cbow_mean and model.out_init averaged and took nn.Linear's initialisation.
     assert {key: value for key, value in _as_composed_now({"model._target_": "w2v.models.CBOW"}).items()
             if key in ("model.cbow_mean", "model.out_init")} == {"model.cbow_mean": True, "model.out_init": "linear"}
-    skipgram = {"model._target_": "w2v.models.SkipGram", "model.output": "softmax", "model.out_init": "uniform"}
+    skipgram = {"model._target_": "w2v.models.SkipGram", "model.output": "softmax", "model.out_init": "uniform",
+                "model.sampling": "auto"}
     assert _as_composed_now(skipgram) == skipgram
+    # Runs saved before model.sampling took the data loader's windows.
+    assert _as_composed_now({key: v for key, v in skipgram.items() if key != "model.sampling"}) == {
+        **skipgram, "model.sampling": "loader"}
     # Runs saved before the sequential rule trained by the damped one: resuming them must say so.
     before_rules = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical", "model.cbow_mean": True}
     assert _as_composed_now(before_rules, now) == {**before_rules, "model.update_rule": "damped",

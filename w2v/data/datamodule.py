@@ -37,6 +37,9 @@ BATCHINGS = ("centers", "examples")
 # What w2v's batching (data.batching=centers) shuffles within a block each epoch (`block_order`);
 # auto: what the model trains best on (`SamplerSettings.shuffle_unit`).
 SHUFFLE_UNITS = ("auto", "document", "position")
+# The overrides that give a model that draws its own samples (SGNS's GPU path, the full softmax on
+# a GPU) the data loader's windows instead.
+LOADER_FIX = "model.kernels=torch for SGNS, model.sampling=loader for the full softmax"
 
 
 class BatchStream(IterableDataset, ABC):
@@ -239,8 +242,8 @@ class ChunkBatches(BatchStream):
                  progress: Callable[[], tuple[int, int]], rank: int = 0, world_size: int = 1):
         super().__init__(seed, progress, rank, world_size)
         if world_size > 1:
-            raise ConfigError("the GPU path (model.kernels=auto on CUDA, or triton) trains on one device; "
-                              "use trainer.devices=1, or model.kernels=torch for data-parallel training")
+            raise ConfigError("a model that draws its own samples on the device trains on one device; use "
+                              f"trainer.devices=1, or the data loader's windows for data-parallel training ({LOADER_FIX})")
         # A step of fewer positions than a chunk takes chunks of its size.
         self.corpus, self.chunk_tokens, self.shuffle = corpus, min(chunk_tokens, step_tokens), shuffle
         self.per_step = max(1, step_tokens // self.chunk_tokens)
@@ -367,10 +370,11 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         windows_asked = (self.batching, self.shuffle_unit) != ("centers", "auto")  # only the loader gives these
         if settings.draws_samples and not (settings.windows_too and windows_asked):
             if self.batching != "centers":
-                raise ConfigError(f"data.batching={self.batching} cannot feed the GPU path, which draws its own samples; "
-                                  "use data.batching=centers, or model.kernels=torch")
-            # data.batch_size sets the CPU's steps (whole chunks), not the GPU path's (model.step_tokens)
-            step_tokens = self.batch_size if settings.windows_too and self.batch_size != "auto" else settings.step_tokens
+                raise ConfigError(f"data.batching={self.batching} cannot feed a model that draws its own samples; use "
+                                  f"data.batching=centers, or the data loader's windows ({LOADER_FIX})")
+            # data.batch_size sets the CPU kernels' steps (whole chunks) and the full softmax's, not
+            # SGNS's GPU path's (model.step_tokens)
+            step_tokens = self.batch_size if settings.batch_steps and self.batch_size != "auto" else settings.step_tokens
             return ChunkBatches(self.corpus, settings.chunk_tokens, step_tokens, self.shuffle, self.seed, progress,
                                 **shard)
         if self.batching == "centers":

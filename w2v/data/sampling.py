@@ -37,6 +37,7 @@ class SamplerSettings:
     # data.shuffle_unit) then take.
     draws_samples: bool = False
     windows_too: bool = False
+    batch_steps: bool = False  # the model's steps take data.batch_size positions where it is set, not step_tokens
     chunk_tokens: int = 1024
     step_tokens: int = 1 << 21
 

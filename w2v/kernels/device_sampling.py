@@ -1,10 +1,11 @@
-"""The GPU path's samples, drawn on the device from counter-based streams (`counter_rng`).
+"""The GPU paths' samples, drawn on the device from counter-based streams (`counter_rng`).
 
 A corpus block goes to the device once per epoch as vocabulary ids. There its tokens are
 subsampled and compacted (`prepare_block`), cut into chunks of `chunk_tokens` corpus positions, and
-the chunks put in a random order; the training kernel then walks each chunk's kept tokens as
+the chunks put in a random order; SGNS's training kernel then walks each chunk's kept tokens as
 centers. Window sizes and noise words are drawn inside the kernel; `chunk_examples` draws the same
-ones in PyTorch, as the kernel's specification and its tests' reference. No step waits on the host:
+ones in PyTorch, as the kernel's specification and its tests' reference. The full softmax takes a
+step's windows all at once, padded to a fixed shape (`step_windows`). No step waits on the host:
 counts stay on the device, and every size the host needs (chunks per block) is known beforehand.
 """
 
@@ -122,16 +123,40 @@ def chunk_examples(block: DeviceBlock, chunk: int, window: int, shrink: bool, ne
     mask (B, 2W) (offsets -W..-1, 1..W) and noise (B, K), B the chunk's kept tokens (some may have
     no context word: their mask is all False)."""
     start, end = (int(v) for v in block.bounds[chunk : chunk + 2])
-    count = int(block.bounds[-1])
     position = torch.arange(start, end, dtype=torch.int64, device=block.seq.device)  # (B,)
+    contexts, mask = window_contexts(block, position, window, shrink, keys.window)
+    return {"centers": block.seq[position].long(), "contexts": contexts, "mask": mask,
+            "noise": noise_words(keys.noise, position, negatives, threshold, alias)}
+
+
+def window_contexts(block: DeviceBlock, position: torch.Tensor, window: int, shrink: bool,
+                    key: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The context words (B, 2W) int64 of the centers at kept `position` (B,) (offsets -W..-1, 1..W)
+    and which of them count (B, 2W): inside the center's drawn window (`window_radius`, stream
+    `key`), its document and the block's kept tokens. Fixed shapes, no wait on the device."""
     offset = torch.cat([torch.arange(-window, 0), torch.arange(1, window + 1)]).to(position.device)  # (2W,)
-    radius = window_radius(keys.window, position, window, shrink)  # (B,)
+    radius = window_radius(key, position, window, shrink)  # (B,)
     where = position.unsqueeze(1) + offset  # (B, 2W)
-    inside = (where >= 0) & (where < count)
+    inside = (where >= 0) & (where < block.bounds[-1])
     where = torch.where(inside, where, position.unsqueeze(1))
     mask = inside & (offset.abs() <= radius.unsqueeze(1)) & (block.docs[where] == block.docs[position].unsqueeze(1))
-    return {"centers": block.seq[position].long(), "contexts": block.seq[where].long(), "mask": mask,
-            "noise": noise_words(keys.noise, position, negatives, threshold, alias)}
+    return block.seq[where].long(), mask
+
+
+def step_windows(block: DeviceBlock, first_chunk: int, chunks: int, chunk_tokens: int, window: int, shrink: bool,
+                 key: int) -> dict[str, torch.Tensor]:
+    """The windows of a step that trains chunks first_chunk.. first_chunk+chunks-1 of `block`'s
+    order, every center of them at once, padded to a fixed shape: centers (N,), contexts (N, 2W) and
+    mask (N, 2W), N = chunks·chunk_tokens; a chunk's slots past its kept tokens have no context
+    word (mask all False). Nothing waits on the device: the shapes follow from the arguments."""
+    chunk = block.order[first_chunk:first_chunk + chunks]  # (k,)
+    start = block.bounds[chunk]  # (k,)
+    slot = torch.arange(chunk_tokens, device=start.device)  # (T,)
+    valid = (slot < (block.bounds[chunk + 1] - start).unsqueeze(1)).reshape(-1)  # (k·T,)
+    spare = len(block.seq) - 1  # the kept sequence's spare last slot, in no document
+    position = torch.where(valid, (start.unsqueeze(1) + slot).reshape(-1), spare)  # (N,)
+    contexts, mask = window_contexts(block, position, window, shrink, key)
+    return {"centers": block.seq[position].long(), "contexts": contexts, "mask": mask & valid.unsqueeze(1)}
 
 
 def check_block_size(n_tokens: int, negatives: int) -> None:

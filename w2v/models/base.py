@@ -16,7 +16,7 @@ from torch import nn
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 
-from w2v.data.sampling import SamplerSettings
+from w2v.data.sampling import SamplerSettings, keep_probabilities
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
 from w2v.optim import DeferredAdam, LinearDecay, takes_sparse_rows
@@ -127,6 +127,7 @@ class Word2VecModule(L.LightningModule, ABC):
         self.sparse = self.sparse_adam if deferred else takes_sparse_rows(optimizer)
         self.in_embed = uniform_embedding(len(vocab), embedding_dim, self.sparse, self.max_norm())
         self._deferred: DeferredAdam | None = None  # adam's optimizer, which holds the idle rows' pending steps
+        self._keep: np.ndarray | None = None  # made by `keep_probabilities` on first use
         self._catch_up_hooks: list = []
 
     # -- validation, before any heavy work --------------------------------------------------
@@ -177,6 +178,16 @@ class Word2VecModule(L.LightningModule, ABC):
     # With data.batching=examples (the notebooks'), whether an example is one (center, context) pair
     # (Skip-gram) or a whole window (CBOW).
     pair_examples = False
+
+    def keep_probabilities(self) -> np.ndarray | None:
+        """(V,) float32 each word's probability of being kept by subsampling, or None where all are:
+        for a model that subsamples its own samples (`SamplerSettings.draws_samples`)."""
+        if not self.hparams.subsample:
+            return None
+        if self._keep is None:
+            self._keep = keep_probabilities(self.vocab.counts, self.hparams.subsample,
+                                            self.hparams.subsample_rule).astype(np.float32)
+        return self._keep
 
     def sampler_settings(self) -> SamplerSettings:
         return SamplerSettings(window=self.hparams.window, shrink_window=self.hparams.shrink_window,

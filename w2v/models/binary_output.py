@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from w2v.data.sampling import SamplerSettings, keep_probabilities
+from w2v.data.sampling import SamplerSettings
 from w2v.distributed import gather_row_updates
 from w2v.errors import ConfigError
 from w2v.kernels import chunk_windows
@@ -174,7 +174,6 @@ class BinaryOutputModule(Word2VecModule):
         self.check_kernels(kernels)
         self.check_update(update_rule, update_shards, kernels)
         self._compiled_gradients = None  # made by `_gradients` on the PyTorch step's first use
-        self._keep: np.ndarray | None = None  # made by `keep_probabilities` on first use
         self._chunk_block: ChunkBlock | None = None  # the sequential rule's current corpus block
         self.out_embed = uniform_embedding(len(vocab), self.hparams.embedding_dim, self.sparse)
         # Plain SGD takes the hand-written path, which updates the weights itself; any other
@@ -197,7 +196,7 @@ class BinaryOutputModule(Word2VecModule):
         # (`_chunk_step`); the loader's windows still serve the data settings that chunks cannot.
         batch = self.sequential_batch()
         return replace(settings, shuffle_unit="document", batch_size=batch, draws_samples=True, windows_too=True,
-                       chunk_tokens=SEQUENTIAL_CHUNK, step_tokens=batch)
+                       batch_steps=True, chunk_tokens=SEQUENTIAL_CHUNK, step_tokens=batch)
 
     def sequential_batch(self) -> int:
         """Positions a step of the sequential rule on one process under data.batch_size=auto."""
@@ -278,15 +277,6 @@ class BinaryOutputModule(Word2VecModule):
     @abstractmethod
     def window_tables(self) -> WindowTables:
         """The tables from which a model that draws its own windows gives each its decisions."""
-
-    def keep_probabilities(self) -> np.ndarray | None:
-        """(V,) float32 each word's probability of being kept by subsampling, or None where all are."""
-        if not self.hparams.subsample:
-            return None
-        if self._keep is None:
-            self._keep = keep_probabilities(self.vocab.counts, self.hparams.subsample,
-                                            self.hparams.subsample_rule).astype(np.float32)
-        return self._keep
 
     # -- the hand-written SGD step ---------------------------------------------------------------
     def training_step(self, batch, batch_idx):

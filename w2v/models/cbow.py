@@ -35,16 +35,17 @@ class CBOW(Architecture):
             raise ConfigError("model.cbow_mean=false (the context's vectors summed) is implemented for the full "
                               "softmax only; use model/output=softmax, or model.cbow_mean=true")
 
-    def softmax_inputs(self, batch):
+    def softmax_inputs(self, batch, padded=False):
         contexts, mask, centers = batch["contexts"], batch["mask"], batch["centers"]  # (B, 2W), (B, 2W), (B,)
+        embed, mean = self.in_embed, self.hparams.cbow_mean
+        if padded:
+            return self._padded_inputs(contexts, mask, centers)
         words, counts = contexts[mask], mask.sum(1)  # (S,) the valid context words, window by window; (B,)
         # The mean (or sum) straight from the embedding's rows: gathering the (B, 2W, D) vectors first, then
         # weighting and summing them, takes several times as long (measured). CBOW's Adam is dense
         # (no `sparse_adam`), so no DeferredAdam hook needs the module's own forward pass.
-        embed = self.in_embed
         if embed.max_norm is not None:  # a MaxNormEmbedding: its rows renormalised as its lookups would
             embed.renorm_(words)
-        mean = self.hparams.cbow_mean
         hidden = F.embedding_bag(words, embed.weight, counts.cumsum(0) - counts, mode="mean" if mean else "sum",
                                  sparse=embed.sparse)  # (B, D): every center has a context word
         rows = torch.arange(len(centers), device=centers.device)  # (B,) one target, the center, a row
@@ -52,3 +53,18 @@ class CBOW(Architecture):
         share = 1.0 / counts if mean else torch.ones_like(counts)  # (B,) each word's weight in its window's vector
         weights = share.to(hidden.dtype).index_select(0, owners)  # (S,)
         return SoftmaxInputs(hidden, rows, centers, words, owners, weights)
+
+    def _padded_inputs(self, contexts, mask, centers) -> SoftmaxInputs:
+        """`softmax_inputs` in the batch's shapes: every context slot a word of its window's row with
+        weight 0 where it is not in the window; a window without context words is padding."""
+        embed = self.in_embed
+        counts = mask.sum(1)  # (B,)
+        share = mask / counts.clamp_min(1).unsqueeze(1) if self.hparams.cbow_mean else mask  # (B, 2W)
+        share = share.to(embed.weight.dtype)
+        if embed.max_norm is not None:  # the looked-up rows only: this waits on the device (the notebooks' setting)
+            embed.renorm_(contexts[mask])
+        hidden = F.embedding_bag(contexts, embed.weight, mode="sum", per_sample_weights=share)  # (B, D)
+        rows = torch.arange(len(centers), device=centers.device)  # (B,)
+        owners = rows.repeat_interleave(contexts.shape[1])  # (B·2W,) a fixed count a row: nothing to wait for
+        return SoftmaxInputs(hidden, rows, centers, contexts.reshape(-1), owners, share.reshape(-1),
+                             real=counts > 0, pairs_per_row=1)

@@ -4,17 +4,24 @@ training step with hand-written gradients."""
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import NamedTuple
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from w2v.data.sampling import SamplerSettings
+from w2v.distributed import average_gradients
 from w2v.errors import ConfigError
+from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, prepare_block, step_windows
 from w2v.models.base import Word2VecModule, uniform_init_
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
-from w2v.distributed import average_gradients
+from w2v.optim import plain_sgd, takes_sparse_rows
 
 OUT_INITS = ("linear", "uniform")  # the output weight's initialisation (`model.out_init`)
+# Where a step's windows are drawn (`model.sampling`): auto (on the device on CUDA, in a
+# one-process run; else by the data loader), loader (the data loader's thread), device (the model's device).
+SAMPLINGS = ("auto", "loader", "device")
 
 
 class SoftmaxInputs(NamedTuple):
@@ -28,6 +35,11 @@ class SoftmaxInputs(NamedTuple):
     owners: torch.Tensor  # (S,) the row each of them goes into
     weights: torch.Tensor  # (S,) its weight there
     distinct: bool = False  # words sorted and distinct: their sparse gradient needs no coalescing
+    # Padded inputs (the batch's fixed shapes kept, so that nothing waits on a GPU): which pairs
+    # count (P,) bool, the others padding; None: every pair counts.
+    real: torch.Tensor | None = None
+    # The pairs come row by row, this many a row (rows[p] = p // pairs_per_row); None: in any order.
+    pairs_per_row: int | None = None
 
 
 def softmax_chunk(device: torch.device, vocab_size: int) -> int:
@@ -48,19 +60,29 @@ class FullSoftmaxModule(Word2VecModule):
     small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers are a
     noticeable share of the step (scripts/README.md). In a data-parallel run the processes average their gradients
     (`distributed.average_gradients`) before the optimizer's step.
+
+    On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that (but for Skip-gram's
+    distinct centers) nothing waits on the device, and by default (`model.sampling=auto`) draws its
+    windows there itself from the corpus's blocks (`device_sampling.step_windows`) instead of
+    taking the data loader's, which a CPU thread makes.
     """
 
-    def __init__(self, vocab, *, max_norm: float | None, out_init: str, **kwargs):
+    def __init__(self, vocab, *, max_norm: float | None, out_init: str, sampling: str, **kwargs):
         """`out_init`: the output weight's initial values, nn.Linear's own (`linear`: uniform in
-        ±1/sqrt(D), as its bias) or `uniform` in ±0.5/D like the input embedding (the notebooks')."""
+        ±1/sqrt(D), as its bias) or `uniform` in ±0.5/D like the input embedding (the notebooks').
+        `sampling`: where the windows are drawn (SAMPLINGS)."""
         self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
         FullSoftmaxModule.check_out_init(out_init)
+        FullSoftmaxModule.check_sampling(sampling)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         if out_init == "uniform":
             uniform_init_(self.out.weight)  # (V, D)
         self.automatic_optimization = False
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
+        self._block: tuple[DeviceBlock, StreamKeys, int] | None = None  # model.sampling=device: the block, its keys, chunk size
+        # LazyAdam steps the rows of the batch's words only: padding would add rows to them
+        self._rows_only = takes_sparse_rows(self.hparams.optimizer) and not plain_sgd(self.hparams.optimizer)
 
     @classmethod
     def check_hparams(cls, **settings) -> None:
@@ -69,11 +91,18 @@ class FullSoftmaxModule(Word2VecModule):
         if max_norm is not None and not max_norm > 0:
             raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
         cls.check_out_init(settings.get("out_init"))
+        cls.check_sampling(settings.get("sampling"))
 
     @staticmethod
     def check_out_init(out_init) -> None:
         if out_init not in OUT_INITS:
             raise ConfigError(f"model.out_init={out_init!r} is unknown; use {' or '.join(OUT_INITS)}")
+
+    @staticmethod
+    def check_sampling(sampling) -> None:
+        if sampling not in SAMPLINGS:
+            raise ConfigError(f"model.sampling={sampling!r} is unknown; use auto (on the device on a GPU), "
+                              "loader (the data loader's windows) or device (drawn on the model's device)")
 
     def max_norm(self) -> float | None:
         return self._max_norm
@@ -82,39 +111,99 @@ class FullSoftmaxModule(Word2VecModule):
     def sparse_adam(self) -> bool:
         return not self.mean_context  # Skip-gram's batch reads the rows of its centers only; CBOW's, whole windows
 
+    # -- samples ------------------------------------------------------------------------------
+    def draws_on_device(self) -> bool:
+        """Whether the step draws its windows on the model's device (`model.sampling`): auto does on
+        CUDA in a one-process run, device does anywhere (on a CPU, to check the GPU's samples)."""
+        sampling = self.hparams.sampling
+        if sampling != "auto":
+            return sampling == "device"
+        one_process = self._trainer is None or self.trainer.world_size == 1
+        # trainer.deterministic=true keeps the loader's windows: the block's compaction scatters
+        # into one spare slot, which torch's deterministic mode may refuse on CUDA
+        return self.device.type == "cuda" and one_process and not torch.are_deterministic_algorithms_enabled()
+
+    def sampler_settings(self) -> SamplerSettings:
+        settings = super().sampler_settings()
+        if not self.draws_on_device():
+            return settings
+        # Chunks of one position: a step's centers come from the whole block in a random order, as
+        # the loader's (data.shuffle_unit=position); a step takes data.batch_size of them. Under
+        # auto the loader's windows serve the data settings that the block cannot give.
+        return replace(settings, draws_samples=True, windows_too=self.hparams.sampling == "auto", batch_steps=True,
+                       chunk_tokens=1, step_tokens=settings.batch_size)
+
+    def device_windows(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """A `ChunkBatches` batch's windows, drawn on the model's device (one with ids brings a new
+        block, subsampled and cut into chunks there): centers (N,), contexts (N, 2W), mask (N, 2W)."""
+        device = self.in_embed.weight.device
+        if "ids" in batch:
+            keep = self.keep_probabilities()
+            keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
+            block = prepare_block(batch["ids"].to(device), batch["offsets"].to(device),
+                                  None if keep is None else torch.as_tensor(keep, device=device),
+                                  batch["chunk_tokens"], keys, batch["shuffle"])
+            self._block = (block, keys, batch["chunk_tokens"])
+        block, keys, chunk_tokens = self._block
+        return step_windows(block, batch["first_chunk"], batch["chunks"], chunk_tokens, self.hparams.window,
+                            self.hparams.shrink_window, keys.window)
+
+    # -- the step -----------------------------------------------------------------------------
+    def padded_inputs(self) -> bool:
+        """Whether the step keeps the batch's fixed shapes (`softmax_inputs(padded=True)`), with
+        dense embedding gradients: on a GPU, where boolean indexing would wait on the device each
+        time, unless the optimizer steps the batch's rows only (LazyAdam). On a CPU, where nothing
+        waits, the flat inputs compute no padding and keep sparse gradients, which DeferredAdam
+        steps by rows."""
+        return self.in_embed.weight.device.type != "cpu" and not self._rows_only
+
     @abstractmethod
-    def softmax_inputs(self, batch: dict[str, torch.Tensor]) -> SoftmaxInputs:
-        """The batch's softmax rows (from `in_embed`, tracked by autograd when it is on) and pairs."""
+    def softmax_inputs(self, batch: dict[str, torch.Tensor], padded: bool = False) -> SoftmaxInputs:
+        """The batch's softmax rows (from `in_embed`, tracked by autograd when it is on) and pairs;
+        `padded`: in the batch's fixed shapes, padding marked (`SoftmaxInputs.real`)."""
 
     def example_losses(self, batch):
         inputs = self.softmax_inputs(batch)
         return SoftmaxCrossEntropy.apply(inputs.hidden, self.out.weight, self.out.bias, inputs.rows, inputs.targets)  # (P,)
 
     @torch.no_grad()
-    def backward_by_hand(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The batch's (P,) losses; sets every parameter's .grad to the gradient of their mean."""
-        inputs = self.softmax_inputs(batch)
+    def backward_by_hand(self, batch: dict[str, torch.Tensor],
+                         padded: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sets every parameter's .grad to the gradient of the batch's mean loss. Returns each pair's
+        loss (P,) and its weight in the mean (P,): 1/(pairs that count), 0 for padding.
+        `padded`: as `padded_inputs` says by default."""
+        padded = self.padded_inputs() if padded is None else padded
+        inputs = self.softmax_inputs(batch, padded)
         weight, bias, embedding = self.out.weight, self.out.bias, self.in_embed.weight
         dtype = torch.promote_types(inputs.hidden.dtype, torch.float32)
-        grad_losses = torch.full(inputs.rows.shape, 1.0 / max(len(inputs.rows), 1), dtype=dtype, device=weight.device)  # (P,)
+        if inputs.real is None:
+            grad_losses = torch.full(inputs.rows.shape, 1.0 / max(len(inputs.rows), 1), dtype=dtype, device=weight.device)  # (P,)
+        else:
+            real = inputs.real.to(dtype)  # (P,)
+            grad_losses = real / real.sum().clamp_min(1)
         chunk = softmax_chunk(weight.device, len(weight))
         self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step
         losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_backward(
             inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses, chunk,
-            self._scratch)  # (P,), (U, D), (V, D), (V,)
+            self._scratch, inputs.pairs_per_row)  # (P,), (U, D), (V, D), (V,)
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
         # index_select, not grad_hidden[owners]: on a CPU that indexing takes several times as long (measured)
         word_grads = grad_hidden.index_select(0, inputs.owners).mul_(inputs.weights.unsqueeze(1)).to(embedding.dtype)  # (S, D)
-        if self.sparse:  # the batch's rows, as a sparse nn.Embedding's: SGD and LazyAdam step those only, DeferredAdam defers the rest
+        if self.sparse and not padded:  # the batch's rows, as a sparse nn.Embedding's: SGD and LazyAdam step those only, DeferredAdam defers the rest
             embedding.grad = torch.sparse_coo_tensor(inputs.words.unsqueeze(0), word_grads, embedding.shape,
                                                     check_invariants=False, is_coalesced=inputs.distinct)  # ids in range
         else:
             embedding.grad = torch.zeros_like(embedding).index_add_(0, inputs.words, word_grads)
-        return losses
+        return losses, grad_losses
 
     def training_step(self, batch, batch_idx):
-        losses = self.backward_by_hand(batch)
+        if "first_chunk" in batch:  # a range of a block's chunks: the windows are ours to draw
+            batch = self.device_windows(batch)
+        padded = self.padded_inputs()
+        if padded and self._deferred is not None:  # Adam on dense gradients: no row is left behind
+            self._deferred.settle(self.in_embed.weight)
+        losses, weights = self.backward_by_hand(batch, padded)
         if self.trainer.world_size > 1:
             # Every process steps with the gradients averaged over all of them, as DDP would; a
             # process whose batch is empty still takes part, with zero gradients.
@@ -122,7 +211,7 @@ class FullSoftmaxModule(Word2VecModule):
         elif len(losses) == 0:  # every center of the batch lacked a context
             return None
         self.step_optimizer()
-        self.log_loss(losses.detach().sum() / max(len(losses), 1), len(losses))
+        self.log_loss((losses.detach() * weights).sum(), (weights > 0).sum())  # no wait on the device but on logging steps
         return None
 
     def output_matrix(self) -> torch.Tensor:

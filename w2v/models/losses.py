@@ -50,16 +50,16 @@ def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     """
     if hidden.device.type == "cpu":
         return _softmax_cross_entropy_base2(hidden, weight, bias, rows, targets, scratch, operand)
+    return _softmax_cross_entropy_fixed(hidden, weight, bias, rows, targets)
+
+
+def _softmax_cross_entropy_fixed(hidden, weight, bias, rows, targets):
+    """`softmax_cross_entropy` elsewhere (a GPU), in fixed shapes so that nothing waits on the
+    device: each loss from its row's log-sum-exp, exact however small the target's probability, and
+    the softmax in one kernel."""
     logits = _logits(hidden, weight, bias, by_columns=False)  # (U, V)
-    probs = torch.softmax(logits, dim=-1)  # (U, V) one fused kernel on a GPU
-    picked = probs[rows, targets]  # (P,)
-    losses = -picked.log()  # (P,)
-    # Below this probability -log p loses precision (float32 subnormals) and then overflows; those
-    # pairs take their loss from an exact log-sum-exp of their row instead.
-    tiny = (picked < 1e-30).nonzero().squeeze(1)
-    if len(tiny):
-        exact = logits[rows[tiny]]  # (p, V)
-        losses[tiny] = torch.logsumexp(exact, -1) - exact.gather(1, targets[tiny].unsqueeze(1)).squeeze(1)
+    losses = torch.logsumexp(logits, -1)[rows] - logits[rows, targets]  # (P,)
+    probs = torch.softmax(logits, dim=-1)  # (U, V)
     return losses, Softmax(probs, torch.ones(len(probs), dtype=probs.dtype, device=probs.device))
 
 
@@ -210,7 +210,7 @@ def _split_output_gradient(output, dim: int, bias: bool):
 
 def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                                    rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor, chunk: int,
-                                   scratch: torch.Tensor | None = None):
+                                   scratch: torch.Tensor | None = None, pairs_per_row: int | None = None):
     """`softmax_cross_entropy`'s losses and `softmax_cross_entropy_gradients`, `chunk` softmax rows at a time.
 
     Each row's softmax and gradients depend on that row alone, and the output layer's gradient is
@@ -218,7 +218,9 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     (U, V): a large batch needs no more memory than a small one, and on a CPU its matrix stays
     near the cache. `scratch` (`logits_scratch`) holds each chunk's logits in turn. From
     `ONEDNN_ROWS` rows on, oneDNN multiplies the exps by the output matrix where it can
-    (`onednn_operand`).
+    (`onednn_operand`). `pairs_per_row`: the pairs come row by row, that many a row (rows[p] =
+    p // pairs_per_row, padded inputs): each chunk's pairs are then known without reading `rows`,
+    and nothing waits on the device.
     -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
     # The chunks' logits take scratch's first min(U, chunk)·V elements, the operand what follows.
@@ -227,10 +229,14 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     if len(hidden) <= chunk:
         losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch, operand)
         return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
-    order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
-    rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
     starts = list(range(0, len(hidden), chunk))
-    bounds = torch.searchsorted(rows, torch.tensor(starts + [len(hidden)], device=rows.device)).tolist()
+    if pairs_per_row is None:
+        order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
+        rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
+        bounds = torch.searchsorted(rows, torch.tensor(starts + [len(hidden)], device=rows.device)).tolist()
+    else:
+        order = torch.arange(len(rows), device=rows.device)  # (P,) grouped already
+        bounds = [start * pairs_per_row for start in starts] + [len(rows)]
     losses = torch.empty(len(rows), dtype=torch.promote_types(hidden.dtype, torch.float32), device=hidden.device)
     grad_hidden, output = [], None
     for start, first, last in zip(starts, bounds, bounds[1:]):

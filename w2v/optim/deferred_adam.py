@@ -38,6 +38,8 @@ class DeferredAdam(LazyAdam):
         state = self.state[param]
         if not state:
             self._start(param)
+        elif "last" not in state:  # dense steps so far (`settle`): every row is up to date
+            self._start_deferring(param)
         state["step"] += 1
         step, history = int(state["step"]), state["lr_history"]
         history[step % len(history)] = group["lr"]
@@ -48,12 +50,28 @@ class DeferredAdam(LazyAdam):
 
     def _start(self, param: torch.Tensor) -> None:
         super()._start(param)
+        self._start_deferring(param)
+
+    def _start_deferring(self, param: torch.Tensor) -> None:
+        """The bookkeeping of deferred steps, every row up to date at the step count so far."""
         state, rows = self.state[param], len(param)
+        now = int(state["step"])
         # the last step each row has been brought to, and its last step with a gradient
-        state["last"] = torch.zeros(rows, dtype=torch.int64, device=param.device)
-        state["touched"] = torch.zeros(rows, dtype=torch.int64, device=param.device)
+        state["last"] = torch.full((rows,), now, dtype=torch.int64, device=param.device)
+        state["touched"] = torch.full((rows,), now, dtype=torch.int64, device=param.device)
         # in the parameter's type: a checkpoint's floating-point state is loaded in that type
         state["lr_history"] = torch.zeros(self.horizon, dtype=param.dtype, device=param.device)
+
+    @torch.no_grad()
+    def settle(self, param: torch.Tensor) -> None:
+        """Brings every row of `param` up to date and ends its deferral: from here on it takes dense
+        gradients, stepped by torch's fused Adam (a GPU's padded full-softmax step). A later sparse
+        gradient starts the bookkeeping again."""
+        state = self.state.get(param)
+        if state and "last" in state:
+            self.catch_up(param, torch.arange(len(param), device=param.device))
+            for key in ("last", "touched", "lr_history"):
+                del state[key]
 
     def load_state_dict(self, state_dict: dict) -> None:
         # torch casts every state tensor but the step count to its parameter's type; the step numbers stay integers
