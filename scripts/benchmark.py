@@ -171,7 +171,7 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
             for batch in batches:  # w2v's training step, without Lightning around it
-                examples += len(model.backward_by_hand(batch))
+                examples += int((model.backward_by_hand(batch)[1] > 0).sum())  # the pairs that count
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()

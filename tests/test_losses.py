@@ -110,7 +110,8 @@ def test_skipgram_loss_matches_loop(logits_layout):
 @pytest.mark.parametrize("padded", [False, True])
 def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chunk, padded, logits_layout, monkeypatch):
     """Flat inputs (a CPU's) and padded ones (a GPU's fixed shapes, padding weighted 0) give autograd's
-    losses and gradients; padded inputs give dense embedding gradients."""
+    losses and gradients, a window without context words among them; padded inputs give dense
+    embedding gradients."""
     if chunk:  # a softmax row at a time
         monkeypatch.setattr(full_softmax, "softmax_chunk", lambda device, vocab_size: chunk)
     model, batch = _full_softmax_model(cls, optimizer, **kwargs), _window_batch()
@@ -118,7 +119,7 @@ def test_hand_written_step_gradients_equal_autograd(cls, optimizer, kwargs, chun
     params = list(model.parameters())
     losses = model.example_losses(batch)
     expected = torch.autograd.grad(losses.mean(), params)
-    stepped = _with_padding(batch) if padded else batch
+    stepped = _with_padding(batch)  # a window without context words: the flat inputs leave it out
     got_losses, weights = model.backward_by_hand(stepped, padded)
     real = weights > 0
     assert torch.allclose(got_losses[real], losses, atol=1e-6)

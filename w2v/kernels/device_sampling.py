@@ -85,7 +85,7 @@ def prepare_block(ids: torch.Tensor, offsets: torch.Tensor, keep_prob: torch.Ten
     slot = torch.where(keep, kept_before - 1, n)  # (n,) the dropped ones all go to the spare last slot
     seq = torch.zeros(n + 1, dtype=torch.int32, device=device).scatter_(0, slot, ids)
     docs = torch.full((n + 1,), -1, dtype=torch.int32, device=device).scatter_(0, slot, doc_of)
-    docs[n] = -1  # the spare slot belongs to no document
+    seq[n], docs[n] = 0, -1  # the spare slot (every dropped token was written there) is word 0 of no document
     chunks = block_chunks(n, chunk_tokens)
     starts = torch.clamp(torch.arange(chunks + 1, device=device) * chunk_tokens, max=n)  # (chunks+1,)
     bounds = torch.cat([kept_before.new_zeros(1), kept_before])[starts]  # (chunks+1,)

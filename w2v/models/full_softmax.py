@@ -42,6 +42,16 @@ class SoftmaxInputs(NamedTuple):
     pairs_per_row: int | None = None
 
 
+def windows_with_context(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`batch`'s windows that have a context word, which the flat inputs take for granted: windows
+    drawn on the device include padding and centers alone in their document; the loader's have none
+    without, and come back as they are."""
+    has_context = batch["mask"].any(1)  # (B,)
+    if bool(has_context.all()):
+        return batch
+    return {key: batch[key][has_context] for key in ("centers", "contexts", "mask")}
+
+
 def softmax_chunk(device: torch.device, vocab_size: int) -> int:
     """Softmax rows a training step takes at a time. On a CPU, 384: a chunk's logits take the same
     memory whatever the batch, and the weight's gradient, a sum over the chunks, gets a longer inner
@@ -163,7 +173,7 @@ class FullSoftmaxModule(Word2VecModule):
         `padded`: in the batch's fixed shapes, padding marked (`SoftmaxInputs.real`)."""
 
     def example_losses(self, batch):
-        inputs = self.softmax_inputs(batch)
+        inputs = self.softmax_inputs(windows_with_context(batch))
         return SoftmaxCrossEntropy.apply(inputs.hidden, self.out.weight, self.out.bias, inputs.rows, inputs.targets)  # (P,)
 
     @torch.no_grad()
@@ -173,7 +183,7 @@ class FullSoftmaxModule(Word2VecModule):
         loss (P,) and its weight in the mean (P,): 1/(pairs that count), 0 for padding.
         `padded`: as `padded_inputs` says by default."""
         padded = self.padded_inputs() if padded is None else padded
-        inputs = self.softmax_inputs(batch, padded)
+        inputs = self.softmax_inputs(batch if padded else windows_with_context(batch), padded)
         weight, bias, embedding = self.out.weight, self.out.bias, self.in_embed.weight
         dtype = torch.promote_types(inputs.hidden.dtype, torch.float32)
         if inputs.real is None:
@@ -185,7 +195,7 @@ class FullSoftmaxModule(Word2VecModule):
         self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step
         losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_backward(
             inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses, chunk,
-            self._scratch, inputs.pairs_per_row)  # (P,), (U, D), (V, D), (V,)
+            self._scratch, inputs.pairs_per_row, fixed=padded)  # (P,), (U, D), (V, D), (V,)
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
         # index_select, not grad_hidden[owners]: on a CPU that indexing takes several times as long (measured)
@@ -208,7 +218,7 @@ class FullSoftmaxModule(Word2VecModule):
             # Every process steps with the gradients averaged over all of them, as DDP would; a
             # process whose batch is empty still takes part, with zero gradients.
             average_gradients(self.parameters())
-        elif len(losses) == 0:  # every center of the batch lacked a context
+        elif len(losses) == 0:  # every center of the batch lacked a context (padded inputs step all the same)
             return None
         self.step_optimizer()
         self.log_loss((losses.detach() * weights).sum(), (weights > 0).sum())  # no wait on the device but on logging steps

@@ -210,7 +210,8 @@ def _split_output_gradient(output, dim: int, bias: bool):
 
 def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                                    rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor, chunk: int,
-                                   scratch: torch.Tensor | None = None, pairs_per_row: int | None = None):
+                                   scratch: torch.Tensor | None = None, pairs_per_row: int | None = None,
+                                   fixed: bool = False):
     """`softmax_cross_entropy`'s losses and `softmax_cross_entropy_gradients`, `chunk` softmax rows at a time.
 
     Each row's softmax and gradients depend on that row alone, and the output layer's gradient is
@@ -218,9 +219,10 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     (U, V): a large batch needs no more memory than a small one, and on a CPU its matrix stays
     near the cache. `scratch` (`logits_scratch`) holds each chunk's logits in turn. From
     `ONEDNN_ROWS` rows on, oneDNN multiplies the exps by the output matrix where it can
-    (`onednn_operand`). `pairs_per_row`: the pairs come row by row, that many a row (rows[p] =
-    p // pairs_per_row, padded inputs): each chunk's pairs are then known without reading `rows`,
-    and nothing waits on the device.
+    (`onednn_operand`). `fixed`: nothing is to wait on the device (padded inputs on a GPU): with
+    `pairs_per_row` the pairs come row by row, that many a row (rows[p] = p // pairs_per_row), and a
+    chunk's pairs are a slice; without it every chunk takes every pair, weighted 0 outside its rows.
+    Otherwise the pairs are sorted by row and each chunk's bounds read back.
     -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
     # The chunks' logits take scratch's first min(U, chunk)·V elements, the operand what follows.
@@ -230,6 +232,20 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
         losses, softmax = softmax_cross_entropy(hidden, weight, bias, rows, targets, scratch, operand)
         return losses, *softmax_cross_entropy_gradients(hidden, weight, softmax, rows, targets, grad_losses, bias is not None)
     starts = list(range(0, len(hidden), chunk))
+    losses = torch.empty(len(rows), dtype=torch.promote_types(hidden.dtype, torch.float32), device=hidden.device)
+    grad_hidden, output = [], None
+    if fixed and pairs_per_row is None:  # every chunk sees every pair, those of its rows weighted: O(P·D) a chunk
+        for start in starts:
+            size = min(chunk, len(hidden) - start)
+            inside = (rows >= start) & (rows < start + size)  # (P,)
+            part_rows = (rows - start).clamp_(0, size - 1)  # (P,) the others point anywhere in the chunk
+            part_losses, softmax = softmax_cross_entropy(hidden[start:start + size], weight, bias, part_rows, targets,
+                                                         scratch, operand)
+            losses = torch.where(inside, part_losses, losses)
+            part_grad, output = _gradients(hidden[start:start + size], weight, softmax, part_rows, targets,
+                                           grad_losses * inside, bias is not None, output)
+            grad_hidden.append(part_grad)
+        return losses, torch.cat(grad_hidden), *_split_output_gradient(output, hidden.shape[1], bias is not None)
     if pairs_per_row is None:
         order = torch.argsort(rows, stable=True)  # (P,) the pairs grouped by row
         rows, targets, grad_losses = rows[order], targets[order], grad_losses[order]
@@ -237,8 +253,6 @@ def softmax_cross_entropy_backward(hidden: torch.Tensor, weight: torch.Tensor, b
     else:
         order = torch.arange(len(rows), device=rows.device)  # (P,) grouped already
         bounds = [start * pairs_per_row for start in starts] + [len(rows)]
-    losses = torch.empty(len(rows), dtype=torch.promote_types(hidden.dtype, torch.float32), device=hidden.device)
-    grad_hidden, output = [], None
     for start, first, last in zip(starts, bounds, bounds[1:]):
         part, pairs = slice(start, start + chunk), slice(first, last)
         part_rows = rows[pairs] - start

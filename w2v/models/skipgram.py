@@ -27,8 +27,8 @@ class SkipGram(Architecture):
         centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,) sorted, (B,)
         embed = self.in_embed
         if padded:  # every (window, context slot) a pair, those outside the window padding
-            if embed.max_norm is not None:
-                embed.renorm_(centers)
+            if embed.max_norm is not None:  # the rows of centers with a context word (this waits on the device)
+                embed.renorm_(batch["centers"][mask.any(1)])
             hidden = embed.weight.index_select(0, centers)  # (U, D) no DeferredAdam hook: padded steps settle it first
             rows = center_rows.unsqueeze(1).expand_as(mask).reshape(-1)  # (B·2W,)
             return SoftmaxInputs(hidden, rows, contexts.reshape(-1), centers, torch.arange(len(centers), device=centers.device),
