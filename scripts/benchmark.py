@@ -11,8 +11,9 @@ softmax (model=skipgram|cbow model/output=negative|hierarchical) against gensim'
 same mode (sg=1|0, negative=5 or hs=1), with the same hyperparameters (dimension 100, window 5,
 5 negatives, subsampling 1e-3, linear learning-rate decay from 0.025, the same epochs, 2 threads),
 on the same token stream (word2vec vocabulary: min_count 5, other words dropped).
-Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4): w2v's CBOW and
-Skip-gram, with adam (Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred),
+Part 2, full softmax (the notebooks' setting: 10,000 words + <PAD>/<UNK>, window 4, and their model:
+embeddings renormalised to norm 1, CBOW's context summed): w2v's CBOW and Skip-gram, with adam
+(Adam's results, as the notebooks; Skip-gram's idle embedding rows deferred),
 with lazy_adam (Adam on the batch's rows of the input embedding), with adam under bfloat16
 autocast (trainer.precision=bf16-mixed) and with w2v's defaults: adam on batches of 4,096
 centers from lr 0.03 decaying linearly (as many centers in all as the notebooks' batches), against
@@ -144,9 +145,10 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
                     batch_size=None) -> dict:
     """w2v's CBOW / Skip-gram training steps (hand-written gradients, w2v's adam or lazy_adam) on pre-drawn
     batches (n_batches None: whole epochs); precision "bf16-mixed" runs them under bfloat16 autocast, as
-    trainer.precision=bf16-mixed does; batch_size centers a batch (default: the notebooks' batches, and
-    their Adam at a constant lr 0.001; otherwise w2v's default learning rate and schedule, the
-    schedule's decay spread over the run's batches)."""
+    trainer.precision=bf16-mixed does; batch_size centers a batch (default: the notebooks' batches and
+    model, as the loop's: embeddings renormalised to norm 1, the output weight in ±0.5/D, CBOW's
+    context summed, Adam at a constant lr 0.001; otherwise w2v's default model, learning rate and
+    schedule, the schedule's decay spread over the run's batches)."""
     import torch
 
     from w2v.api import build_model
@@ -154,8 +156,10 @@ def worker_w2v_full(max_docs, arch, n_batches, epochs=1, evaluate=False, optimiz
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     dm = load_corpus(max_docs, "notebook")
-    settings = (["model/scheduler=constant", "model.optimizer.lr=0.001"] if batch_size is None  # the notebooks'
-                else [])  # w2v's defaults, conf/model/<arch>.yaml
+    # The notebooks' model and optimizer (as the loop's and conf/experiment/notebook_<arch>.yaml), or w2v's
+    # defaults (conf/model/<arch>.yaml)
+    notebooks = ["model/scheduler=constant", "model.optimizer.lr=0.001", "model.max_norm=1.0", "model.out_init=uniform"]
+    settings = [] if batch_size is not None else notebooks + (["model.cbow_mean=false"] if arch == "cbow" else [])
     model = build_model(dm.vocab, f"model={arch}", "model.embedding_dim=100", "model.window=4",
                         "model.shrink_window=false", f"model/optimizer={optimizer}", *settings)
     # CBOW: 256 centers a batch; Skip-gram: 64 centers of window 4 = 512 pairs, as the notebooks' batches.
