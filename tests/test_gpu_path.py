@@ -279,11 +279,13 @@ def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
         sgns_kernel_bench.main(["--variant", "damped,warps=0", *settings])
 
 
-def test_the_gpu_path_refuses_the_notebooks_batching(tmp_path, planted_corpus):
+@pytest.mark.parametrize("data, message", [("data.batching=examples", "cannot feed a model that draws its own samples"),
+                                           ("data.shuffle_unit=document", "data.shuffle_unit=document orders the data loader's")])
+def test_the_gpu_path_refuses_the_loaders_data_settings(tmp_path, planted_corpus, data, message):
     cfg = compose_config([*TRAINER, "data=text", f"data.path={planted_corpus}", "trainer.enable_progress_bar=false",
-                          "data.tokenizer.n_process=1", "model.kernels=triton", "data.batching=examples",
+                          "data.tokenizer.n_process=1", "model.kernels=triton", data,
                           f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"])
-    with pytest.raises(ConfigError, match="cannot feed a model that draws its own samples.*model.kernels=torch"):
+    with pytest.raises(ConfigError, match=f"{message}.*model.kernels=torch"):
         train(cfg)
 
 

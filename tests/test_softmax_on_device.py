@@ -125,7 +125,7 @@ def test_sampling_on_the_device_refuses_the_notebooks_batching(make_cfg):
 
 
 def test_sampling_on_the_device_refuses_the_loaders_shuffle_unit(make_cfg):
-    with pytest.raises(ConfigError, match="data.shuffle_unit=document is the data loader's.*model.sampling=loader"):
+    with pytest.raises(ConfigError, match="data.shuffle_unit=document orders the data loader's.*model.sampling=loader"):
         train(make_cfg(["model=skipgram", "model.sampling=device", "data.shuffle_unit=document"]))
 
 

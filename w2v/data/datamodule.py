@@ -373,9 +373,9 @@ class CorpusDataModule(L.LightningDataModule, ABC):
                 raise ConfigError(f"data.batching={self.batching} cannot feed a model that draws its own samples; use "
                                   f"data.batching=centers, or the data loader's windows ({LOADER_FIX})")
             if self.shuffle_unit != "auto":
-                raise ConfigError(f"data.shuffle_unit={self.shuffle_unit} is the data loader's; a model that draws "
-                                  f"its own samples takes its centers in random order; use data.shuffle_unit=auto, "
-                                  f"or the data loader's windows ({LOADER_FIX})")
+                raise ConfigError(f"data.shuffle_unit={self.shuffle_unit} orders the data loader's windows; a model "
+                                  f"that draws its own samples orders them itself; use data.shuffle_unit=auto, or "
+                                  f"the data loader's windows ({LOADER_FIX})")
             # data.batch_size sets the CPU kernels' steps (whole chunks) and the full softmax's, not
             # SGNS's GPU path's (model.step_tokens)
             step_tokens = self.batch_size if settings.batch_steps and self.batch_size != "auto" else settings.step_tokens
