@@ -2,26 +2,29 @@
 # The GPU checks, in one go, on a machine lent by the `device` tool, with .device/ carried from
 # scripts/device_prepare.sh: installs the carried wheels, unpacks the tokenized cache and recreates
 # the archive's stub (same path, size and mtime, which the cache's key holds), then runs the CUDA
-# stages named in STAGES (default all three, in this order):
-#   tests      tests/test_gpu_path.py, and tests/test_softmax_on_device.py's CUDA tests;
-#   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant;
+# stages named in STAGES (default tests, softmax and benchmark, in this order):
+#   tests      tests/test_gpu_path.py, tests/test_softmax_triton.py, and tests/test_softmax_on_device.py's CUDA tests;
+#   softmax    scripts/softmax_kernel_bench.py, the full softmax's step alone, fused beside PyTorch's (SOFTMAX_ARGS);
+#   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant (KERNEL_ARGS);
 #   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu.
 # Scores come from the carried benchmark files (the machine has no gensim). Each stage runs under
-# its own time limit in seconds (TESTS_LIMIT 150, KERNEL_LIMIT 120, BENCHMARK_LIMIT 300 unless set),
-# so that the three fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
+# its own time limit in seconds (TESTS_LIMIT 150, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
+# 300 unless set), so that the default stages fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
 # unbuffered, so a stage cut off at its limit keeps what it printed. Extra arguments go to
 # gpu_benchmark.py.
 #
 #     bash scripts/device_check.sh
 #     STAGES=benchmark BENCHMARK_LIMIT=540 bash scripts/device_check.sh --sgns-epochs 2   # a second call
 #     STAGES=kernel KERNEL_ARGS="--epochs 2 --variant damped --variant plain" bash scripts/device_check.sh
+#     STAGES=softmax SOFTMAX_ARGS="--blocks 128,64,8,3 --blocks 64,128,8,3" bash scripts/device_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/device}
 mkdir -p "$OUT"
 [ -d .device ] || { echo "error: no .device/ here; run scripts/device_prepare.sh and carry .device" >&2; exit 1; }
-for stage in ${STAGES:-tests kernel benchmark}; do
-    case $stage in tests|kernel|benchmark) ;; *) echo "error: unknown stage $stage in STAGES; use tests, kernel or benchmark" >&2; exit 1 ;; esac
+STAGES=${STAGES:-tests softmax benchmark}
+for stage in $STAGES; do
+    case $stage in tests|softmax|kernel|benchmark) ;; *) echo "error: unknown stage $stage in STAGES; use tests, softmax, kernel or benchmark" >&2; exit 1 ;; esac
 done
 PY=python3  # the GPU machine's interpreter with PyTorch
 export PYTHONUNBUFFERED=1
@@ -52,9 +55,12 @@ for key in wordsim simlex analogies; do
 done
 cpu_run=()
 [ -f .device/cpu-run/metrics.json ] && cpu_run=(--cpu-run .device/cpu-run)
-for stage in ${STAGES:-tests kernel benchmark}; do
+for stage in $STAGES; do
     case $stage in
-        tests) limit=${TESTS_LIMIT:-150}; command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_on_device.py -k 'not test_softmax_on_device or cuda') ;;
+        tests) limit=${TESTS_LIMIT:-150}
+            command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_triton.py tests/test_softmax_on_device.py
+                     -k 'not test_softmax_on_device or cuda') ;;
+        softmax) limit=${SOFTMAX_LIMIT:-90}; command=($PY scripts/softmax_kernel_bench.py ${SOFTMAX_ARGS:-}) ;;
         kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;
         benchmark) limit=${BENCHMARK_LIMIT:-300}
             command=($PY scripts/gpu_benchmark.py -o outputs/gpu_benchmark "${cpu_run[@]}" "$@" "${scoring[@]}") ;;

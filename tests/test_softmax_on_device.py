@@ -140,7 +140,7 @@ def test_on_cuda_the_full_softmax_draws_its_windows_and_steps_in_fixed_shapes(ma
     cfg = make_cfg(["trainer=gpu", f"model={arch}", "trainer.max_epochs=5", "callbacks.neighbours.probe_words=[cat,red]"])
     result = train(cfg)
     model = result["model"]
-    assert model.draws_on_device() and model.padded_inputs()  # model.sampling=auto on CUDA
+    assert model.draws_on_device() and model.padded_inputs() and model.fused_step()  # model.sampling=auto, model.kernels=auto on CUDA
     share = planted_neighbour_share(model.word_vectors())
     assert share >= 0.9, f"{arch}: only {share:.0%} of the top-5 neighbours share the planted class"
 

@@ -228,11 +228,12 @@ def test_runs_saved_before_the_output_layer_was_a_choice_still_resume():
     assert {key: value for key, value in _as_composed_now({"model._target_": "w2v.models.CBOW"}).items()
             if key in ("model.cbow_mean", "model.out_init")} == {"model.cbow_mean": True, "model.out_init": "linear"}
     skipgram = {"model._target_": "w2v.models.SkipGram", "model.output": "softmax", "model.out_init": "uniform",
-                "model.sampling": "auto"}
+                "model.sampling": "auto", "model.kernels": "auto"}
     assert _as_composed_now(skipgram) == skipgram
-    # Runs saved before model.sampling took the data loader's windows.
-    assert _as_composed_now({key: v for key, v in skipgram.items() if key != "model.sampling"}) == {
-        **skipgram, "model.sampling": "loader"}
+    # Runs saved before model.sampling took the data loader's windows; before the full softmax's
+    # model.kernels, PyTorch's step.
+    for key, then in (("model.sampling", "loader"), ("model.kernels", "torch")):
+        assert _as_composed_now({k: v for k, v in skipgram.items() if k != key}) == {**skipgram, key: then}
     # Runs saved before the sequential rule trained by the damped one: resuming them must say so.
     before_rules = {"model._target_": "w2v.models.CBOW", "model.output": "hierarchical", "model.cbow_mean": True}
     assert _as_composed_now(before_rules, now) == {**before_rules, "model.update_rule": "damped",

@@ -112,7 +112,7 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     4,096, which auto still gives every model but those of plain SGD's step; runs saved before
     `model.cbow_mean` and `model.out_init` averaged CBOW's context and initialised the full
     softmax's output weight as nn.Linear does; those saved before `model.sampling` took the data
-    loader's windows."""
+    loader's windows, and those saved before the full softmax's `model.kernels`, PyTorch's step."""
     if "model.output" not in settings and "model._target_" in settings:
         sgns = settings["model._target_"] == "w2v.models.SGNS"
         settings = {**settings, "model._target_": "w2v.models.SkipGram" if sgns else settings["model._target_"],
@@ -120,7 +120,7 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     if settings.get("model._target_") == "w2v.models.CBOW":
         settings = {"model.cbow_mean": True, **settings}
     if settings.get("model.output") == "softmax":
-        settings = {"model.out_init": "linear", "model.sampling": "loader", **settings}
+        settings = {"model.out_init": "linear", "model.sampling": "loader", "model.kernels": "torch", **settings}
     current = current or {}
     binary_output = settings.get("model.output") in ("negative", "hierarchical")
     if binary_output and "model.update_rule" not in settings:

@@ -18,11 +18,11 @@ without a GPU.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
+
+from w2v.kernels import triton_interpreted
 
 
 @triton.jit
@@ -127,10 +127,6 @@ def _sgns_chunks_kernel(
     tl.atomic_add(totals + 1, tl.sum(pairs, axis=0).to(tl.float64))
 
 
-def _next_power_of_2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals) -> None:
     """One-line ValueErrors for inputs the kernel cannot take."""
     expected = {"w_in": (w_in, torch.float32, 2), "w_out": (w_out, torch.float32, 2), "seq": (seq, torch.int32, 1),
@@ -151,7 +147,7 @@ def check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, 
         raise ValueError(f"sgns_chunks: threshold and alias must have one entry per vocabulary word ({len(w_in)})")
     if len(docs) != len(seq) or len(bounds) != len(order) + 1 or len(keys) < 2 or len(totals) < 2:
         raise ValueError("sgns_chunks: docs must match seq, bounds have one entry more than order, keys and totals 2")
-    if w_in.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if w_in.device.type != "cuda" and not triton_interpreted():
         raise ValueError(f"sgns_chunks runs on CUDA tensors, got {w_in.device}; on a CPU use model.kernels=auto "
                          "(or TRITON_INTERPRET=1 to run the kernel slowly, as the tests do)")
 
@@ -176,5 +172,5 @@ def sgns_chunks(w_in: torch.Tensor, w_out: torch.Tensor, seq: torch.Tensor, docs
     _sgns_chunks_kernel[(n_programs,)](
         w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
         first, n_programs, len(order), w_in.shape[0], w_in.shape[1], lr_begin, lr_end,
-        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, DAMPED=damped, C=_next_power_of_2(2 * window),
-        T=_next_power_of_2(1 + negatives), BLOCK_D=_next_power_of_2(w_in.shape[1]), num_warps=num_warps)
+        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, DAMPED=damped, C=triton.next_power_of_2(2 * window),
+        T=triton.next_power_of_2(1 + negatives), BLOCK_D=triton.next_power_of_2(w_in.shape[1]), num_warps=num_warps)

@@ -26,6 +26,9 @@ from w2v.vectors import WordVectors
 log = logging.getLogger(__name__)
 
 EXPORTS = ("input", "output", "average")
+# `model.kernels`: auto (the output layer's fastest kernels on the device: `Word2VecModule.auto_kernels`),
+# triton (its Triton kernels on any device: on a CPU only under TRITON_INTERPRET=1, for tests), torch (PyTorch everywhere).
+KERNELS = ("auto", "triton", "torch")
 
 
 def target_class(config: Mapping | None, key: str) -> type | None:
@@ -152,6 +155,14 @@ class Word2VecModule(L.LightningModule, ABC):
             raise ConfigError(f"model.scheduler.min_lr_ratio={scheduler.get('min_lr_ratio')} must lie in [0, 1]")
         if settings.get("export") not in EXPORTS:
             raise ConfigError(f"model.export={settings.get('export')!r} is unknown; use one of {', '.join(EXPORTS)}")
+
+    # what model.kernels=auto runs, for its error message
+    auto_kernels = "PyTorch"
+
+    @classmethod
+    def check_kernels(cls, kernels) -> None:
+        if kernels not in KERNELS:
+            raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto ({cls.auto_kernels}), triton or torch")
 
     def max_norm(self) -> float | None:
         return None

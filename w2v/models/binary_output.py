@@ -40,9 +40,6 @@ from w2v.models.base import Word2VecModule, uniform_embedding
 from w2v.models.losses import decision_gradients, decision_loss
 from w2v.optim import plain_sgd
 
-# auto: the fused Numba kernels on a CPU (and SGNS's Triton kernel on CUDA); triton: SGNS's GPU
-# path on any device (on a CPU only under TRITON_INTERPRET=1, for tests); torch: PyTorch operations everywhere.
-KERNELS = ("auto", "triton", "torch")
 UPDATE_RULES = ("auto", "sequential", "hogwild", "damped")
 # The rules of the sequential CPU kernel (`kernels.sequential`): with the shards' rows copied, or lock-free.
 SEQUENTIAL_RULES = ("sequential", "hogwild")
@@ -167,7 +164,12 @@ def context_mean(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class BinaryOutputModule(Word2VecModule):
-    """An output layer of binary decisions against rows of `out_embed`; subclasses say which (`decisions`)."""
+    """An output layer of binary decisions against rows of `out_embed`; subclasses say which (`decisions`).
+
+    `model.kernels` (base.KERNELS): auto runs the fused Numba kernels on a CPU (and SGNS's Triton
+    kernel on CUDA); triton, SGNS's GPU path on any device."""
+
+    auto_kernels = "Numba on a CPU, Triton on CUDA"
 
     def __init__(self, vocab, *, kernels: str, compile: bool, update_rule: str, update_shards: int, **kwargs):
         super().__init__(vocab, **kwargs)
@@ -237,12 +239,6 @@ class BinaryOutputModule(Word2VecModule):
         if rule == "auto":
             return "sequential" if cpu_kernels_run else "damped"
         return rule
-
-    @staticmethod
-    def check_kernels(kernels) -> None:
-        if kernels not in KERNELS:
-            raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto (Numba on a CPU, Triton on CUDA), "
-                              "triton or torch")
 
     def output_rows(self, targets: torch.Tensor) -> torch.Tensor:
         """`targets` with the missing ones (-1) on the last row, which no Huffman tree uses (its inner

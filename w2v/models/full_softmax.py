@@ -13,6 +13,7 @@ from torch import nn
 from w2v.data.sampling import SamplerSettings
 from w2v.distributed import average_gradients
 from w2v.errors import ConfigError
+from w2v.kernels import SOFTMAX_TRITON_MAX_DIM, triton_available, triton_interpreted
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, prepare_block, step_windows
 from w2v.models.base import Word2VecModule, uniform_init_
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
@@ -72,19 +73,25 @@ class FullSoftmaxModule(Word2VecModule):
     (`distributed.average_gradients`) before the optimizer's step.
 
     On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that (but for Skip-gram's
-    distinct centers) nothing waits on the device, and by default (`model.sampling=auto`) draws its
+    distinct centers) nothing waits on the device, by default (`model.sampling=auto`) draws its
     windows there itself from the corpus's blocks (`device_sampling.step_windows`) instead of
-    taking the data loader's, which a CPU thread makes.
+    taking the data loader's, which a CPU thread makes, and (`model.kernels=auto`) computes the
+    softmax and its gradients in two Triton kernels that never store the (rows, V) logits
+    (`kernels.softmax_triton`): the PyTorch step's passes over that matrix bound its speed there.
     """
 
-    def __init__(self, vocab, *, max_norm: float | None, out_init: str, sampling: str, **kwargs):
+    auto_kernels = "the fused Triton step on CUDA, PyTorch elsewhere"
+
+    def __init__(self, vocab, *, max_norm: float | None, out_init: str, sampling: str, kernels: str, **kwargs):
         """`out_init`: the output weight's initial values, nn.Linear's own (`linear`: uniform in
         ±1/sqrt(D), as its bias) or `uniform` in ±0.5/D like the input embedding (the notebooks').
-        `sampling`: where the windows are drawn (SAMPLINGS)."""
+        `sampling`: where the windows are drawn (SAMPLINGS). `kernels` (base.KERNELS): whether the
+        step takes the fused Triton kernels (`fused_step`)."""
         self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
         FullSoftmaxModule.check_out_init(out_init)
         FullSoftmaxModule.check_sampling(sampling)
+        self.check_kernels(kernels)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         if out_init == "uniform":
             uniform_init_(self.out.weight)  # (V, D)
@@ -102,6 +109,10 @@ class FullSoftmaxModule(Word2VecModule):
             raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
         cls.check_out_init(settings.get("out_init"))
         cls.check_sampling(settings.get("sampling"))
+        cls.check_kernels(settings.get("kernels"))
+        if settings.get("kernels") == "triton" and settings.get("embedding_dim", 0) > SOFTMAX_TRITON_MAX_DIM:
+            raise ConfigError(f"model.kernels=triton takes embeddings up to {SOFTMAX_TRITON_MAX_DIM} wide, not "
+                              f"model.embedding_dim={settings['embedding_dim']}; use model.kernels=auto")
 
     @staticmethod
     def check_out_init(out_init) -> None:
@@ -167,6 +178,21 @@ class FullSoftmaxModule(Word2VecModule):
         steps by rows."""
         return self.in_embed.weight.device.type != "cpu" and not self._rows_only
 
+    def fused_step(self) -> bool:
+        """Whether the step's softmax and gradients come from the fused Triton kernels
+        (`kernels.softmax_triton`, `model.kernels`): auto takes them on CUDA for float32 embeddings up
+        to SOFTMAX_TRITON_MAX_DIM wide, where Triton is installed; triton anywhere (a CPU under TRITON_INTERPRET=1)."""
+        kernels, weight = self.hparams.kernels, self.out.weight
+        if kernels == "triton":
+            if not triton_available():
+                raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            if weight.device.type != "cuda" and not triton_interpreted():
+                raise ConfigError(f"model.kernels=triton runs on CUDA, not {weight.device.type}; use "
+                                  "model.kernels=auto (or TRITON_INTERPRET=1 to run the kernels slowly, as the tests do)")
+            return True
+        fits = weight.dtype == torch.float32 and weight.shape[1] <= SOFTMAX_TRITON_MAX_DIM
+        return kernels == "auto" and weight.device.type == "cuda" and fits and triton_available()
+
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor], padded: bool = False) -> SoftmaxInputs:
         """The batch's softmax rows (from `in_embed`, tracked by autograd when it is on) and pairs;
@@ -191,11 +217,17 @@ class FullSoftmaxModule(Word2VecModule):
         else:
             real = inputs.real.to(dtype)  # (P,)
             grad_losses = real / real.sum().clamp_min(1)
-        chunk = softmax_chunk(weight.device, len(weight))
-        self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step
-        losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_backward(
-            inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses, chunk,
-            self._scratch, inputs.pairs_per_row, fixed=padded)  # (P,), (U, D), (V, D), (V,)
+        if self.fused_step():
+            from w2v.kernels.softmax_triton import softmax_cross_entropy_fused  # imports Triton: only where it runs
+
+            losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_fused(
+                inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses)  # (P,), (U, D), (V, D), (V,)
+        else:
+            chunk = softmax_chunk(weight.device, len(weight))
+            self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step
+            losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_backward(
+                inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses, chunk,
+                self._scratch, inputs.pairs_per_row, fixed=padded)  # (P,), (U, D), (V, D), (V,)
         # under mixed precision the products come out in half precision; a gradient has its parameter's type
         weight.grad, bias.grad = grad_weight.to(weight.dtype), grad_bias.to(bias.dtype)
         # index_select, not grad_hidden[owners]: on a CPU that indexing takes several times as long (measured)

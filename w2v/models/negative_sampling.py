@@ -19,6 +19,7 @@ import torch
 
 from w2v.data.sampling import NoiseTable, SamplerSettings
 from w2v.errors import ConfigError
+from w2v.kernels import triton_available
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.binary_output import BinaryOutputModule, WindowTables
 from w2v.models.losses import negative_sampling_labels
@@ -27,14 +28,6 @@ from w2v.optim import plain_sgd
 log = logging.getLogger(__name__)
 TRITON_SCOPE = ("model.kernels=triton trains Skip-gram with negative sampling by plain SGD only "
                 "(model=sgns, model/optimizer=sgd); use model.kernels=auto")
-
-
-def triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class NegativeSampling(BinaryOutputModule):

@@ -1,0 +1,258 @@
+"""The full softmax's fused Triton step (`kernels.softmax_triton`), run in Triton's interpreter on the
+CPU (TRITON_INTERPRET=1, set by conftest), against a naive autograd reference on tiny tensors and
+against the PyTorch step; and the models' choice of it (`model.kernels`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import planted_neighbour_share
+from tests.test_softmax_on_device import HostReads
+from w2v.api import build_model
+from w2v.data.vocab import Vocabulary
+from w2v.errors import ConfigError
+from w2v.kernels import triton_interpreted
+from w2v.models.full_softmax import FullSoftmaxModule
+from w2v.models.losses import softmax_cross_entropy_backward
+from w2v.training import train
+
+pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() or triton_interpreted()),
+                                reason="needs CUDA or TRITON_INTERPRET=1")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+softmax_triton = pytest.importorskip("w2v.kernels.softmax_triton")
+
+
+def _naive(hidden, weight, bias, rows, targets, grad_losses):
+    """Losses -log softmax(h_r W^T + b)[t] and the gradients of Σ g·loss, by autograd on the whole logits."""
+    hidden, weight = hidden.detach().requires_grad_(), weight.detach().requires_grad_()
+    bias = None if bias is None else bias.detach().requires_grad_()
+    logits = hidden @ weight.T + (0 if bias is None else bias)  # (U, V)
+    losses = torch.logsumexp(logits, 1)[rows] - logits[rows, targets]  # (P,)
+    (losses * grad_losses).sum().backward()
+    return losses.detach(), hidden.grad, weight.grad, None if bias is None else bias.grad
+
+
+def _problem(rows=37, vocab=301, dim=20, pairs=90, scale=1.0, seed=0):
+    """Sizes that fill no tile exactly; pairs share rows (Skip-gram's centers), some weigh 0 (padding),
+    and some rows have no pair."""
+    gen = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(rows, dim, generator=gen) * scale
+    weight = torch.randn(vocab, dim, generator=gen) * 0.5
+    bias = torch.randn(vocab, generator=gen)
+    row_of = torch.randint(0, rows - 3, (pairs,), generator=gen)  # the last three rows: no pair
+    targets = torch.randint(0, vocab, (pairs,), generator=gen)
+    grad_losses = torch.rand(pairs, generator=gen)
+    grad_losses[::7] = 0.0
+    return [t.to(DEVICE) for t in (hidden, weight, bias, row_of, targets, grad_losses)]
+
+
+def _close(got, want, rtol):
+    for name, a, b in zip(("losses", "grad_hidden", "grad_weight", "grad_bias"), got, want):
+        if b is None:
+            assert a is None, name
+            continue
+        error = ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+        assert error < rtol, f"{name}: relative error {error:.2e}"
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("splits", [1, 2, 5])
+def test_the_kernels_equal_autograd_on_the_whole_logits(with_bias, splits):
+    hidden, weight, bias, rows, targets, grad_losses = _problem()
+    bias = bias if with_bias else None
+    got = softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses,
+                                                     precision="float32", splits=splits)
+    _close(got, _naive(hidden, weight, bias, rows, targets, grad_losses), rtol=1e-5)
+    assert not got[1][-3:].any()  # rows without a pair get no gradient
+
+
+def test_the_kernels_equal_the_pytorch_step():
+    hidden, weight, bias, rows, targets, grad_losses = _problem(rows=130, vocab=200, dim=100)
+    got = softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses, precision="float32")
+    want = softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, grad_losses, chunk=64)
+    _close(got, want, rtol=1e-5)
+
+
+def test_large_logits_stay_exact():
+    """Logits in the hundreds overflow exp: the running maximum keeps every row's sum finite."""
+    hidden, weight, bias, rows, targets, grad_losses = _problem(scale=40.0)
+    got = softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses,
+                                                     precision="float32", splits=3)
+    assert got[0].max() > 100  # the targets' probabilities are far below float32's smallest normal
+    _close(got, _naive(hidden.double(), weight.double(), bias.double(), rows, targets, grad_losses.double()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_half_precision_products_stay_near_float32(precision):
+    """The products' operands in a half type: off float32's results by that type's rounding, no more."""
+    problem = _problem(dim=64)
+    got = softmax_triton.softmax_cross_entropy_fused(*problem, precision=precision, splits=2)
+    want = _naive(*problem)
+    _close(got, want, rtol=0.05)
+    error = ((got[2] - want[2]).abs().max() / want[2].abs().max()).item()
+    assert error > 1e-4  # the operands were rounded: the precision reached the products
+
+
+def test_no_pairs_give_zero_gradients():
+    hidden, weight, bias, *_ = _problem()
+    none = torch.zeros(0, dtype=torch.int64, device=DEVICE)
+    losses, grad_hidden, grad_weight, grad_bias = softmax_triton.softmax_cross_entropy_fused(
+        hidden, weight, bias, none, none, torch.zeros(0, device=DEVICE), precision="float32")
+    assert losses.shape == (0,) and not grad_hidden.any() and not grad_weight.any() and not grad_bias.any()
+
+
+def test_the_precision_follows_autocast_and_tf32():
+    device = torch.device(DEVICE)
+    assert softmax_triton.products_precision(device) == ("tf32" if torch.backends.cuda.matmul.allow_tf32
+                                                         and DEVICE == "cuda" else "float32")
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
+        assert softmax_triton.products_precision(device) == "bfloat16"
+
+
+def test_vocabulary_splits_keep_the_device_busy_and_every_split_in_the_vocabulary():
+    cpu = torch.device("cpu")
+    block_v = softmax_triton.blocks(100)[1]
+    assert softmax_triton.vocabulary_splits(n_rows=10, vocab_size=block_v * 3, dim=100, device=cpu) == 3
+    assert softmax_triton.vocabulary_splits(n_rows=4096, vocab_size=50_000, dim=100, device=cpu) == 1
+    assert softmax_triton.blocks(20)[1] == 64
+    hidden, weight, bias, *_ = _problem(vocab=5 * 64 + 1)  # six tiles, the last with one column
+    for splits in range(1, 7):
+        part_max, part_sum, _ = softmax_triton.softmax_rows(hidden, weight, bias, splits, "float32")
+        assert torch.isfinite(part_max).all() and (part_sum >= 1).all()  # each split saw its row's largest exp
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(weight=torch.zeros(301, 20, dtype=torch.float64)), "weight must be a 2-D torch.float32 tensor"),
+    (dict(hidden=torch.zeros(37, 21)), r"hidden \(37, 21\) and weight \(301, 20\) must have the same width"),
+    (dict(bias=torch.zeros(300)), "bias has 300 entries for weight's 301 rows"),
+    (dict(weight=torch.zeros(20, 301).T), r"weight must be contiguous; pass weight.contiguous\(\)"),
+    (dict(hidden=torch.zeros(37, 300), weight=torch.zeros(301, 300)), "wider than the kernels' tiles.*model.kernels=torch"),
+    (dict(precision="fp8"), "precision='fp8' is unknown"),
+])
+def test_bad_inputs_are_clear_errors(bad, message):
+    hidden, weight, bias, rows, targets, grad_losses = _problem()
+    args = dict(hidden=hidden, weight=weight, bias=bias, precision="float32")
+    args.update({key: value.to(DEVICE) if isinstance(value, torch.Tensor) else value for key, value in bad.items()})
+    with pytest.raises(ValueError, match=message):
+        softmax_triton.softmax_cross_entropy_fused(args["hidden"], args["weight"], args["bias"], rows, targets,
+                                                   grad_losses, precision=args["precision"])
+
+
+def test_splits_outside_the_vocabulary_are_a_clear_error():
+    hidden, weight, bias, *_ = _problem()
+    with pytest.raises(ValueError, match="splits=9 must be between 1 and the vocabulary's 5 tiles"):
+        softmax_triton.softmax_rows(hidden * 1.0, weight, bias, 9, "float32")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CPU tensors")
+def test_cpu_tensors_need_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET")
+    hidden, weight, bias, rows, targets, grad_losses = _problem()
+    with pytest.raises(ValueError, match="runs on CUDA tensors, got cpu; on a CPU use model.kernels=auto"):
+        softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses)
+
+
+@pytest.fixture
+def float32_products():
+    """Products in float32 on CUDA too (training turns TF32 on)."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+# -- the models ----------------------------------------------------------------------------------
+def _batch(vocab_size=30, windows=64, window=3, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.rand(windows, 2 * window, generator=gen) < 0.7
+    mask[:4] = False  # windows without a context word (padding, or centers alone in their document)
+    return {"centers": torch.randint(0, vocab_size, (windows,), generator=gen),
+            "contexts": torch.randint(0, vocab_size, (windows, 2 * window), generator=gen), "mask": mask}
+
+
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+@pytest.mark.parametrize("padded", [True, False])
+def test_a_models_fused_step_equals_its_pytorch_step(arch, padded, float32_products):
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    grads = {}
+    for kernels in ("torch", "triton"):
+        torch.manual_seed(0)
+        model = build_model(vocab, f"model={arch}", "model.embedding_dim=24", "model.window=3",
+                            f"model.kernels={kernels}").to(DEVICE)
+        assert model.fused_step() == (kernels == "triton")
+        batch = {key: value.to(DEVICE) for key, value in _batch().items()}
+        losses, weights = model.backward_by_hand(batch, padded=padded)
+        grads[kernels] = [losses, weights] + [p.grad.to_dense() for p in (model.in_embed.weight, model.out.weight,
+                                                                          model.out.bias)]
+    for name, a, b in zip(("losses", "weights", "embedding", "weight", "bias"), grads["triton"], grads["torch"]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
+
+
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_the_fused_padded_step_leaves_the_host_nothing_to_wait_for(arch):
+    """Outside the kernels, the fused step reads nothing back but Skip-gram's count of distinct centers."""
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    model = build_model(vocab, f"model={arch}", "model.embedding_dim=8", "model.window=3", "model.kernels=triton")
+    batch = _batch()
+    with HostReads() as recorder:
+        model.backward_by_hand(batch, padded=True)
+    assert recorder.reads == ([] if arch == "cbow" else ["_unique2"])
+
+
+def test_the_gpu_path_with_the_fused_step_trains_the_planted_classes(make_cfg, monkeypatch):
+    """A GPU's whole path on the CPU: windows drawn on the device, the padded step through the
+    kernels (in the interpreter), dense Adam. Skip-gram's only: CBOW's step, whose softmax rows are
+    all its windows, takes twice as long in the interpreter, and its fused step equals PyTorch's above."""
+    arch = "skipgram"
+    monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
+    cfg = make_cfg([f"model={arch}", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=5",
+                    "callbacks.neighbours.probe_words=[cat,red]"])
+    result = train(cfg)
+    assert result["model"].fused_step()
+    share = planted_neighbour_share(result["model"].word_vectors())
+    assert share >= 0.9, f"{arch}: only {share:.0%} of the top-5 neighbours share the planted class"
+
+
+def test_model_kernels_errors_name_the_fix(make_cfg, monkeypatch):
+    with pytest.raises(ConfigError, match="model.kernels='fused' is unknown; use auto \\(the fused Triton step on CUDA"):
+        train(make_cfg(["model=cbow", "model.kernels=fused"]))
+    with pytest.raises(ConfigError, match="model.kernels=triton takes embeddings up to 256 wide, not "
+                                          "model.embedding_dim=300; use model.kernels=auto"):
+        train(make_cfg(["model=cbow", "model.kernels=triton", "model.embedding_dim=300"]))
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    model = build_model(vocab, "model=cbow", "model.embedding_dim=8", "model.kernels=triton")
+    if not torch.cuda.is_available():
+        monkeypatch.delenv("TRITON_INTERPRET")
+        with pytest.raises(ConfigError, match="model.kernels=triton runs on CUDA, not cpu; use model.kernels=auto"):
+            model.fused_step()
+    monkeypatch.setattr("w2v.models.full_softmax.triton_available", lambda: False)
+    with pytest.raises(ConfigError, match="model.kernels=triton needs Triton; pip install triton"):
+        model.fused_step()
+
+
+def test_auto_takes_the_fused_step_on_cuda_only_where_the_kernels_fit():
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    model = build_model(vocab, "model=skipgram", "model.embedding_dim=8")
+    assert not model.fused_step()  # a CPU takes PyTorch's step, even where the interpreter could run the kernels
+    if torch.cuda.is_available():
+        assert model.cuda().fused_step()
+        assert not build_model(vocab, "model=skipgram", "model.embedding_dim=300").cuda().fused_step()
+
+
+def test_the_kernels_compile_for_a_gpu_without_spilling():
+    """Ahead of time, for an H100's sm_90, with the ptxas that Triton's wheel carries: what the
+    interpreter cannot show (the kernels' lowering to the GPU) fails here, and the softmax's default
+    tiles keep every value in registers and fit any recent GPU's shared memory."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kernel_resources.py"
+    done = subprocess.run([sys.executable, str(script), "--check", "--dim", "100", "--dim", "256"],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode == 2:
+        pytest.skip(done.stderr.strip())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 12
