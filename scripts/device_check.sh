@@ -8,7 +8,7 @@
 #   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant (KERNEL_ARGS);
 #   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu.
 # Scores come from the carried benchmark files (the machine has no gensim). Each stage runs under
-# its own time limit in seconds (TESTS_LIMIT 150, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
+# its own time limit in seconds (TESTS_LIMIT 180, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
 # 300 unless set), so that the default stages fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
 # unbuffered, so a stage cut off at its limit keeps what it printed. Extra arguments go to
 # gpu_benchmark.py.
@@ -57,9 +57,9 @@ cpu_run=()
 [ -f .device/cpu-run/metrics.json ] && cpu_run=(--cpu-run .device/cpu-run)
 for stage in $STAGES; do
     case $stage in
-        tests) limit=${TESTS_LIMIT:-150}
+        tests) limit=${TESTS_LIMIT:-180}  # the kernels' ahead-of-time compile is checked on any machine: not here
             command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_triton.py tests/test_softmax_on_device.py
-                     -k 'not test_softmax_on_device or cuda') ;;
+                     -k '(not test_softmax_on_device or cuda) and not compile_for_a_gpu') ;;
         softmax) limit=${SOFTMAX_LIMIT:-90}; command=($PY scripts/softmax_kernel_bench.py ${SOFTMAX_ARGS:-}) ;;
         kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;
         benchmark) limit=${BENCHMARK_LIMIT:-300}

@@ -7,12 +7,12 @@ spills that would slow a kernel, are found here before a GPU is lent.
     python scripts/kernel_resources.py --arch 80 --dim 50 --dim 256
     python scripts/kernel_resources.py --blocks 64,64,8,3 --blocks 64,32,4,3   # other softmax tiles
 
-Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32 and bfloat16 products,
+Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16 products,
 with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows, vocabulary
 block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window and noise
 words, damped and plain. Exits with status 1 if a kernel does not compile, or with `--check` if
 one of the softmax's default tiles spills registers or takes more shared memory than SHARED_LIMIT
-in TF32 or bfloat16 products (they are chosen not to; float32 products, `cuda_tf32=false`, run on
+in TF32 or half-type products (they are chosen not to; float32 products, `cuda_tf32=false`, run on
 the CUDA cores, where wide tiles spill: they are there to check TF32's scores, not for speed);
 2 where Triton lacks the NVIDIA tools (its x86-64 Linux wheels carry them).
 """
@@ -50,9 +50,15 @@ SGNS_ARGS = {"w_in": "*fp32", "w_out": "*fp32", "seq": "*i32", "docs": "*i32", "
              "lr_end": "fp32"}
 
 
-def compile_kernel(fn, args: dict[str, str], constants: dict, target: GPUTarget, warps: int, stages: int):
+def compile_kernel(fn, args: dict[str, str], constants: dict, target: GPUTarget, warps: int, stages: int,
+                   dim: int):
+    """`fn` compiled for `target` as a launch would: every pointer aligned to 16 bytes (torch's
+    allocations are) and the width `dim` known to be a multiple of 16 where it is, which Triton
+    checks at launch and compiles in."""
     signature = {**args, **{name: "constexpr" for name in constants}}
-    source = ASTSource(fn=fn, signature=signature, constexprs=constants)
+    aligned = {(fn.arg_names.index(name),): [["tt.divisibility", 16]] for name, kind in args.items()
+               if kind.startswith("*") or (name == "dim" and dim % 16 == 0)}
+    source = ASTSource(fn=fn, signature=signature, constexprs=constants, attrs=aligned)
     return triton.compile(source, target=target, options={"num_warps": warps, "num_stages": stages})
 
 
@@ -95,7 +101,7 @@ def main() -> int:
             configs = [default] + [(*map(int, text.split(",")[:2]), default[2], *map(int, text.split(",")[2:]))
                                    for text in args.blocks]
         for rows, vocab, width, warps, stages in configs:
-            for precision in softmax_triton.PRECISIONS[:3]:
+            for precision in softmax_triton.PRECISIONS:
                 constants = {"HAS_BIAS": True, "PRECISION": precision, "EMULATED": False, "BLOCK_U": rows,
                              "BLOCK_V": vocab, "BLOCK_D": width}
                 settings = f"D={dim}, {precision}, tiles {rows}x{vocab}x{width}, {warps} warps, {stages} stages"
@@ -103,13 +109,14 @@ def main() -> int:
                                               ("softmax columns", softmax_triton._columns_kernel, COLUMNS_ARGS)):
                     checked = (rows, vocab, width, warps, stages) == default and precision != "float32"
                     jobs.append((name, settings, checked,
-                                 lambda fn=fn, a=kernel_args, c=constants, w=warps, s=stages:
-                                 compile_kernel(fn, a, c, target, w, s)))
+                                 lambda fn=fn, a=kernel_args, c=constants, w=warps, s=stages, d=dim:
+                                 compile_kernel(fn, a, c, target, w, s, d)))
         for damped in (True, False):
             constants = {"WINDOW": 5, "SHRINK": True, "NEGATIVES": 5, "DAMPED": damped, "C": 16, "T": 8,
                          "BLOCK_D": triton.next_power_of_2(dim)}
             jobs.append(("sgns chunks", f"D={dim}, {'damped' if damped else 'plain'}", False,
-                         lambda c=constants: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS, c, target, 4, 3)))
+                         lambda c=constants, d=dim: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS, c,
+                                                                   target, 4, 3, d)))
     print(f"# sm_{args.arch}, Triton {triton.__version__}")
     print("| kernel | settings | registers | spilled bytes | shared KiB |")
     print("|---|---|---|---|---|")

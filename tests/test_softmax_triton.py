@@ -24,8 +24,19 @@ from w2v.training import train
 pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() or triton_interpreted()),
                                 reason="needs CUDA or TRITON_INTERPRET=1")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+TRAINER = ["trainer=gpu"] if torch.cuda.is_available() else []
 
 softmax_triton = pytest.importorskip("w2v.kernels.softmax_triton")
+
+
+@pytest.fixture(autouse=True)
+def float32_products():
+    """PyTorch's products in float32 on CUDA too, as the references here take them (training turns
+    TF32 on, and earlier tests train)."""
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def _naive(hidden, weight, bias, rows, targets, grad_losses):
@@ -99,18 +110,23 @@ def test_half_precision_products_stay_near_float32(precision):
     assert error > 1e-4  # the operands were rounded: the precision reached the products
 
 
-def test_no_pairs_give_zero_gradients():
+@pytest.mark.parametrize("rows", [37, 0])
+def test_no_pairs_give_zero_gradients(rows):
+    """Rows without pairs, or no rows at all (a batch whose windows all lack a context word)."""
     hidden, weight, bias, *_ = _problem()
+    hidden = hidden[:rows]
     none = torch.zeros(0, dtype=torch.int64, device=DEVICE)
     losses, grad_hidden, grad_weight, grad_bias = softmax_triton.softmax_cross_entropy_fused(
         hidden, weight, bias, none, none, torch.zeros(0, device=DEVICE), precision="float32")
-    assert losses.shape == (0,) and not grad_hidden.any() and not grad_weight.any() and not grad_bias.any()
+    assert losses.shape == (0,) and grad_hidden.shape == hidden.shape and grad_weight.shape == weight.shape
+    assert not grad_hidden.any() and not grad_weight.any() and not grad_bias.any()
 
 
 def test_the_precision_follows_autocast_and_tf32():
     device = torch.device(DEVICE)
-    assert softmax_triton.products_precision(device) == ("tf32" if torch.backends.cuda.matmul.allow_tf32
-                                                         and DEVICE == "cuda" else "float32")
+    assert softmax_triton.products_precision(device) == "float32"
+    torch.backends.cuda.matmul.allow_tf32 = True  # the fixture puts it back
+    assert softmax_triton.products_precision(device) == ("tf32" if DEVICE == "cuda" else "float32")
     with torch.autocast(DEVICE, dtype=torch.bfloat16):
         assert softmax_triton.products_precision(device) == "bfloat16"
 
@@ -144,6 +160,17 @@ def test_bad_inputs_are_clear_errors(bad, message):
                                                    grad_losses, precision=args["precision"])
 
 
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_the_kernels_are_sound_custom_ops(with_bias):
+    """torch.library.opcheck: the schemas, and the fake implementations (what torch.compile and
+    CUDA graph capture see) give the real outputs' shapes and types."""
+    hidden, weight, bias, *_ = _problem()
+    bias = bias if with_bias else None
+    torch.library.opcheck(softmax_triton.softmax_rows, (hidden, weight, bias, 3, "float32"))
+    lse2, scale = torch.randn(len(hidden), device=DEVICE), torch.rand(len(hidden), device=DEVICE)
+    torch.library.opcheck(softmax_triton.softmax_columns, (hidden, weight, bias, lse2, scale, "float32"))
+
+
 def test_splits_outside_the_vocabulary_are_a_clear_error():
     hidden, weight, bias, *_ = _problem()
     with pytest.raises(ValueError, match="splits=9 must be between 1 and the vocabulary's 5 tiles"):
@@ -158,15 +185,6 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
         softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses)
 
 
-@pytest.fixture
-def float32_products():
-    """Products in float32 on CUDA too (training turns TF32 on)."""
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
 # -- the models ----------------------------------------------------------------------------------
 def _batch(vocab_size=30, windows=64, window=3, seed=1):
     gen = torch.Generator().manual_seed(seed)
@@ -178,7 +196,7 @@ def _batch(vocab_size=30, windows=64, window=3, seed=1):
 
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
 @pytest.mark.parametrize("padded", [True, False])
-def test_a_models_fused_step_equals_its_pytorch_step(arch, padded, float32_products):
+def test_a_models_fused_step_equals_its_pytorch_step(arch, padded):
     vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
     grads = {}
     for kernels in ("torch", "triton"):
@@ -195,11 +213,24 @@ def test_a_models_fused_step_equals_its_pytorch_step(arch, padded, float32_produ
 
 
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_a_batch_without_context_words_gives_an_empty_fused_step(arch):
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    model = build_model(vocab, f"model={arch}", "model.embedding_dim=8", "model.window=3",
+                        "model.kernels=triton").to(DEVICE)
+    batch = {key: value.to(DEVICE) for key, value in _batch().items()}
+    batch["mask"][:] = False
+    losses, weights = model.backward_by_hand(batch, padded=False)
+    assert losses.shape == weights.shape == (0,)
+    assert not model.out.weight.grad.any() and not model.in_embed.weight.grad.to_dense().any()
+
+
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
 def test_the_fused_padded_step_leaves_the_host_nothing_to_wait_for(arch):
     """Outside the kernels, the fused step reads nothing back but Skip-gram's count of distinct centers."""
     vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
-    model = build_model(vocab, f"model={arch}", "model.embedding_dim=8", "model.window=3", "model.kernels=triton")
-    batch = _batch()
+    model = build_model(vocab, f"model={arch}", "model.embedding_dim=8", "model.window=3",
+                        "model.kernels=triton").to(DEVICE)
+    batch = {key: value.to(DEVICE) for key, value in _batch().items()}
     with HostReads() as recorder:
         model.backward_by_hand(batch, padded=True)
     assert recorder.reads == ([] if arch == "cbow" else ["_unique2"])
@@ -211,7 +242,7 @@ def test_the_gpu_path_with_the_fused_step_trains_the_planted_classes(make_cfg, m
     all its windows, takes twice as long in the interpreter, and its fused step equals PyTorch's above."""
     arch = "skipgram"
     monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
-    cfg = make_cfg([f"model={arch}", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=5",
+    cfg = make_cfg([f"model={arch}", *TRAINER, "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=5",
                     "callbacks.neighbours.probe_words=[cat,red]"])
     result = train(cfg)
     assert result["model"].fused_step()
@@ -255,4 +286,4 @@ def test_the_kernels_compile_for_a_gpu_without_spilling():
     if done.returncode == 2:
         pytest.skip(done.stderr.strip())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 12
+    assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 16

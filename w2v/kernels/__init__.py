@@ -6,6 +6,7 @@ the Triton modules import Triton, so they are imported where they run."""
 
 import os
 
+LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453  # log2(e), ln(2): exps in base 2, the faster on CPUs and GPUs
 # The widest embedding `softmax_triton`'s tiles hold: a block of rows and one of output rows, each
 # the width rounded up to a power of 2, in registers and shared memory. Here, so that choosing a
 # step need not import Triton.

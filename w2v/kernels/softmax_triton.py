@@ -17,8 +17,9 @@ index_adds of (P, D). Nothing is read back to the host, and the products' operan
 kernels' tiles: float32 (TF32 products where torch.backends.cuda.matmul.allow_tf32 says, as the
 PyTorch step's), or bfloat16 / float16 under autocast, always accumulated in float32. Each tile's
 exps are taken in base 2 (log2(e) scales the hidden rows and the bias once). Both kernels write
-every output element once, without atomic adds, so a step's results do not depend on the order
-the programs run in.
+every output element once, without atomic adds, so their results do not depend on the order the
+programs run in; the sparse parts' index_adds are atomic on CUDA unless torch's deterministic
+algorithms are on (trainer.deterministic=true).
 
 With TRITON_INTERPRET=1 the kernels run on CPU tensors (slowly): that is how the tests check them
 without a GPU.
@@ -32,10 +33,8 @@ import torch
 import triton
 import triton.language as tl
 
+from w2v.kernels import LN2, LOG2E, triton_interpreted
 from w2v.kernels import SOFTMAX_TRITON_MAX_DIM as MAX_DIM
-from w2v.kernels import triton_interpreted
-
-LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
 # Operand types of the products, by the `precision` argument's name.
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
 
@@ -167,7 +166,7 @@ def vocabulary_splits(n_rows: int, vocab_size: int, dim: int, device: torch.devi
     (a handful of row blocks) would otherwise leave most of a GPU idle, and a row's partial results
     cost (D+2) floats a range to combine. About two programs per processor, each at least one tile."""
     block_u, block_v = blocks(dim)[:2]
-    row_blocks = -(-n_rows // block_u)
+    row_blocks = max(1, -(-n_rows // block_u))  # a batch without rows launches no program
     tiles = -(-vocab_size // block_v)
     return max(1, min(tiles, -(-2 * _processors(device) // row_blocks)))
 

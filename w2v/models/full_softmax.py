@@ -193,6 +193,9 @@ class FullSoftmaxModule(Word2VecModule):
         fits = weight.dtype == torch.float32 and weight.shape[1] <= SOFTMAX_TRITON_MAX_DIM
         return kernels == "auto" and weight.device.type == "cuda" and fits and triton_available()
 
+    def on_fit_start(self) -> None:
+        self.fused_step()  # model.kernels=triton's errors (no Triton, no CUDA) before the first batch
+
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor], padded: bool = False) -> SoftmaxInputs:
         """The batch's softmax rows (from `in_embed`, tracked by autograd when it is on) and pairs;

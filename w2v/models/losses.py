@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from w2v.kernels import onednn
+from w2v.kernels import LN2, LOG2E, onednn
 
 # From this many softmax rows on, a CPU computes the logits as (V, U), the vocabulary the product's
 # long side: at CBOW's 256 rows that product takes about half the time of the (U, V) one, which
@@ -21,7 +21,6 @@ COLUMN_LOGITS_ROWS = 128
 # 512 train faster on `torch.mm` alone (measured; scripts/README.md).
 ONEDNN_ROWS = 1024
 
-LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453
 
 
 class Softmax(NamedTuple):
@@ -194,10 +193,7 @@ def onednn_operand(weight: torch.Tensor, memory: torch.Tensor | None = None) -> 
 
 
 def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch before 2.4 takes no device type
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+    return torch.is_autocast_enabled(device_type)
 
 
 def _split_output_gradient(output, dim: int, bias: bool):
