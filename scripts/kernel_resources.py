@@ -37,13 +37,13 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-SOFTMAX_ARGS = {"hidden2": "*fp32", "weight": "*fp32", "bias2": "*fp32"}
+SOFTMAX_ARGS = {"hidden2": "*fp32", "weight": "*fp32", "bias2": "*fp32", "row_count": "*i32"}
 ROWS_ARGS = {**SOFTMAX_ARGS, "part_max": "*fp32", "part_sum": "*fp32", "part_acc": "*fp32", "n_rows": "i32",
              "vocab_size": "i32", "dim": "i32", "tiles_per_split": "i32"}
-# The least shared memory a program gets on the GPUs from sm_80 on (sm_86 and sm_89 cards: 99 KiB).
-SHARED_LIMIT = 99 * 1024
 COLUMNS_ARGS = {**SOFTMAX_ARGS, "row_lse2": "*fp32", "row_scale": "*fp32", "grad_weight": "*fp32",
                 "grad_bias": "*fp32", "n_rows": "i32", "vocab_size": "i32", "dim": "i32"}
+# The least shared memory a program gets on the GPUs from sm_80 on (sm_86 and sm_89 cards: 99 KiB).
+SHARED_LIMIT = 99 * 1024
 SGNS_ARGS = {"w_in": "*fp32", "w_out": "*fp32", "seq": "*i32", "docs": "*i32", "bounds": "*i64", "order": "*i64",
              "threshold": "*fp32", "alias": "*i32", "keys": "*i64", "totals": "*fp64", "first": "i32",
              "n_programs": "i32", "n_chunks": "i32", "vocab_size": "i32", "dim": "i32", "lr_begin": "fp32",

@@ -11,7 +11,9 @@ largest error of the output weight's gradient relative to float32 PyTorch's. `--
 configurations of the kernels (rows, vocabulary block, warps, pipeline stages; the width block is
 D rounded up to a power of 2), the first default being `softmax_triton.blocks`'. The shapes:
 IMDb's vocabulary and width under the default settings; CBOW's step takes a softmax row per window
-(4,096), Skip-gram's one per distinct center (about 37% of 4,096) with the pairs of its windows.
+(4,096), Skip-gram's one per distinct center (about 37% of 4,096) with the pairs of its windows:
+PyTorch's step gets those rows alone, the fused one all 4,096 with the count on the device, as
+the models give them (`SkipGram._counted_inputs`).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for label, rows, pairs_per_row in (("CBOW", args.rows, 1), ("Skip-gram", args.rows * 3 // 8, 6)):
         problem = operands(rows, pairs_per_row, args.vocab, args.dim, device)
+        hidden = problem[0]  # the fused step's rows: the batch's, those past the count skipped
+        padded = torch.cat([hidden, hidden.new_zeros(args.rows - rows, args.dim)])
+        count = torch.tensor([rows], dtype=torch.int32, device=device)
         chunk = softmax_chunk(device, args.vocab)
         flops = 6 * rows * args.vocab * args.dim
         reference = None
@@ -99,7 +104,8 @@ def main() -> None:
             def fused_step():
                 with torch.autocast(device.type, dtype=half) if half else nullcontext():
                     return softmax_triton.softmax_cross_entropy_fused(
-                        *problem, precision=softmax_triton.products_precision(device) if half else precision)
+                        padded, *problem[1:], precision=softmax_triton.products_precision(device) if half else precision,
+                        row_count=count)
 
             for config in [None, *configs]:
                 softmax_triton.blocks = default_blocks if config is None else (lambda dim, config=config: config)

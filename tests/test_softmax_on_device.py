@@ -153,8 +153,9 @@ def _host_reads(code) -> list[str]:
 
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
 def test_the_padded_step_and_its_windows_leave_the_host_nothing_to_wait_for(arch, monkeypatch):
-    """What a GPU's step runs, recorded on the CPU: drawing the windows and the padded step read
-    nothing back from the device, but Skip-gram's count of distinct centers; the flat inputs do."""
+    """What a GPU's step runs, recorded on the CPU: drawing the windows and PyTorch's padded step
+    read nothing back from the device, but Skip-gram's count of distinct centers (the fused step's
+    counts them on the device: test_softmax_triton.py); the flat inputs do."""
     monkeypatch.setattr(losses, "_softmax_cross_entropy_base2", lambda hidden, weight, bias, rows, targets,
                         scratch=None, operand=None: losses._softmax_cross_entropy_fixed(hidden, weight, bias, rows, targets))
     block, keys = _block(chunk_tokens=1)

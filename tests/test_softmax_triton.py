@@ -110,6 +110,38 @@ def test_half_precision_products_stay_near_float32(precision):
     assert error > 1e-4  # the operands were rounded: the precision reached the products
 
 
+@pytest.mark.parametrize("count", [0, 1, 64, 70, 130])
+def test_rows_past_the_count_are_skipped_as_if_absent(count):
+    """The first `count` rows in use, counted on the device: the results equal those of those rows
+    alone, whatever the rows past them hold, and those rows get no gradient."""
+    hidden, weight, bias, rows, targets, grad_losses = _problem(rows=130, pairs=300)
+    if count == 0:  # no row in use, no pair
+        rows, targets, grad_losses = rows[:0], targets[:0], grad_losses[:0]
+    rows = rows % max(count, 1)
+    hidden[count:] = float("nan")  # rows past the count: values that would spoil any result they entered
+    got = softmax_triton.softmax_cross_entropy_fused(
+        hidden, weight, bias, rows, targets, grad_losses, precision="float32", splits=2,
+        row_count=torch.tensor([count], dtype=torch.int32, device=DEVICE))
+    assert all(torch.isfinite(t).all() for t in got)
+    if count:
+        want = _naive(hidden[:count], weight, bias, rows, targets, grad_losses)
+        _close([got[0], got[1][:count], got[2], got[3]], want, rtol=1e-5)
+    assert not got[1][count:].any()  # rows past the count: no gradient
+    assert count or not (got[2].any() or got[3].any())
+    # The kernels do skip them: the rows' kernel leaves their blocks at maximum 0, sum 1, no acc;
+    # the columns' kernel never reads their log-sum-exp (NaN here).
+    block_u = softmax_triton.blocks(hidden.shape[1])[0]
+    past = block_u * -(-count // block_u)  # the first row of the first block wholly past the count
+    count_t = torch.tensor([count], dtype=torch.int32, device=DEVICE)
+    part_max, part_sum, part_acc = softmax_triton.softmax_rows(hidden * 1.0, weight, bias, count_t, 2, "float32")
+    assert not part_max[:, past:].any() and (part_sum[:, past:] == 1).all() and not part_acc[:, past:].any()
+    lse2 = torch.zeros(len(hidden), device=DEVICE)
+    lse2[count:] = float("nan")
+    grad_weight, grad_bias = softmax_triton.softmax_columns(hidden * 1.0, weight, bias, count_t, lse2,
+                                                             torch.ones(len(hidden), device=DEVICE), "float32")
+    assert torch.isfinite(grad_weight).all() and torch.isfinite(grad_bias).all()
+
+
 @pytest.mark.parametrize("rows", [37, 0])
 def test_no_pairs_give_zero_gradients(rows):
     """Rows without pairs, or no rows at all (a batch whose windows all lack a context word)."""
@@ -139,7 +171,8 @@ def test_vocabulary_splits_keep_the_device_busy_and_every_split_in_the_vocabular
     assert softmax_triton.blocks(20)[1] == 64
     hidden, weight, bias, *_ = _problem(vocab=5 * 64 + 1)  # six tiles, the last with one column
     for splits in range(1, 7):
-        part_max, part_sum, _ = softmax_triton.softmax_rows(hidden, weight, bias, splits, "float32")
+        count = torch.tensor([len(hidden)], dtype=torch.int32, device=DEVICE)
+        part_max, part_sum, _ = softmax_triton.softmax_rows(hidden, weight, bias, count, splits, "float32")
         assert torch.isfinite(part_max).all() and (part_sum >= 1).all()  # each split saw its row's largest exp
 
 
@@ -166,15 +199,16 @@ def test_the_kernels_are_sound_custom_ops(with_bias):
     CUDA graph capture see) give the real outputs' shapes and types."""
     hidden, weight, bias, *_ = _problem()
     bias = bias if with_bias else None
-    torch.library.opcheck(softmax_triton.softmax_rows, (hidden, weight, bias, 3, "float32"))
+    count = torch.tensor([len(hidden) - 5], dtype=torch.int32, device=DEVICE)
+    torch.library.opcheck(softmax_triton.softmax_rows, (hidden, weight, bias, count, 3, "float32"))
     lse2, scale = torch.randn(len(hidden), device=DEVICE), torch.rand(len(hidden), device=DEVICE)
-    torch.library.opcheck(softmax_triton.softmax_columns, (hidden, weight, bias, lse2, scale, "float32"))
+    torch.library.opcheck(softmax_triton.softmax_columns, (hidden, weight, bias, count, lse2, scale, "float32"))
 
 
 def test_splits_outside_the_vocabulary_are_a_clear_error():
     hidden, weight, bias, *_ = _problem()
     with pytest.raises(ValueError, match="splits=9 must be between 1 and the vocabulary's 5 tiles"):
-        softmax_triton.softmax_rows(hidden * 1.0, weight, bias, 9, "float32")
+        softmax_triton.softmax_rows(hidden * 1.0, weight, bias, torch.ones(1, dtype=torch.int32), 9, "float32")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU tensors")
@@ -226,14 +260,15 @@ def test_a_batch_without_context_words_gives_an_empty_fused_step(arch):
 
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
 def test_the_fused_padded_step_leaves_the_host_nothing_to_wait_for(arch):
-    """Outside the kernels, the fused step reads nothing back but Skip-gram's count of distinct centers."""
+    """Outside the kernels, the fused step reads nothing back: Skip-gram's distinct centers are
+    counted on the device, and the kernels skip the rows past the count."""
     vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
     model = build_model(vocab, f"model={arch}", "model.embedding_dim=8", "model.window=3",
                         "model.kernels=triton").to(DEVICE)
     batch = {key: value.to(DEVICE) for key, value in _batch().items()}
     with HostReads() as recorder:
         model.backward_by_hand(batch, padded=True)
-    assert recorder.reads == ([] if arch == "cbow" else ["_unique2"])
+    assert recorder.reads == []
 
 
 def test_the_gpu_path_with_the_fused_step_trains_the_planted_classes(make_cfg, monkeypatch):

@@ -63,14 +63,16 @@ def _dot(a, b, PRECISION: tl.constexpr, EMULATED: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["n_rows", "tiles_per_split"])
-def _rows_kernel(hidden2, weight, bias2, part_max, part_sum, part_acc, n_rows, vocab_size, dim, tiles_per_split,
-                 HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, EMULATED: tl.constexpr,
+def _rows_kernel(hidden2, weight, bias2, row_count, part_max, part_sum, part_acc, n_rows, vocab_size, dim,
+                 tiles_per_split, HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, EMULATED: tl.constexpr,
                  BLOCK_U: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr):
     pid_u = tl.program_id(0)
     split = tl.program_id(1)
+    in_use = tl.minimum(tl.load(row_count), n_rows)  # the rows in use, read on the device: a block wholly past them takes no tile
+    tiles = tl.where(pid_u * BLOCK_U < in_use, tiles_per_split, 0)
     u = pid_u * BLOCK_U + tl.arange(0, BLOCK_U)  # (BU,) softmax rows
     d = tl.arange(0, BLOCK_D)  # (BD,)
-    in_u = u < n_rows
+    in_u = u < in_use  # rows past them are read as zeros, whatever they hold
     in_d = d < dim
     h = tl.load(hidden2 + u[:, None] * dim + d[None, :], mask=in_u[:, None] & in_d[None, :], other=0.0)  # (BU, BD)
     h = _operand(h, PRECISION, EMULATED)
@@ -80,7 +82,7 @@ def _rows_kernel(hidden2, weight, bias2, part_max, part_sum, part_acc, n_rows, v
     # The split's first tile has a column in the vocabulary (the wrapper's split count sees to it),
     # so `top` is finite from there on and a tile past the vocabulary's end adds zeros.
     first = split * tiles_per_split * BLOCK_V
-    for t in range(0, tiles_per_split):
+    for t in range(0, tiles):
         v = (first + t * BLOCK_V + tl.arange(0, BLOCK_V)).to(tl.int64)  # (BV,) int64: V·D may pass 2^31
         in_v = v < vocab_size
         w = tl.load(weight + v[:, None] * dim + d[None, :], mask=in_v[:, None] & in_d[None, :], other=0.0)  # (BV, BD)
@@ -95,14 +97,19 @@ def _rows_kernel(hidden2, weight, bias2, part_max, part_sum, part_acc, n_rows, v
         total = total * rescale + tl.sum(exps, axis=1)
         acc = acc * rescale[:, None] + _dot(_operand(exps, PRECISION, EMULATED), w, PRECISION, EMULATED)  # (BU, BD)
         top = new_top
+    unused = total == 0.0  # rows of a block that took no tile: log-sum-exp 0, no gradient
+    top = tl.where(unused, 0.0, top)
+    total = tl.where(unused, 1.0, total)
     out = split * n_rows + u  # (BU,)
-    tl.store(part_max + out, top, mask=in_u)
-    tl.store(part_sum + out, total, mask=in_u)
-    tl.store(part_acc + out[:, None] * dim + d[None, :], acc, mask=in_u[:, None] & in_d[None, :])
+    stored = u < n_rows
+    tl.store(part_max + out, top, mask=stored)
+    tl.store(part_sum + out, total, mask=stored)
+    tl.store(part_acc + out[:, None] * dim + d[None, :], acc, mask=stored[:, None] & in_d[None, :])
 
 
 @triton.jit(do_not_specialize=["n_rows"])
-def _columns_kernel(hidden2, weight, bias2, row_lse2, row_scale, grad_weight, grad_bias, n_rows, vocab_size, dim,
+def _columns_kernel(hidden2, weight, bias2, row_count, row_lse2, row_scale, grad_weight, grad_bias, n_rows,
+                    vocab_size, dim,
                     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, EMULATED: tl.constexpr,
                     BLOCK_U: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr):
     pid = tl.program_id(0)
@@ -118,9 +125,10 @@ def _columns_kernel(hidden2, weight, bias2, row_lse2, row_scale, grad_weight, gr
     acc_b = tl.zeros([BLOCK_V], dtype=tl.float32)  # Σ_u s_u·p_uv
     # The logits come out transposed, (BV, BU), so that the probabilities are the left operand of
     # the weight's product as they are: no tile is transposed in registers.
-    for start in range(0, n_rows, BLOCK_U):
+    in_use = tl.minimum(tl.load(row_count), n_rows)  # the rows in use, read on the device
+    for start in range(0, in_use, BLOCK_U):
         u = start + tl.arange(0, BLOCK_U)  # (BU,)
-        in_u = u < n_rows
+        in_u = u < in_use
         h = tl.load(hidden2 + u[:, None] * dim + d[None, :], mask=in_u[:, None] & in_d[None, :], other=0.0)  # (BU, BD)
         h = _operand(h, PRECISION, EMULATED)
         lse = tl.load(row_lse2 + u, mask=in_u, other=0.0)  # (BU,)
@@ -200,14 +208,21 @@ def _check_precision(name: str, precision: str) -> None:
         raise ValueError(f"{name}: precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
 
 
+def _check_row_count(name: str, row_count: torch.Tensor, weight: torch.Tensor) -> None:
+    if row_count.shape != (1,) or row_count.dtype != torch.int32 or row_count.device != weight.device:
+        raise ValueError(f"{name}: row_count must be a (1,) torch.int32 tensor on {weight.device}, the rows in use")
+
+
 @torch.library.custom_op("w2v::softmax_rows", mutates_args=())
-def softmax_rows(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tensor | None, splits: int,
-                 precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def softmax_rows(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tensor | None, row_count: torch.Tensor,
+                 splits: int, precision: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Partial online-softmax results of each row over `splits` ranges of the vocabulary: maxima
     (S, U) and sums of exps (S, U) of the base-2 logits hidden2 @ W^T + bias2, and Σ exp2(logit - max)·W
-    (S, U, D). hidden2 (U, D) and bias2 (V,) are log2(e) times the hidden rows and the bias."""
+    (S, U, D). hidden2 (U, D) and bias2 (V,) are log2(e) times the hidden rows and the bias. Blocks
+    of rows wholly past row_count (1,) int32, read on the device, are left at maximum 0, sum 1, 0."""
     check_inputs("softmax_rows", hidden2, weight, bias2)
     _check_precision("softmax_rows", precision)
+    _check_row_count("softmax_rows", row_count, weight)
     n_rows, dim = hidden2.shape
     block_u, block_v, block_d, warps, stages = blocks(dim)
     tiles = -(-len(weight) // block_v)
@@ -220,14 +235,14 @@ def softmax_rows(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tenso
     part_acc = hidden2.new_empty(splits, n_rows, dim)
     if n_rows:
         _rows_kernel[(triton.cdiv(n_rows, block_u), splits)](
-            hidden2, weight, weight if bias2 is None else bias2, part_max, part_sum, part_acc,
+            hidden2, weight, weight if bias2 is None else bias2, row_count, part_max, part_sum, part_acc,
             n_rows, len(weight), dim, tiles_per_split, HAS_BIAS=bias2 is not None, PRECISION=precision,
             EMULATED=triton_interpreted(), BLOCK_U=block_u, BLOCK_V=block_v, BLOCK_D=block_d, num_warps=warps, num_stages=stages)
     return part_max, part_sum, part_acc
 
 
 @softmax_rows.register_fake
-def _(hidden2, weight, bias2, splits, precision):
+def _(hidden2, weight, bias2, row_count, splits, precision):
     tiles = -(-len(weight) // blocks(hidden2.shape[1])[1])
     splits = -(-tiles // -(-tiles // splits))
     return (hidden2.new_empty(splits, len(hidden2)), hidden2.new_empty(splits, len(hidden2)),
@@ -235,13 +250,14 @@ def _(hidden2, weight, bias2, splits, precision):
 
 
 @torch.library.custom_op("w2v::softmax_columns", mutates_args=())
-def softmax_columns(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tensor | None, row_lse2: torch.Tensor,
-                    row_scale: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+def softmax_columns(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tensor | None, row_count: torch.Tensor,
+                    row_lse2: torch.Tensor, row_scale: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense parts of the output layer's gradients, Σ_u s_u·softmax(u)_v·h_u (V, D) and
-    Σ_u s_u·softmax(u)_v (V,), from each row's base-2 log-sum-exp row_lse2 (U,) and weight
-    s_u = row_scale (U,); hidden2 and bias2 as `softmax_rows`'."""
+    Σ_u s_u·softmax(u)_v (V,), over the first row_count rows, from each row's base-2 log-sum-exp
+    row_lse2 (U,) and weight s_u = row_scale (U,); hidden2, bias2 and row_count as `softmax_rows`'."""
     check_inputs("softmax_columns", hidden2, weight, bias2)
     _check_precision("softmax_columns", precision)
+    _check_row_count("softmax_columns", row_count, weight)
     for label, tensor in (("row_lse2", row_lse2), ("row_scale", row_scale)):
         if tensor.shape != (len(hidden2),) or tensor.dtype != torch.float32 or tensor.device != weight.device:
             raise ValueError(f"softmax_columns: {label} must be a ({len(hidden2)},) torch.float32 tensor on "
@@ -250,7 +266,7 @@ def softmax_columns(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Te
     grad_weight = torch.empty_like(weight)
     grad_bias = weight.new_empty(len(weight))
     _columns_kernel[(triton.cdiv(len(weight), block_v),)](
-        hidden2, weight, weight if bias2 is None else bias2, row_lse2.contiguous(), row_scale.contiguous(),
+        hidden2, weight, weight if bias2 is None else bias2, row_count, row_lse2.contiguous(), row_scale.contiguous(),
         grad_weight, grad_bias, len(hidden2), len(weight), weight.shape[1], HAS_BIAS=bias2 is not None,
         PRECISION=precision, EMULATED=triton_interpreted(), BLOCK_U=block_u, BLOCK_V=block_v, BLOCK_D=block_d,
         num_warps=warps, num_stages=stages)
@@ -258,7 +274,7 @@ def softmax_columns(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Te
 
 
 @softmax_columns.register_fake
-def _(hidden2, weight, bias2, row_lse2, row_scale, precision):
+def _(hidden2, weight, bias2, row_count, row_lse2, row_scale, precision):
     return torch.empty_like(weight), weight.new_empty(len(weight))
 
 
@@ -282,7 +298,8 @@ def products_precision(device: torch.device) -> str:
 
 def softmax_cross_entropy_fused(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                                 rows: torch.Tensor, targets: torch.Tensor, grad_losses: torch.Tensor,
-                                precision: str | None = None, splits: int | None = None):
+                                precision: str | None = None, splits: int | None = None,
+                                row_count: torch.Tensor | None = None):
     """`losses.softmax_cross_entropy_backward`'s results, computed by the kernels: each pair's loss
     -log softmax(h_r W^T + b)[t] and the gradients of Σ_p g_p·loss_p.
 
@@ -290,6 +307,8 @@ def softmax_cross_entropy_fused(hidden: torch.Tensor, weight: torch.Tensor, bias
     the kernels take the dense term, index_adds the one-hot one. A pair weighted 0 (padding) adds
     nothing. `precision`: the products' operands (PRECISIONS), by default `products_precision`'s;
     `splits`: the vocabulary ranges of the rows' kernel, by default `vocabulary_splits`'.
+    `row_count` (1,) int32: the rows in use, the first ones, counted on the device (no pair may
+    point past them); the kernels skip the blocks past them, which get no gradient. By default all.
     hidden (U, D), weight (V, D), bias (V,) or None, rows, targets, grad_losses (P,)
     -> losses (P,), grad_hidden (U, D), grad_weight (V, D), grad_bias (V,) or None
     """
@@ -300,8 +319,10 @@ def softmax_cross_entropy_fused(hidden: torch.Tensor, weight: torch.Tensor, bias
     hidden2 = hidden * LOG2E  # (U, D)
     bias2 = None if bias is None else bias * LOG2E  # (V,)
     splits = vocabulary_splits(len(hidden), len(weight), weight.shape[1], weight.device) if splits is None else splits
-    lse2, by_weight = _combine(*softmax_rows(hidden2, weight, bias2, splits, precision))  # (U,), (U, D)
-    grad_weight, grad_bias = softmax_columns(hidden2, weight, bias2, lse2, row_scale, precision)  # (V, D), (V,)
+    if row_count is None:
+        row_count = torch.full((1,), len(hidden), dtype=torch.int32, device=hidden.device)
+    lse2, by_weight = _combine(*softmax_rows(hidden2, weight, bias2, row_count, splits, precision))  # (U,), (U, D)
+    grad_weight, grad_bias = softmax_columns(hidden2, weight, bias2, row_count, lse2, row_scale, precision)  # (V, D), (V,)
     picked = (hidden[rows] * weight[targets]).sum(1)  # (P,) each pair's target logit
     if bias is not None:
         picked = picked + bias[targets]

@@ -41,6 +41,9 @@ class SoftmaxInputs(NamedTuple):
     real: torch.Tensor | None = None
     # The pairs come row by row, this many a row (rows[p] = p // pairs_per_row); None: in any order.
     pairs_per_row: int | None = None
+    # (1,) int32 on the device: the rows in use, the first ones, the others skipped (the fused
+    # kernels' `row_count`, so that the host need not read the count); None: all.
+    row_count: torch.Tensor | None = None
 
 
 def windows_with_context(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -72,8 +75,8 @@ class FullSoftmaxModule(Word2VecModule):
     noticeable share of the step (scripts/README.md). In a data-parallel run the processes average their gradients
     (`distributed.average_gradients`) before the optimizer's step.
 
-    On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that (but for Skip-gram's
-    distinct centers) nothing waits on the device, by default (`model.sampling=auto`) draws its
+    On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that nothing waits on
+    the device (but for Skip-gram's distinct centers under PyTorch's step), by default (`model.sampling=auto`) draws its
     windows there itself from the corpus's blocks (`device_sampling.step_windows`) instead of
     taking the data loader's, which a CPU thread makes, and (`model.kernels=auto`) computes the
     softmax and its gradients in two Triton kernels that never store the (rows, V) logits
@@ -224,7 +227,8 @@ class FullSoftmaxModule(Word2VecModule):
             from w2v.kernels.softmax_triton import softmax_cross_entropy_fused  # imports Triton: only where it runs
 
             losses, grad_hidden, grad_weight, grad_bias = softmax_cross_entropy_fused(
-                inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses)  # (P,), (U, D), (V, D), (V,)
+                inputs.hidden, weight, bias, inputs.rows, inputs.targets, grad_losses,
+                row_count=inputs.row_count)  # (P,), (U, D), (V, D), (V,)
         else:
             chunk = softmax_chunk(weight.device, len(weight))
             self._scratch = logits_scratch(chunk, weight, self._scratch)  # kept from step to step

@@ -22,13 +22,15 @@ class SkipGram(Architecture):
 
     def softmax_inputs(self, batch, padded=False):
         contexts, mask = batch["contexts"], batch["mask"]  # (B, 2W), (B, 2W)
+        embed = self.in_embed
+        if padded and embed.max_norm is not None:  # the rows of centers with a context word (this waits on the device)
+            embed.renorm_(batch["centers"][mask.any(1)])
+        if padded and self.fused_step():
+            return self._counted_inputs(batch["centers"], contexts, mask)
         # The distinct centers (a GPU waits for their count: computing a softmax row for each window
         # instead would take several times the products, measured on IMDb's batches).
         centers, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,) sorted, (B,)
-        embed = self.in_embed
         if padded:  # every (window, context slot) a pair, those outside the window padding
-            if embed.max_norm is not None:  # the rows of centers with a context word (this waits on the device)
-                embed.renorm_(batch["centers"][mask.any(1)])
             hidden = embed.weight.index_select(0, centers)  # (U, D) no DeferredAdam hook: padded steps settle it first
             rows = center_rows.unsqueeze(1).expand_as(mask).reshape(-1)  # (B·2W,)
             return SoftmaxInputs(hidden, rows, contexts.reshape(-1), centers, torch.arange(len(centers), device=centers.device),
@@ -37,3 +39,21 @@ class SkipGram(Architecture):
         rows = center_rows.unsqueeze(1).expand_as(mask)[mask]  # (P,) in window order
         owners = torch.arange(len(centers), device=centers.device)  # (U,) each row is one input vector
         return SoftmaxInputs(hidden, rows, contexts[mask], centers, owners, hidden.new_ones(len(centers)), distinct=True)
+
+    def _counted_inputs(self, centers, contexts, mask) -> SoftmaxInputs:
+        """Padded inputs for the fused kernels, their distinct centers counted on the device rather
+        than read back: the B softmax rows hold the distinct centers first, sorted, and the kernels
+        skip the rows past their count (`SoftmaxInputs.row_count`), so nothing waits on the device.
+        centers (B,), contexts and mask (B, 2W)."""
+        ordered = torch.sort(centers).values  # (B,)
+        first = torch.ones_like(ordered, dtype=torch.bool)
+        first[1:] = ordered[1:] != ordered[:-1]  # (B,) each distinct center's first place
+        rank = first.cumsum(0) - 1  # (B,) each sorted center's row: its rank among the distinct ones
+        center_rows = rank[torch.searchsorted(ordered, centers)]  # (B,) each window's row
+        places = torch.searchsorted(rank, torch.arange(len(rank), device=rank.device)).clamp_(max=max(len(rank) - 1, 0))
+        words = ordered[places]  # (B,) the distinct centers, then the largest again (rows past the count)
+        hidden = self.in_embed.weight.index_select(0, words)  # (B, D) no DeferredAdam hook: padded steps settle it first
+        rows = center_rows.unsqueeze(1).expand_as(mask).reshape(-1)  # (B·2W,)
+        return SoftmaxInputs(hidden, rows, contexts.reshape(-1), words, torch.arange(len(words), device=words.device),
+                             hidden.new_ones(len(words)), real=mask.reshape(-1),
+                             row_count=first.sum(dtype=torch.int32).reshape(1))
