@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from w2v.kernels import triton_interpreted
+from w2v.kernels import check_tensors
 
 
 @triton.jit
@@ -129,27 +129,17 @@ def _sgns_chunks_kernel(
 
 def check_inputs(w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals) -> None:
     """One-line ValueErrors for inputs the kernel cannot take."""
-    expected = {"w_in": (w_in, torch.float32, 2), "w_out": (w_out, torch.float32, 2), "seq": (seq, torch.int32, 1),
-                "docs": (docs, torch.int32, 1), "bounds": (bounds, torch.int64, 1), "order": (order, torch.int64, 1),
-                "threshold": (threshold, torch.float32, 1), "alias": (alias, torch.int32, 1),
-                "keys": (keys, torch.int64, 1), "totals": (totals, torch.float64, 1)}
-    for name, (tensor, dtype, ndim) in expected.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.dtype != dtype or tensor.dim() != ndim:
-            got = f"{tensor.dtype} with {tensor.dim()} dimensions" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise ValueError(f"sgns_chunks: {name} must be a {ndim}-D {dtype} tensor, got {got}")
-        if not tensor.is_contiguous():
-            raise ValueError(f"sgns_chunks: {name} must be contiguous; pass {name}.contiguous()")
-        if tensor.device != w_in.device:
-            raise ValueError(f"sgns_chunks: {name} is on {tensor.device} but w_in on {w_in.device}; put all on one device")
+    check_tensors("sgns_chunks", {
+        "w_in": (w_in, torch.float32, 2), "w_out": (w_out, torch.float32, 2), "seq": (seq, torch.int32, 1),
+        "docs": (docs, torch.int32, 1), "bounds": (bounds, torch.int64, 1), "order": (order, torch.int64, 1),
+        "threshold": (threshold, torch.float32, 1), "alias": (alias, torch.int32, 1), "keys": (keys, torch.int64, 1),
+        "totals": (totals, torch.float64, 1)})
     if w_out.shape != w_in.shape:
         raise ValueError(f"sgns_chunks: w_out {tuple(w_out.shape)} must have w_in's shape {tuple(w_in.shape)}")
     if len(threshold) != len(w_in) or len(alias) != len(w_in):
         raise ValueError(f"sgns_chunks: threshold and alias must have one entry per vocabulary word ({len(w_in)})")
     if len(docs) != len(seq) or len(bounds) != len(order) + 1 or len(keys) < 2 or len(totals) < 2:
         raise ValueError("sgns_chunks: docs must match seq, bounds have one entry more than order, keys and totals 2")
-    if w_in.device.type != "cuda" and not triton_interpreted():
-        raise ValueError(f"sgns_chunks runs on CUDA tensors, got {w_in.device}; on a CPU use model.kernels=auto "
-                         "(or TRITON_INTERPRET=1 to run the kernel slowly, as the tests do)")
 
 
 @torch.library.custom_op("w2v::sgns_chunks", mutates_args=("w_in", "w_out", "totals"))

@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from w2v.kernels import LN2, LOG2E, triton_interpreted
+from w2v.kernels import LN2, LOG2E, check_tensors, triton_interpreted
 from w2v.kernels import SOFTMAX_TRITON_MAX_DIM as MAX_DIM
 # Operand types of the products, by the `precision` argument's name.
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
@@ -181,16 +181,8 @@ def vocabulary_splits(n_rows: int, vocab_size: int, dim: int, device: torch.devi
 
 def check_inputs(name: str, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     """One-line ValueErrors for inputs the kernels cannot take."""
-    for label, tensor, ndim in (("hidden", hidden, 2), ("weight", weight, 2), ("bias", bias, 1)):
-        if tensor is None:
-            continue
-        if not isinstance(tensor, torch.Tensor) or tensor.dtype != torch.float32 or tensor.dim() != ndim:
-            got = f"{tensor.dtype} with {tensor.dim()} dimensions" if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            raise ValueError(f"{name}: {label} must be a {ndim}-D torch.float32 tensor, got {got}")
-        if not tensor.is_contiguous():
-            raise ValueError(f"{name}: {label} must be contiguous; pass {label}.contiguous()")
-        if tensor.device != weight.device:
-            raise ValueError(f"{name}: {label} is on {tensor.device} but weight on {weight.device}; put all on one device")
+    check_tensors(name, {"weight": (weight, torch.float32, 2), "hidden": (hidden, torch.float32, 2),
+                         "bias": (bias, torch.float32, 1)})
     if hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"{name}: hidden {tuple(hidden.shape)} and weight {tuple(weight.shape)} must have the same width")
     if bias is not None and len(bias) != len(weight):
@@ -198,9 +190,6 @@ def check_inputs(name: str, hidden: torch.Tensor, weight: torch.Tensor, bias: to
     if weight.shape[1] > MAX_DIM:
         raise ValueError(f"{name}: embeddings of width {weight.shape[1]} are wider than the kernels' tiles "
                          f"({MAX_DIM}); use model.kernels=torch")
-    if weight.device.type != "cuda" and not triton_interpreted():
-        raise ValueError(f"{name} runs on CUDA tensors, got {weight.device}; on a CPU use model.kernels=auto "
-                         "(or TRITON_INTERPRET=1 to run the kernels slowly, as the tests do)")
 
 
 def _check_precision(name: str, precision: str) -> None:
