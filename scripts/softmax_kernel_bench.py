@@ -10,10 +10,11 @@ gradients: what either step must compute; the fused one also recomputes the logi
 largest error of the output weight's gradient relative to float32 PyTorch's. `--blocks` tries tile
 configurations of the kernels (rows, vocabulary block, warps, pipeline stages; the width block is
 D rounded up to a power of 2), the first default being `softmax_triton.blocks`'. The shapes:
-IMDb's vocabulary and width under the default settings; CBOW's step takes a softmax row per window
-(4,096), Skip-gram's one per distinct center (about 37% of 4,096) with the pairs of its windows:
-PyTorch's step gets those rows alone, the fused one all 4,096 with the count on the device, as
-the models give them (`SkipGram._counted_inputs`).
+IMDb's vocabulary and width under the default settings, as the models' padded steps give them:
+CBOW's step takes a softmax row per window (4,096) and one pair each; Skip-gram's a row per
+distinct center (about 37% of 4,096) and every (window, context slot) pair, 4,096 x 10, the 40%
+outside the windows weighted 0. PyTorch's step gets the distinct rows alone, the fused one all
+4,096 with their count on the device (`skipgram.distinct_counted`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this ch
 PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
-def operands(rows: int, pairs_per_row: int, vocab: int, dim: int, device: torch.device, seed: int = 0):
-    """Hidden rows (U, D) and output layer of a trained model's scale, and pairs row by row, each weighing 1/P."""
+def operands(windows: int, rows: int, slots: int, vocab: int, dim: int, device: torch.device, seed: int = 0):
+    """Hidden rows (U, D) and output layer of a trained model's scale, and a step's pairs: `slots` a
+    window, windows row by row where there is a row a window (CBOW), else each a random row's; with
+    several slots, 40% of the pairs padding (weight 0), the others weighing 1/(real pairs)."""
     gen = torch.Generator(device=device).manual_seed(seed)
     hidden = torch.randn(rows, dim, device=device, generator=gen) * 0.3
     weight = torch.randn(vocab, dim, device=device, generator=gen) * 0.3
     bias = torch.randn(vocab, device=device, generator=gen) * 0.1
-    pair_rows = torch.arange(rows, device=device).repeat_interleave(pairs_per_row)
+    window_rows = (torch.arange(windows, device=device) if rows == windows
+                   else torch.randint(0, rows, (windows,), device=device, generator=gen))
+    pair_rows = window_rows.repeat_interleave(slots)  # (P,)
     targets = torch.randint(0, vocab, (len(pair_rows),), device=device, generator=gen)
-    grad_losses = torch.full((len(pair_rows),), 1.0 / len(pair_rows), device=device)
+    real = (torch.rand(len(pair_rows), device=device, generator=gen) >= 0.4) if slots > 1 else torch.ones_like(targets, dtype=torch.bool)
+    grad_losses = real / real.sum()
     return hidden, weight, bias, pair_rows, targets, grad_losses
 
 
@@ -83,10 +89,11 @@ def main() -> None:
         configs.append((rows, vocab, default[2], warps, stages))
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (Triton's interpreter)"
     print(f"# {name}, V={args.vocab}, D={args.dim}; blocks: rows, vocab, width, warps, stages")
-    print("| step | rows x pairs | products | blocks | ms | TFLOP/s (6UVD) | grad_weight error vs float32 |")
+    print("| step | rows x window slots | products | blocks | ms | TFLOP/s (6UVD) | grad_weight error vs float32 |")
     print("|---|---|---|---|---|---|---|")
-    for label, rows, pairs_per_row in (("CBOW", args.rows, 1), ("Skip-gram", args.rows * 3 // 8, 6)):
-        problem = operands(rows, pairs_per_row, args.vocab, args.dim, device)
+    for label, rows, slots in (("CBOW", args.rows, 1), ("Skip-gram", args.rows * 3 // 8, 10)):
+        problem = operands(args.rows, rows, slots, args.vocab, args.dim, device)
+        pairs_per_row = 1 if slots == 1 else None  # Skip-gram's pairs are in window order
         hidden = problem[0]  # the fused step's rows: the batch's, those past the count skipped
         padded = torch.cat([hidden, hidden.new_zeros(args.rows - rows, args.dim)])
         count = torch.tensor([rows], dtype=torch.int32, device=device)
@@ -104,8 +111,7 @@ def main() -> None:
             def fused_step():
                 with torch.autocast(device.type, dtype=half) if half else nullcontext():
                     return softmax_triton.softmax_cross_entropy_fused(
-                        padded, *problem[1:], precision=softmax_triton.products_precision(device) if half else precision,
-                        row_count=count)
+                        padded, *problem[1:], precision=precision, row_count=count)
 
             for config in [None, *configs]:
                 softmax_triton.blocks = default_blocks if config is None else (lambda dim, config=config: config)
@@ -113,7 +119,7 @@ def main() -> None:
                 grad_weight = result[2].float()
                 reference = grad_weight if reference is None else reference
                 error = ((grad_weight - reference).abs().max() / reference.abs().max()).item()
-                print(f"| {label} {'PyTorch' if config is None else 'fused'} | {rows} x {pairs_per_row} | {precision} | "
+                print(f"| {label} {'PyTorch' if config is None else 'fused'} | {rows} x {slots} | {precision} | "
                       f"{'-' if config is None else ','.join(map(str, config))} | {ms:.2f} | {flops / ms / 1e9:.1f} | "
                       f"{error:.1e} |", flush=True)
         torch.backends.cuda.matmul.allow_tf32 = False

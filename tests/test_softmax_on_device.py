@@ -17,6 +17,7 @@ from w2v.errors import ConfigError
 from w2v.kernels.device_sampling import StreamKeys, chunk_examples, prepare_block, step_windows
 from w2v.models import losses
 from w2v.models.full_softmax import FullSoftmaxModule
+from w2v.models.skipgram import distinct_counted
 from w2v.training import train
 
 # Operations whose output size or value the host must read, which on a GPU waits for the device.
@@ -86,6 +87,17 @@ def test_a_steps_windows_are_its_chunks_windows_padded_to_a_fixed_shape(shrink):
         kept += n
     assert 0 < kept < chunks * 8  # subsampling left some slots empty
     assert block.seq[-1] == 0 and block.docs[-1] == -1  # the padding's spare slot: word 0, no document
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 300])
+def test_distinct_counted_is_unique_in_fixed_shapes_without_a_host_read(n):
+    values = torch.randint(0, 20, (n,), generator=torch.Generator().manual_seed(n))
+    with HostReads() as recorder:
+        words, inverse, count = distinct_counted(values)
+    assert recorder.reads == []
+    want, want_inverse = torch.unique(values, return_inverse=True)
+    assert words.shape == inverse.shape == (n,) and count.dtype == torch.int32 and int(count) == len(want)
+    assert torch.equal(words[:len(want)], want) and torch.equal(inverse, want_inverse)
 
 
 def _device_run(make_cfg, tmp_path, name, *extra):

@@ -297,7 +297,7 @@ def test_model_kernels_errors_name_the_fix(make_cfg, monkeypatch):
         monkeypatch.delenv("TRITON_INTERPRET")
         with pytest.raises(ConfigError, match="model.kernels=triton runs on CUDA, not cpu; use model.kernels=auto"):
             model.fused_step()
-    monkeypatch.setattr("w2v.models.full_softmax.triton_available", lambda: False)
+    monkeypatch.setattr("w2v.models.base.triton_available", lambda: False)
     with pytest.raises(ConfigError, match="model.kernels=triton needs Triton; pip install triton"):
         model.fused_step()
 

@@ -4,6 +4,7 @@
 draws its samples with (`counter_rng`, `device_sampling`). Nothing here imports Lightning or the models;
 the Triton modules import Triton, so they are imported where they run."""
 
+import functools
 import os
 
 import torch
@@ -41,6 +42,7 @@ def check_tensors(kernel: str, expected: dict[str, tuple[torch.Tensor | None, to
                          "(or TRITON_INTERPRET=1 to run the kernels slowly, as the tests do)")
 
 
+@functools.cache
 def triton_available() -> bool:
     """Whether Triton can be imported (the GPU kernels' language; not needed on a CPU)."""
     try:

@@ -35,6 +35,8 @@ import triton.language as tl
 
 from w2v.kernels import LN2, LOG2E, check_tensors, triton_interpreted
 from w2v.kernels import SOFTMAX_TRITON_MAX_DIM as MAX_DIM
+
+_LN2 = tl.constexpr(LN2)  # for the kernels, which read module globals only as constexprs
 # Operand types of the products, by the `precision` argument's name.
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
 
@@ -140,7 +142,7 @@ def _columns_kernel(hidden2, weight, bias2, row_count, row_lse2, row_scale, grad
         acc_w += _dot(_operand(probs, PRECISION, EMULATED), h, PRECISION, EMULATED)  # (BV, BD)
         acc_b += tl.sum(probs, axis=1)
     # h2 = log2(e)·h: ln(2) brings the weight's gradient back to h's scale
-    tl.store(grad_weight + v[:, None] * dim + d[None, :], acc_w * 0.6931471805599453,
+    tl.store(grad_weight + v[:, None] * dim + d[None, :], acc_w * _LN2,
              mask=in_v[:, None] & in_d[None, :])
     tl.store(grad_bias + v, acc_b, mask=in_v)
 
@@ -179,10 +181,19 @@ def vocabulary_splits(n_rows: int, vocab_size: int, dim: int, device: torch.devi
     return max(1, min(tiles, -(-2 * _processors(device) // row_blocks)))
 
 
-def check_inputs(name: str, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """One-line ValueErrors for inputs the kernels cannot take."""
+def check_inputs(name: str, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 row_count: torch.Tensor, precision: str, **rows: torch.Tensor) -> None:
+    """One-line ValueErrors for inputs the kernels cannot take; `rows`: float32 tensors of one entry per hidden row."""
     check_tensors(name, {"weight": (weight, torch.float32, 2), "hidden": (hidden, torch.float32, 2),
-                         "bias": (bias, torch.float32, 1)})
+                         "bias": (bias, torch.float32, 1), "row_count": (row_count, torch.int32, 1),
+                         **{label: (tensor, torch.float32, 1) for label, tensor in rows.items()}})
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}: precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    if len(row_count) != 1:
+        raise ValueError(f"{name}: row_count must hold one number, the rows in use; got {len(row_count)}")
+    for label, tensor in rows.items():
+        if len(tensor) != len(hidden):
+            raise ValueError(f"{name}: {label} has {len(tensor)} entries for hidden's {len(hidden)} rows")
     if hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"{name}: hidden {tuple(hidden.shape)} and weight {tuple(weight.shape)} must have the same width")
     if bias is not None and len(bias) != len(weight):
@@ -192,14 +203,11 @@ def check_inputs(name: str, hidden: torch.Tensor, weight: torch.Tensor, bias: to
                          f"({MAX_DIM}); use model.kernels=torch")
 
 
-def _check_precision(name: str, precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"{name}: precision={precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
-
-
-def _check_row_count(name: str, row_count: torch.Tensor, weight: torch.Tensor) -> None:
-    if row_count.shape != (1,) or row_count.dtype != torch.int32 or row_count.device != weight.device:
-        raise ValueError(f"{name}: row_count must be a (1,) torch.int32 tensor on {weight.device}, the rows in use")
+def _split_tiles(vocab_size: int, block_v: int, splits: int) -> tuple[int, int]:
+    """Tiles a split of the vocabulary takes, and the splits that makes: every split starts inside it."""
+    tiles = -(-vocab_size // block_v)
+    tiles_per_split = -(-tiles // splits)
+    return tiles_per_split, -(-tiles // tiles_per_split)
 
 
 @torch.library.custom_op("w2v::softmax_rows", mutates_args=())
@@ -209,16 +217,13 @@ def softmax_rows(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tenso
     (S, U) and sums of exps (S, U) of the base-2 logits hidden2 @ W^T + bias2, and Σ exp2(logit - max)·W
     (S, U, D). hidden2 (U, D) and bias2 (V,) are log2(e) times the hidden rows and the bias. Blocks
     of rows wholly past row_count (1,) int32, read on the device, are left at maximum 0, sum 1, 0."""
-    check_inputs("softmax_rows", hidden2, weight, bias2)
-    _check_precision("softmax_rows", precision)
-    _check_row_count("softmax_rows", row_count, weight)
+    check_inputs("softmax_rows", hidden2, weight, bias2, row_count, precision)
     n_rows, dim = hidden2.shape
     block_u, block_v, block_d, warps, stages = blocks(dim)
     tiles = -(-len(weight) // block_v)
     if not 1 <= splits <= tiles:
         raise ValueError(f"softmax_rows: splits={splits} must be between 1 and the vocabulary's {tiles} tiles")
-    tiles_per_split = -(-tiles // splits)
-    splits = -(-tiles // tiles_per_split)  # every split starts inside the vocabulary
+    tiles_per_split, splits = _split_tiles(len(weight), block_v, splits)
     part_max = hidden2.new_empty(splits, n_rows)
     part_sum = hidden2.new_empty(splits, n_rows)
     part_acc = hidden2.new_empty(splits, n_rows, dim)
@@ -232,8 +237,7 @@ def softmax_rows(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Tenso
 
 @softmax_rows.register_fake
 def _(hidden2, weight, bias2, row_count, splits, precision):
-    tiles = -(-len(weight) // blocks(hidden2.shape[1])[1])
-    splits = -(-tiles // -(-tiles // splits))
+    splits = _split_tiles(len(weight), blocks(hidden2.shape[1])[1], splits)[1]
     return (hidden2.new_empty(splits, len(hidden2)), hidden2.new_empty(splits, len(hidden2)),
             hidden2.new_empty(splits, *hidden2.shape))
 
@@ -244,18 +248,13 @@ def softmax_columns(hidden2: torch.Tensor, weight: torch.Tensor, bias2: torch.Te
     """The dense parts of the output layer's gradients, Σ_u s_u·softmax(u)_v·h_u (V, D) and
     Σ_u s_u·softmax(u)_v (V,), over the first row_count rows, from each row's base-2 log-sum-exp
     row_lse2 (U,) and weight s_u = row_scale (U,); hidden2, bias2 and row_count as `softmax_rows`'."""
-    check_inputs("softmax_columns", hidden2, weight, bias2)
-    _check_precision("softmax_columns", precision)
-    _check_row_count("softmax_columns", row_count, weight)
-    for label, tensor in (("row_lse2", row_lse2), ("row_scale", row_scale)):
-        if tensor.shape != (len(hidden2),) or tensor.dtype != torch.float32 or tensor.device != weight.device:
-            raise ValueError(f"softmax_columns: {label} must be a ({len(hidden2)},) torch.float32 tensor on "
-                             f"{weight.device}, one entry per hidden row")
+    check_inputs("softmax_columns", hidden2, weight, bias2, row_count, precision, row_lse2=row_lse2,
+                 row_scale=row_scale)
     block_u, block_v, block_d, warps, stages = blocks(hidden2.shape[1])
     grad_weight = torch.empty_like(weight)
     grad_bias = weight.new_empty(len(weight))
     _columns_kernel[(triton.cdiv(len(weight), block_v),)](
-        hidden2, weight, weight if bias2 is None else bias2, row_count, row_lse2.contiguous(), row_scale.contiguous(),
+        hidden2, weight, weight if bias2 is None else bias2, row_count, row_lse2, row_scale,
         grad_weight, grad_bias, len(hidden2), len(weight), weight.shape[1], HAS_BIAS=bias2 is not None,
         PRECISION=precision, EMULATED=triton_interpreted(), BLOCK_U=block_u, BLOCK_V=block_v, BLOCK_D=block_d,
         num_warps=warps, num_stages=stages)
@@ -312,12 +311,13 @@ def softmax_cross_entropy_fused(hidden: torch.Tensor, weight: torch.Tensor, bias
         row_count = torch.full((1,), len(hidden), dtype=torch.int32, device=hidden.device)
     lse2, by_weight = _combine(*softmax_rows(hidden2, weight, bias2, row_count, splits, precision))  # (U,), (U, D)
     grad_weight, grad_bias = softmax_columns(hidden2, weight, bias2, row_count, lse2, row_scale, precision)  # (V, D), (V,)
-    picked = (hidden[rows] * weight[targets]).sum(1)  # (P,) each pair's target logit
+    pair_hidden, pair_weight = hidden[rows], weight[targets]  # (P, D), (P, D)
+    picked = (pair_hidden * pair_weight).sum(1)  # (P,) each pair's target logit
     if bias is not None:
         picked = picked + bias[targets]
     losses = lse2[rows] * LN2 - picked  # (P,)
-    grad_hidden = by_weight.mul_(row_scale.unsqueeze(1)).index_add_(0, rows, weight[targets] * g.unsqueeze(1), alpha=-1)
-    grad_weight.index_add_(0, targets, hidden[rows] * g.unsqueeze(1), alpha=-1)
+    grad_hidden = by_weight.mul_(row_scale.unsqueeze(1)).index_add_(0, rows, pair_weight.mul_(g.unsqueeze(1)), alpha=-1)
+    grad_weight.index_add_(0, targets, pair_hidden.mul_(g.unsqueeze(1)), alpha=-1)
     if bias is None:
         return losses, grad_hidden, grad_weight, None
     return losses, grad_hidden, grad_weight, grad_bias.index_add_(0, targets, g, alpha=-1)

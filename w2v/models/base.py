@@ -19,6 +19,7 @@ from hydra.utils import get_class, instantiate
 from w2v.data.sampling import SamplerSettings, keep_probabilities
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
+from w2v.kernels import triton_available
 from w2v.optim import DeferredAdam, LinearDecay, takes_sparse_rows
 from w2v.trainer_state import is_logging_step
 from w2v.vectors import WordVectors
@@ -163,6 +164,12 @@ class Word2VecModule(L.LightningModule, ABC):
     def check_kernels(cls, kernels) -> None:
         if kernels not in KERNELS:
             raise ConfigError(f"model.kernels={kernels!r} is unknown; use auto ({cls.auto_kernels}), triton or torch")
+
+    @staticmethod
+    def require_triton() -> None:
+        """model.kernels=triton's one-line error where Triton cannot be imported."""
+        if not triton_available():
+            raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
 
     def max_norm(self) -> float | None:
         return None

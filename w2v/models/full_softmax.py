@@ -187,8 +187,7 @@ class FullSoftmaxModule(Word2VecModule):
         to SOFTMAX_TRITON_MAX_DIM wide, where Triton is installed; triton anywhere (a CPU under TRITON_INTERPRET=1)."""
         kernels, weight = self.hparams.kernels, self.out.weight
         if kernels == "triton":
-            if not triton_available():
-                raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            self.require_triton()
             if weight.device.type != "cuda" and not triton_interpreted():
                 raise ConfigError(f"model.kernels=triton runs on CUDA, not {weight.device.type}; use "
                                   "model.kernels=auto (or TRITON_INTERPRET=1 to run the kernels slowly, as the tests do)")

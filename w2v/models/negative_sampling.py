@@ -64,8 +64,7 @@ class NegativeSampling(BinaryOutputModule):
         # from run to run; trainer.deterministic=true asks for the same vectors every time.
         deterministic = torch.are_deterministic_algorithms_enabled()
         if self.hparams.kernels == "triton":
-            if not triton_available():
-                raise ConfigError("model.kernels=triton needs Triton; pip install triton, or use model.kernels=auto")
+            self.require_triton()
             if deterministic:
                 raise ConfigError("model.kernels=triton adds updates atomically in a varying order, which "
                                   "trainer.deterministic=true rules out; use model.kernels=auto, or "
