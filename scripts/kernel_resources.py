@@ -7,14 +7,16 @@ spills that would slow a kernel, are found here before a GPU is lent.
     python scripts/kernel_resources.py --arch 80 --dim 50 --dim 256
     python scripts/kernel_resources.py --blocks 64,64,8,3 --blocks 64,32,4,3   # other softmax tiles
 
-Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16 products,
-with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows, vocabulary
-block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window and noise
-words, damped and plain. Exits with status 1 if a kernel does not compile, or with `--check` if
-one of the softmax's default tiles spills registers or takes more shared memory than SHARED_LIMIT
-in TF32 or half-type products (they are chosen not to; float32 products, `cuda_tf32=false`, run on
-the CUDA cores, where wide tiles spill: they are there to check TF32's scores, not for speed);
-2 where Triton lacks the NVIDIA tools (its x86-64 Linux wheels carry them).
+Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16
+products, with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows,
+vocabulary block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window
+and noise words, damped and plain, at 4 warps (its default) and 8.
+
+Exits with status 1 if a kernel does not compile, or with `--check` if one of the softmax's
+default tiles spills registers or takes more shared memory than SHARED_LIMIT in TF32 or half-type
+products (they are chosen not to; float32 products, `cuda_tf32=false`, run on the CUDA cores,
+where wide tiles spill: they are there to check TF32's scores, not for speed); 2 where Triton
+lacks the NVIDIA tools (its x86-64 Linux wheels carry them).
 """
 
 from __future__ import annotations
@@ -111,12 +113,12 @@ def main() -> int:
                     jobs.append((name, settings, checked,
                                  lambda fn=fn, a=kernel_args, c=constants, w=warps, s=stages, d=dim:
                                  compile_kernel(fn, a, c, target, w, s, d)))
-        for damped in (True, False):
+        for damped, warps in ((True, 4), (True, 8), (False, 4), (False, 8)):  # 4: sgns_chunks' default
             constants = {"WINDOW": 5, "SHRINK": True, "NEGATIVES": 5, "DAMPED": damped, "C": 16, "T": 8,
                          "BLOCK_D": triton.next_power_of_2(dim)}
-            jobs.append(("sgns chunks", f"D={dim}, {'damped' if damped else 'plain'}", False,
-                         lambda c=constants, d=dim: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS, c,
-                                                                   target, 4, 3, d)))
+            jobs.append(("sgns chunks", f"D={dim}, {'damped' if damped else 'plain'}, {warps} warps", False,
+                         lambda c=constants, d=dim, w=warps: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS,
+                                                                            c, target, w, 3, d)))
     print(f"# sm_{args.arch}, Triton {triton.__version__}")
     print("| kernel | settings | registers | spilled bytes | shared KiB |")
     print("|---|---|---|---|---|")
