@@ -22,7 +22,6 @@ COLUMN_LOGITS_ROWS = 128
 ONEDNN_ROWS = 1024
 
 
-
 class Softmax(NamedTuple):
     """Softmax rows kept unnormalised: probs = exps * inv_total[:, None].
 
@@ -69,7 +68,7 @@ def logits_scratch(rows: int, weight: torch.Tensor, kept: torch.Tensor | None = 
     a step that reusing this memory avoids (measured, scripts/README.md). None where it would not
     be used: on other devices (their allocators keep freed memory), and under autocast, whose
     products make their own."""
-    if weight.device.type != "cpu" or _autocast_on("cpu"):
+    if weight.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return None
     size = (rows + weight.shape[1] + 1) * len(weight)
     if kept is not None and kept.numel() == size and kept.dtype == weight.dtype:
@@ -166,7 +165,7 @@ def _gradients(hidden, weight, softmax, rows, targets, grad_losses, bias: bool, 
         onehot = torch.cat([onehot, g], 1)  # (P, D+1)
     if output is None:
         output = (exps.t() @ operand).float()  # (V, ·) summed in float32, whatever autocast made the product
-    elif _autocast_on(exps.device.type):  # addmm_ would not take autocast's precision
+    elif torch.is_autocast_enabled(exps.device.type):  # addmm_ would not take autocast's precision
         output += exps.t() @ operand
     else:
         output.addmm_(exps.t(), operand)
@@ -181,7 +180,7 @@ def onednn_operand(weight: torch.Tensor, memory: torch.Tensor | None = None) -> 
     fits: filling kept memory takes a fraction of the time of a fresh matrix (measured). None where
     oneDNN is not to be used (`onednn.usable`), and under autocast, whose lower-precision products
     go through `torch.mm`."""
-    if not onednn.usable(weight) or _autocast_on(weight.device.type):
+    if not onednn.usable(weight) or torch.is_autocast_enabled(weight.device.type):
         return None
     size = (weight.shape[1] + 1) * len(weight)
     if memory is None or memory.numel() < size or memory.dtype != weight.dtype:
@@ -190,10 +189,6 @@ def onednn_operand(weight: torch.Tensor, memory: torch.Tensor | None = None) -> 
     operand[:-1].copy_(weight.t())
     operand[-1].fill_(1.0)
     return operand
-
-
-def _autocast_on(device_type: str) -> bool:
-    return torch.is_autocast_enabled(device_type)
 
 
 def _split_output_gradient(output, dim: int, bias: bool):

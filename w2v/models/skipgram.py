@@ -40,7 +40,7 @@ class SkipGram(Architecture):
         else:
             words, center_rows = torch.unique(batch["centers"], return_inverse=True)  # (U,) sorted, (B,)
             row_count = None
-        hidden = embed.weight.index_select(0, words)  # (U, D) no DeferredAdam hook: padded steps settle it first
+        hidden = embed.weight.index_select(0, words)  # (U, D), or (B, D) counted; no DeferredAdam hook: padded steps settle it first
         rows = center_rows.unsqueeze(1).expand_as(mask).reshape(-1)  # (B·2W,)
         return SoftmaxInputs(hidden, rows, contexts.reshape(-1), words, torch.arange(len(words), device=words.device),
                              hidden.new_ones(len(words)), distinct=row_count is None, real=mask.reshape(-1),
