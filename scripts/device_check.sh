@@ -3,7 +3,7 @@
 # scripts/device_prepare.sh: installs the carried wheels, unpacks the tokenized cache and recreates
 # the archive's stub (same path, size and mtime, which the cache's key holds), then runs the CUDA
 # stages named in STAGES (default tests, softmax and benchmark, in this order):
-#   tests      tests/test_gpu_path.py, tests/test_softmax_triton.py, and tests/test_softmax_on_device.py's CUDA tests;
+#   tests      tests/test_gpu_path.py, test_softmax_triton.py, test_sampling_triton.py and test_softmax_on_device.py's CUDA tests;
 #   softmax    scripts/softmax_kernel_bench.py, the full softmax's step alone, fused beside PyTorch's (SOFTMAX_ARGS);
 #   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant (KERNEL_ARGS);
 #   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu.
@@ -58,7 +58,8 @@ cpu_run=()
 for stage in $STAGES; do
     case $stage in
         tests) limit=${TESTS_LIMIT:-180}  # the kernels' ahead-of-time compile is checked on any machine: not here
-            command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_triton.py tests/test_softmax_on_device.py
+            command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_triton.py tests/test_sampling_triton.py
+                     tests/test_softmax_on_device.py
                      -k '(not test_softmax_on_device or cuda) and not compile_for_a_gpu') ;;
         softmax) limit=${SOFTMAX_LIMIT:-90}; command=($PY scripts/softmax_kernel_bench.py ${SOFTMAX_ARGS:-}) ;;
         kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;

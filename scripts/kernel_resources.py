@@ -10,7 +10,8 @@ spills that would slow a kernel, are found here before a GPU is lent.
 Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16
 products, with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows,
 vocabulary block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window
-and noise words, damped and plain, at 4 warps (its default) and 8.
+and noise words, damped and plain, at 4 warps (its default) and 8; the full softmax's step windows
+(`kernels.sampling_triton`) with the default window.
 
 Exits with status 1 if a kernel does not compile, or with `--check` if one of the softmax's
 default tiles spills registers or takes more shared memory than SHARED_LIMIT in TF32 or half-type
@@ -50,6 +51,9 @@ SGNS_ARGS = {"w_in": "*fp32", "w_out": "*fp32", "seq": "*i32", "docs": "*i32", "
              "threshold": "*fp32", "alias": "*i32", "keys": "*i64", "totals": "*fp64", "first": "i32",
              "n_programs": "i32", "n_chunks": "i32", "vocab_size": "i32", "dim": "i32", "lr_begin": "fp32",
              "lr_end": "fp32"}
+WINDOWS_ARGS = {"seq": "*i32", "docs": "*i32", "bounds": "*i64", "order": "*i64", "keys": "*i64", "centers": "*i64",
+                "contexts": "*i64", "mask": "*u8", "first": "i32", "n_centers": "i32", "chunk_tokens": "i32",
+                "n_chunks": "i32", "spare": "i32"}
 
 
 def compile_kernel(fn, args: dict[str, str], constants: dict, target: GPUTarget, warps: int, stages: int,
@@ -90,7 +94,7 @@ def main() -> int:
         print(f"error: {CUOBJDUMP} is missing: this Triton has no NVIDIA backend tools (x86-64 Linux wheels "
               "carry them)", file=sys.stderr)
         return 2
-    from w2v.kernels import sgns_triton, softmax_triton
+    from w2v.kernels import sampling_triton, sgns_triton, softmax_triton
 
     target = GPUTarget("cuda", args.arch, 32)
     jobs = []  # (name, settings, whether --check checks it, compile)
@@ -119,6 +123,9 @@ def main() -> int:
             jobs.append(("sgns chunks", f"D={dim}, {'damped' if damped else 'plain'}, {warps} warps", False,
                          lambda c=constants, d=dim, w=warps: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS,
                                                                             c, target, w, 3, d)))
+    windows = {"WINDOW": 5, "SHRINK": True, "C": 16, "BLOCK_N": sampling_triton.BLOCK_N}
+    jobs.append(("step windows", "window 5", False,
+                 lambda: compile_kernel(sampling_triton._windows_kernel, WINDOWS_ARGS, windows, target, 4, 3, 0)))
     print(f"# sm_{args.arch}, Triton {triton.__version__}")
     print("| kernel | settings | registers | spilled bytes | shared KiB |")
     print("|---|---|---|---|---|")

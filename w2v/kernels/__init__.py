@@ -1,7 +1,7 @@
 """Compiled kernels, below the models: `cpu` (Numba: the SGD step of negative sampling and hierarchical softmax, DeferredAdam's row work),
 `sequential` (word2vec's sequential SGD in shards of a batch), `prefetch` (the CPU kernels' software prefetch), `sgns_triton` (the GPU's fused SGNS epoch over a corpus held on the device),
 `softmax_triton` (the full softmax's step on the GPU without its logits matrix), and what the GPU path
-draws its samples with (`counter_rng`, `device_sampling`). Nothing here imports Lightning or the models;
+draws its samples with (`counter_rng`, `device_sampling`, and in Triton `sampling_triton`). Nothing here imports Lightning or the models;
 the Triton modules import Triton, so they are imported where they run."""
 
 import functools

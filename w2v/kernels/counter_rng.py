@@ -4,8 +4,8 @@ The GPU path draws every random choice of an epoch (subsampling, window sizes, n
 order) where it is used, inside thousands of concurrent kernel programs; a counter-based draw needs
 no state to share or advance, and any process can redraw any position's choice. The hash is
 Wellons's `lowbias32` integer finaliser, applied twice. The PyTorch functions here are the
-specification: the Triton kernel (`sgns_triton`) repeats the same integer arithmetic, in int64 with
-the same masks, so both give the same bits.
+specification: the Triton kernels (`sampling_triton`) repeat the same integer arithmetic, in int64
+with the same masks, so both give the same bits.
 """
 
 from __future__ import annotations

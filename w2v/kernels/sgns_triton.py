@@ -23,22 +23,7 @@ import triton
 import triton.language as tl
 
 from w2v.kernels import check_tensors
-
-
-@triton.jit
-def _mix32(x):
-    """counter_rng.mix32 on int64 values in [0, 2^32)."""
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & 0xFFFFFFFF
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & 0xFFFFFFFF
-    return x ^ (x >> 16)
-
-
-@triton.jit
-def _draw(key, counter):
-    """counter_rng.draw: 32 random bits (int64) for each counter of stream `key`."""
-    return _mix32((_mix32(counter ^ key) + key) & 0xFFFFFFFF)
+from w2v.kernels.sampling_triton import below, draw, mix32
 
 
 # Triton compiles a variant for integer arguments equal to 1 or divisible by 16; these change from launch
@@ -73,7 +58,7 @@ def _sgns_chunks_kernel(
         center = tl.load(seq + i).to(tl.int64)
         doc = tl.load(docs + i)
         if SHRINK:
-            radius = 1 + ((_draw(key_window, i) * WINDOW) >> 32)  # counter_rng.below
+            radius = 1 + below(draw(key_window, i), WINDOW)
         else:
             radius = WINDOW
         where = i + offset  # (C,)
@@ -82,9 +67,9 @@ def _sgns_chunks_kernel(
         valid = valid & (tl.load(docs + where) == doc)
         ctx = tl.load(seq + where).to(tl.int64)  # (C,)
 
-        bits = _draw(key_noise, (i * NEGATIVES + t - 1) & 0xFFFFFFFF)  # (T,) slot 0 unused: the center
-        noise_slot = (bits * vocab_size) >> 32
-        fraction = (_mix32(bits) >> 8).to(tl.float32) * (1.0 / 16777216.0)
+        bits = draw(key_noise, (i * NEGATIVES + t - 1) & 0xFFFFFFFF)  # (T,) slot 0 unused: the center
+        noise_slot = below(bits, vocab_size)
+        fraction = (mix32(bits) >> 8).to(tl.float32) * (1.0 / 16777216.0)
         keep_slot = fraction < tl.load(threshold + noise_slot, mask=real_t, other=1.0)
         noise = tl.where(keep_slot, noise_slot, tl.load(alias + noise_slot, mask=real_t, other=0).to(tl.int64))
         target = tl.where(t == 0, center, noise)  # (T,)

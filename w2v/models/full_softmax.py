@@ -77,8 +77,8 @@ class FullSoftmaxModule(Word2VecModule):
 
     On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that nothing waits on
     the device (but for Skip-gram's distinct centers under PyTorch's step), by default (`model.sampling=auto`) draws its
-    windows there itself from the corpus's blocks (`device_sampling.step_windows`) instead of
-    taking the data loader's, which a CPU thread makes, and (`model.kernels=auto`) computes the
+    windows there itself from the corpus's blocks (`device_sampling.step_windows`, or its Triton
+    kernel) instead of taking the data loader's, which a CPU thread makes, and (`model.kernels=auto`) computes the
     softmax and its gradients in two Triton kernels that never store the (rows, V) logits
     (`kernels.softmax_triton`): the PyTorch step's passes over that matrix bound its speed there.
     """
@@ -100,7 +100,8 @@ class FullSoftmaxModule(Word2VecModule):
             uniform_init_(self.out.weight)  # (V, D)
         self.automatic_optimization = False
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
-        self._block: tuple[DeviceBlock, StreamKeys, int] | None = None  # model.sampling=device: the block, its keys, chunk size
+        # model.sampling=device: the block, its keys (and as a tensor on the device), its chunk size
+        self._block: tuple[DeviceBlock, StreamKeys, torch.Tensor, int] | None = None
         # LazyAdam steps the rows of the batch's words only: padding would add rows to them
         self._rows_only = takes_sparse_rows(self.hparams.optimizer) and not plain_sgd(self.hparams.optimizer)
 
@@ -159,7 +160,8 @@ class FullSoftmaxModule(Word2VecModule):
 
     def device_windows(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """A `ChunkBatches` batch's windows, drawn on the model's device (one with ids brings a new
-        block, subsampled and cut into chunks there): centers (N,), contexts (N, 2W), mask (N, 2W)."""
+        block, subsampled and cut into chunks there): centers (N,), contexts (N, 2W), mask (N, 2W);
+        by `device_sampling.step_windows`, or its Triton kernel where `triton_windows` says."""
         device = self.in_embed.weight.device
         if "ids" in batch:
             keep = self.keep_probabilities()
@@ -167,10 +169,26 @@ class FullSoftmaxModule(Word2VecModule):
             block = prepare_block(batch["ids"].to(device), batch["offsets"].to(device),
                                   None if keep is None else torch.as_tensor(keep, device=device),
                                   batch["chunk_tokens"], keys, batch["shuffle"])
-            self._block = (block, keys, batch["chunk_tokens"])
-        block, keys, chunk_tokens = self._block
-        return step_windows(block, batch["first_chunk"], batch["chunks"], chunk_tokens, self.hparams.window,
-                            self.hparams.shrink_window, keys.window)
+            self._block = (block, keys, keys.tensor(device), batch["chunk_tokens"])
+        block, keys, key_tensor, chunk_tokens = self._block
+        window, shrink = self.hparams.window, self.hparams.shrink_window
+        if self.triton_windows():
+            from w2v.kernels.sampling_triton import step_windows as drawn_in_triton  # imports Triton where it runs
+
+            centers, contexts, mask = drawn_in_triton(block.seq, block.docs, block.bounds, block.order, key_tensor,
+                                                      batch["first_chunk"], batch["chunks"], chunk_tokens, window,
+                                                      shrink)  # (N,), (N, 2W), (N, 2W)
+            return {"centers": centers, "contexts": contexts, "mask": mask}
+        return step_windows(block, batch["first_chunk"], batch["chunks"], chunk_tokens, window, shrink, keys.window)
+
+    def triton_windows(self) -> bool:
+        """Whether `device_windows` draws in one Triton kernel (`kernels.sampling_triton`) instead of
+        PyTorch's few dozen operations: where the step's kernels are Triton's (`model.kernels`), whatever
+        the embedding's width or type."""
+        kernels = self.hparams.kernels
+        if kernels != "auto":
+            return kernels == "triton" and self.fused_step()  # fused_step: model.kernels=triton's errors
+        return self.in_embed.weight.device.type == "cuda" and triton_available()
 
     # -- the step -----------------------------------------------------------------------------
     def padded_inputs(self) -> bool:
