@@ -7,7 +7,8 @@ the final scores, beside a CPU run's scores when one is given.
 
 `--runs` picks among RUNS: the full-softmax models also in float32 products (TF32 off), under
 bf16-mixed, on the data loader's windows (model.sampling=loader) instead of the device's, and with
-PyTorch's step (model.kernels=torch) instead of the fused Triton kernels.
+PyTorch's step (model.kernels=torch) instead of the fused Triton kernels. `--profile-steps N`
+profiles N steps of each run (`scripts/step_profile.py`) and prints where their time went after the table.
 
 Each model trains in this process through `w2v.train` (trainer=gpu); its per-epoch words/s are read
 back from the run's TensorBoard log. The full-softmax models' FLOP/s count 6·V·D per example
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--sgns-epochs", type=int, default=5, help="SGNS's epochs (the default experiment's 5)")
     parser.add_argument("--runs", default="sgns,cbow,skipgram", help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--output", "-o", type=Path, default=Path("outputs/gpu_benchmark"), help="folder for the runs")
+    parser.add_argument("--profile-steps", type=int, default=0,
+                        help="profile this many steps of each run from its 50th (scripts/step_profile.py)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. data.max_docs=1000")
     args = parser.parse_args()
     names = args.runs.split(",")
@@ -94,13 +97,19 @@ def main() -> None:
           "final loss | WordSim-353 / SimLex-999 / analogies | CPU run's |")
     print("|---|---|---|---|---|---|---|---|")
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    profiles = {}
     for name, overrides in runs.items():
         gc.collect()  # the previous model's memory is not this one's peak
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         # each run in its own new directory, as w2v-train's: its TensorBoard log is read back from there
-        run = w2v.train("trainer=gpu", *overrides, f"hydra.run.dir={args.output / f'{stamp}_{name}'}", *args.overrides)
+        profiled = [] if not args.profile_steps else [
+            "+callbacks.step_profile._target_=scripts.step_profile.StepProfile",
+            "+callbacks.step_profile.path=${paths.output_dir}/step_profile.md",
+            f"+callbacks.step_profile.steps={args.profile_steps}"]
+        run = w2v.train("trainer=gpu", *overrides, f"hydra.run.dir={args.output / f'{stamp}_{name}'}", *profiled,
+                        *args.overrides)
         wall = time.perf_counter() - start
         words = epoch_rates(run.output_dir)
         if not words:
@@ -117,6 +126,10 @@ def main() -> None:
         print(f"| {name} | {', '.join(f'{w:,.0f}' for w in words)} | {share} | "
               f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB | {wall:.0f} | {loss:.4f} | {scores} | {cpu} |",
               flush=True)
+        profiles[name] = run.output_dir / "step_profile.md"
+    for name, report in profiles.items():  # after the table, which they would break up
+        if report.is_file():
+            print(f"\n## {name}: {report}\n\n{report.read_text()}", end="")
 
 
 if __name__ == "__main__":
