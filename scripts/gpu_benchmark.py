@@ -6,9 +6,10 @@ the final scores, beside a CPU run's scores when one is given.
     W2V_DATA_DIR=... python scripts/gpu_benchmark.py --runs cbow,cbow-float32,cbow-bf16,cbow-loader,cbow-torch
 
 `--runs` picks among RUNS: the full-softmax models also in float32 products (TF32 off), under
-bf16-mixed, on the data loader's windows (model.sampling=loader) instead of the device's, and with
-PyTorch's step (model.kernels=torch) instead of the fused Triton kernels. `--profile-steps N`
-profiles N steps of each run (`scripts/step_profile.py`) and prints where their time went after the table.
+bf16-mixed, on the data loader's windows (model.sampling=loader) instead of the device's, with
+PyTorch's step (model.kernels=torch) instead of the fused Triton kernels, and with the fused step
+replayed from a CUDA graph (model.cuda_graph=true). `--profile-steps N` profiles N steps of each
+run (`scripts/step_profile.py`) and prints where their time went after the table.
 
 Each model trains in this process through `w2v.train` (trainer=gpu); its per-epoch words/s are read
 back from the run's TensorBoard log. The full-softmax models' FLOP/s count 6·V·D per example
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SCORES = ("eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/analogy_3cosadd")
 # Each run's overrides (SGNS's epochs are --sgns-epochs); the full-softmax models train one epoch.
 VARIANTS = {"": [], "-float32": ["cuda_tf32=false"], "-bf16": ["trainer.precision=bf16-mixed"],
-            "-loader": ["model.sampling=loader"], "-torch": ["model.kernels=torch"]}
+            "-loader": ["model.sampling=loader"], "-torch": ["model.kernels=torch"], "-graph": ["model.cuda_graph=true"]}
 RUNS = {"sgns": ["model=sgns"], **{f"{model}{suffix}": [f"model={model}", "trainer.max_epochs=1", *extra]
                                    for model in ("cbow", "skipgram") for suffix, extra in VARIANTS.items()}}
 

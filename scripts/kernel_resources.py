@@ -51,8 +51,8 @@ SGNS_ARGS = {"w_in": "*fp32", "w_out": "*fp32", "seq": "*i32", "docs": "*i32", "
              "threshold": "*fp32", "alias": "*i32", "keys": "*i64", "totals": "*fp64", "first": "i32",
              "n_programs": "i32", "n_chunks": "i32", "vocab_size": "i32", "dim": "i32", "lr_begin": "fp32",
              "lr_end": "fp32"}
-WINDOWS_ARGS = {"seq": "*i32", "docs": "*i32", "bounds": "*i64", "order": "*i64", "keys": "*i64", "centers": "*i64",
-                "contexts": "*i64", "mask": "*u8", "first": "i32", "n_centers": "i32", "chunk_tokens": "i32",
+WINDOWS_ARGS = {"seq": "*i32", "docs": "*i32", "bounds": "*i64", "order": "*i64", "keys": "*i64", "first": "*i64",
+                "centers": "*i64", "contexts": "*i64", "mask": "*u8", "n_centers": "i32", "chunk_tokens": "i32",
                 "n_chunks": "i32", "spare": "i32"}
 
 

@@ -33,8 +33,10 @@ def _block(chunk_tokens: int, subsample: float | None):
     return block, keys
 
 
-def _fused(block, keys, *args):
-    return sampling_triton.step_windows(block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE), *args)
+def _fused(block, keys, first, *args):
+    first = torch.tensor([first], device=DEVICE)  # (1,) int64, read on the device
+    return sampling_triton.step_windows(block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE), first,
+                                        *args)
 
 
 @pytest.mark.parametrize("chunk_tokens", [1, 8])
@@ -63,22 +65,27 @@ def test_a_step_of_no_chunks_draws_nothing():
 
 def test_bad_arguments_are_one_line_errors():
     block, keys = _block(8, None)
-    with pytest.raises(ValueError, match="chunks 29..30 are outside the block's 30"):
-        _fused(block, keys, block.n_chunks - 1, 2, 8, 5, True)
+    with pytest.raises(ValueError, match="31 chunks a step, but the block has 30"):
+        _fused(block, keys, 0, block.n_chunks + 1, 8, 5, True)
     with pytest.raises(ValueError, match="window \\(0\\) and chunk_tokens \\(8\\) must be at least 1"):
         _fused(block, keys, 0, 1, 8, 0, True)
+    first = torch.zeros(1, dtype=torch.int64, device=DEVICE)
     with pytest.raises(ValueError, match="seq must be a 1-D torch.int32 tensor, got torch.int64"):
         sampling_triton.step_windows(block.seq.long(), block.docs, block.bounds, block.order, keys.tensor(DEVICE),
-                                     0, 1, 8, 5, True)
+                                     first, 1, 8, 5, True)
+    with pytest.raises(ValueError, match="first_chunk must be a 1-D torch.int64 tensor, got torch.int32"):
+        sampling_triton.step_windows(block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE),
+                                     first.int(), 1, 8, 5, True)
     with pytest.raises(ValueError, match="docs must match seq"):
         sampling_triton.step_windows(block.seq, block.docs[1:], block.bounds, block.order, keys.tensor(DEVICE),
-                                     0, 1, 8, 5, True)
+                                     first, 1, 8, 5, True)
 
 
 def test_the_kernel_is_a_sound_custom_op():
     block, keys = _block(1, 0.005)
+    first = torch.tensor([3], device=DEVICE)
     torch.library.opcheck(sampling_triton.step_windows,
-                          (block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE), 3, 40, 1, 5, True))
+                          (block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE), first, 40, 1, 5, True))
 
 
 @pytest.mark.parametrize("kernels,triton", [("triton", True), ("torch", False), ("auto", torch.cuda.is_available())])

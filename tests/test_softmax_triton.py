@@ -17,6 +17,7 @@ from w2v.api import build_model
 from w2v.data.vocab import Vocabulary
 from w2v.errors import ConfigError
 from w2v.kernels import triton_interpreted
+from w2v.models.cuda_graph import StepGraph
 from w2v.models.full_softmax import FullSoftmaxModule
 from w2v.models.losses import softmax_cross_entropy_backward
 from w2v.training import train
@@ -322,3 +323,88 @@ def test_the_kernels_compile_for_a_gpu_without_spilling():
         pytest.skip(done.stderr.strip())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 16
+
+class _ReplayedByCalling:
+    """cuda_graph.StepGraph's contract without CUDA: the outputs of the capture, rewritten in place
+    by each replay (here by calling the captured function again, which reads the tensors it was
+    given at capture, as a graph's kernels do). A step that baked a value into the capture, or
+    read a tensor the model has since replaced, gives other results than the eager step."""
+
+    captures = 0
+
+    def __init__(self, fn):
+        self._fn, self.replays = fn, 0
+        self.outputs = fn()
+        type(self).captures += 1
+
+    def __call__(self):
+        fresh = self._fn()
+        for old, new in zip(_flat(self.outputs), _flat(fresh), strict=True):
+            old.copy_(new)
+        self.replays += 1
+        return self.outputs
+
+
+def _flat(outputs):
+    for item in outputs:
+        yield from _flat(item) if isinstance(item, tuple) else [item]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the real graph: test_the_graphed_step_on_cuda")
+def test_the_graphed_step_gives_the_eager_steps_vectors(make_cfg, tmp_path, monkeypatch):
+    """model.cuda_graph=true: a block's first step eager, the next captured, the later ones
+    replayed; the run's vectors are those of the eager steps, bit for bit."""
+    monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
+    monkeypatch.setattr(FullSoftmaxModule, "check_cuda_graph", lambda self: None)  # CUDA's: tested below
+    monkeypatch.setattr("w2v.models.full_softmax.StepGraph", _ReplayedByCalling)
+    settings = ["model=skipgram", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=2",
+                "data.max_docs=150", "data.batch_size=200", "callbacks.neighbours.probe_words=[cat,red]"]
+    runs = {graph: train(make_cfg([*settings, f"model.cuda_graph={graph}"], output_dir=tmp_path / str(graph)))
+            for graph in ("false", "true")}
+    eager, graphed = ((runs[g]["output_dir"] / "vectors.txt").read_bytes() for g in ("false", "true"))
+    assert graphed == eager
+    steps = runs["true"]["trainer"].global_step
+    assert _ReplayedByCalling.captures == 2 and steps >= 8  # one block an epoch, captured again in each
+    model = runs["true"]["model"]
+    assert model._step_graph is not None and model._step_graph[0].replays > 0
+
+
+def test_cuda_graph_errors_name_the_fix(monkeypatch):
+    vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
+    with pytest.raises(ConfigError, match="model.cuda_graph='yes' must be true"):
+        build_model(vocab, "model=cbow", "model.cuda_graph='yes'")
+    model = build_model(vocab, "model=cbow", "model.embedding_dim=8", "model.cuda_graph=true")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="model.cuda_graph=true replays a step on CUDA, not cpu; use "
+                                              "model.cuda_graph=false"):
+            model.check_cuda_graph()
+        model._device = torch.device("cuda", 0)  # the other conditions, as a GPU's model would meet them
+    meets = {"draws_on_device": True, "padded_inputs": True, "fused_step": True, "triton_windows": True}
+    for condition, message in (("draws_on_device", "replays windows drawn on the device; use model.sampling=auto"),
+                               ("padded_inputs", "replays the fixed-shape step, which LazyAdam does not take"),
+                               ("fused_step", "replays the Triton kernels; use model.kernels=auto")):
+        for name, value in meets.items():
+            monkeypatch.setattr(FullSoftmaxModule, name, lambda self, value=value and name != condition: value)
+        with pytest.raises(ConfigError, match=message + ".*or model.cuda_graph=false"):
+            model.check_cuda_graph()
+    for name in meets:
+        monkeypatch.setattr(FullSoftmaxModule, name, lambda self: True)
+    model.check_cuda_graph()  # every condition met
+    model._max_norm = 1.0
+    with pytest.raises(ConfigError, match="cannot replay model.max_norm's renormalisation.*model.max_norm=null"):
+        model.check_cuda_graph()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_the_graphed_step_on_cuda(make_cfg, tmp_path, arch):
+    """A real CUDA graph: the run trains as the eager steps do (up to the order of atomic adds)."""
+    settings = [f"model={arch}", *TRAINER, "trainer.max_epochs=2", "callbacks.neighbours.probe_words=[cat,red]"]
+    runs = {graph: train(make_cfg([*settings, f"model.cuda_graph={graph}"], output_dir=tmp_path / str(graph)))
+            for graph in ("false", "true")}
+    model = runs["true"]["model"]
+    assert isinstance(model._step_graph[0], StepGraph) and model.fused_step() and model.triton_windows()
+    losses = [runs[g]["metrics"]["train/loss_epoch"] for g in ("false", "true")]
+    assert abs(losses[0] - losses[1]) < 1e-3 * losses[0]
+    share = planted_neighbour_share(model.word_vectors())
+    assert share >= 0.9, f"{arch}: only {share:.0%} of the top-5 neighbours share the planted class"

@@ -99,8 +99,9 @@ def check_model_config(model_cfg: DictConfig) -> None:
     model_cls.check_hparams(**kwargs)
 
 
-# Settings that may differ between a run and its resumption: where things are, and how long to train.
-_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive")
+# Settings that may differ between a run and its resumption: where things are, how long to train,
+# and whether the GPU step's kernels are replayed from a CUDA graph (the same kernels either way).
+_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive", "model.cuda_graph")
 
 
 def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:

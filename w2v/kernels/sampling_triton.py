@@ -43,13 +43,14 @@ def below(bits, n):
     return (bits * n) >> 32
 
 
-# `first` changes from step to step: a variant compiled for its value's divisibility would gain nothing.
-@triton.jit(do_not_specialize=["first"])
-def _windows_kernel(seq, docs, bounds, order, keys, centers, contexts, mask, first, n_centers, chunk_tokens, n_chunks,
+@triton.jit
+def _windows_kernel(seq, docs, bounds, order, keys, first, centers, contexts, mask, n_centers, chunk_tokens, n_chunks,
                     spare, WINDOW: tl.constexpr, SHRINK: tl.constexpr, C: tl.constexpr, BLOCK_N: tl.constexpr):
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # (BN,) the step's center slots
     in_step = n < n_centers
-    chunk = tl.load(order + first + n // chunk_tokens, mask=in_step, other=0)  # (BN,) int64
+    # the step's first chunk, read on the device; chunks past the block's are clamped to its last
+    place = tl.minimum(tl.load(first) + n // chunk_tokens, n_chunks - 1)  # (BN,) int64
+    chunk = tl.load(order + place, mask=in_step, other=0)  # (BN,) int64
     start = tl.load(bounds + chunk, mask=in_step, other=0)
     kept = tl.load(bounds + chunk + 1, mask=in_step, other=0) - start  # the chunk's kept tokens
     count = tl.load(bounds + n_chunks)  # the block's kept tokens
@@ -77,29 +78,31 @@ def _windows_kernel(seq, docs, bounds, order, keys, centers, contexts, mask, fir
 
 @torch.library.custom_op("w2v::step_windows", mutates_args=())
 def step_windows(seq: torch.Tensor, docs: torch.Tensor, bounds: torch.Tensor, order: torch.Tensor, keys: torch.Tensor,
-                 first_chunk: int, chunks: int, chunk_tokens: int, window: int,
+                 first_chunk: torch.Tensor, chunks: int, chunk_tokens: int, window: int,
                  shrink: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`device_sampling.step_windows` in one kernel: the windows of chunks first_chunk..
     first_chunk+chunks-1 of a block's `order`, centers (N,) int64, contexts (N, 2W) int64 and mask
     (N, 2W) bool, N = chunks·chunk_tokens. seq, docs, bounds and order as `DeviceBlock`'s; keys
-    (1+,) int64 the window stream's key first (`StreamKeys.tensor`)."""
+    (1+,) int64 the window stream's key first (`StreamKeys.tensor`); first_chunk (1,) int64, read
+    on the device, so that a CUDA graph of the step replays it for any chunk: the caller keeps
+    the chunks inside the block (the kernel clamps them to its last rather than read past it)."""
     check_tensors("step_windows", {"seq": (seq, torch.int32, 1), "docs": (docs, torch.int32, 1),
                                    "bounds": (bounds, torch.int64, 1), "order": (order, torch.int64, 1),
-                                   "keys": (keys, torch.int64, 1)})
-    if len(docs) != len(seq) or len(bounds) != len(order) + 1 or len(keys) < 1:
-        raise ValueError("step_windows: docs must match seq, bounds have one entry more than order, keys one at least")
+                                   "keys": (keys, torch.int64, 1), "first_chunk": (first_chunk, torch.int64, 1)})
+    if len(docs) != len(seq) or len(bounds) != len(order) + 1 or len(keys) < 1 or len(first_chunk) != 1:
+        raise ValueError("step_windows: docs must match seq, bounds have one entry more than order, keys one at "
+                         "least and first_chunk one")
     if window < 1 or chunk_tokens < 1:
         raise ValueError(f"step_windows: window ({window}) and chunk_tokens ({chunk_tokens}) must be at least 1")
-    if first_chunk < 0 or chunks < 0 or first_chunk + chunks > len(order):
-        raise ValueError(f"step_windows: chunks {first_chunk}..{first_chunk + chunks - 1} are outside the "
-                         f"block's {len(order)}")
+    if not 0 <= chunks <= len(order):
+        raise ValueError(f"step_windows: {chunks} chunks a step, but the block has {len(order)}")
     n = chunks * chunk_tokens
     centers = seq.new_empty(n, dtype=torch.int64)
     contexts = seq.new_empty(n, 2 * window, dtype=torch.int64)
     mask = seq.new_empty(n, 2 * window, dtype=torch.uint8)  # stored as bytes, viewed as bool
     if n:
         _windows_kernel[(triton.cdiv(n, BLOCK_N),)](
-            seq, docs, bounds, order, keys, centers, contexts, mask, first_chunk, n, chunk_tokens, len(order),
+            seq, docs, bounds, order, keys, first_chunk, centers, contexts, mask, n, chunk_tokens, len(order),
             len(seq) - 1, WINDOW=window, SHRINK=shrink, C=triton.next_power_of_2(2 * window), BLOCK_N=BLOCK_N)
     return centers, contexts, mask.view(torch.bool)
 

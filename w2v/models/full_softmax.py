@@ -16,6 +16,7 @@ from w2v.errors import ConfigError
 from w2v.kernels import SOFTMAX_TRITON_MAX_DIM, triton_available, triton_interpreted
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, prepare_block, step_windows
 from w2v.models.base import Word2VecModule, uniform_init_
+from w2v.models.cuda_graph import StepGraph
 from w2v.models.losses import SoftmaxCrossEntropy, logits_scratch, softmax_cross_entropy_backward
 from w2v.optim import plain_sgd, takes_sparse_rows
 
@@ -81,20 +82,24 @@ class FullSoftmaxModule(Word2VecModule):
     kernel) instead of taking the data loader's, which a CPU thread makes, and (`model.kernels=auto`) computes the
     softmax and its gradients in two Triton kernels that never store the (rows, V) logits
     (`kernels.softmax_triton`): the PyTorch step's passes over that matrix bound its speed there.
+    With `model.cuda_graph=true` that step's kernels are replayed from a CUDA graph (`graphed_step`).
     """
 
     auto_kernels = "the fused Triton step on CUDA, PyTorch elsewhere"
 
-    def __init__(self, vocab, *, max_norm: float | None, out_init: str, sampling: str, kernels: str, **kwargs):
+    def __init__(self, vocab, *, max_norm: float | None, out_init: str, sampling: str, kernels: str,
+                 cuda_graph: bool, **kwargs):
         """`out_init`: the output weight's initial values, nn.Linear's own (`linear`: uniform in
         ±1/sqrt(D), as its bias) or `uniform` in ±0.5/D like the input embedding (the notebooks').
         `sampling`: where the windows are drawn (SAMPLINGS). `kernels` (base.KERNELS): whether the
-        step takes the fused Triton kernels (`fused_step`)."""
+        step takes the fused Triton kernels (`fused_step`). `cuda_graph`: replay the GPU step's
+        device work from a CUDA graph (`graphed_step`)."""
         self._max_norm = max_norm  # the notebooks' nn.Embedding(max_norm=1): looked-up rows renormalised in place
         super().__init__(vocab, **kwargs)
         FullSoftmaxModule.check_out_init(out_init)
         FullSoftmaxModule.check_sampling(sampling)
         self.check_kernels(kernels)
+        FullSoftmaxModule.check_cuda_graph_setting(cuda_graph)
         self.out = nn.Linear(self.hparams.embedding_dim, len(vocab))
         if out_init == "uniform":
             uniform_init_(self.out.weight)  # (V, D)
@@ -102,6 +107,8 @@ class FullSoftmaxModule(Word2VecModule):
         self._scratch: torch.Tensor | None = None  # memory for a chunk's logits (`logits_scratch`)
         # model.sampling=device: the block, its keys (and as a tensor on the device), its chunk size
         self._block: tuple[DeviceBlock, StreamKeys, torch.Tensor, int] | None = None
+        self._first: torch.Tensor | None = None  # (1,) int64 on the device: the step's first chunk, for the Triton windows
+        self._step_graph: tuple[StepGraph, int] | None = None  # model.cuda_graph: the step's graph and its chunks a step
         # LazyAdam steps the rows of the batch's words only: padding would add rows to them
         self._rows_only = takes_sparse_rows(self.hparams.optimizer) and not plain_sgd(self.hparams.optimizer)
 
@@ -114,6 +121,7 @@ class FullSoftmaxModule(Word2VecModule):
         cls.check_out_init(settings.get("out_init"))
         cls.check_sampling(settings.get("sampling"))
         cls.check_kernels(settings.get("kernels"))
+        cls.check_cuda_graph_setting(settings.get("cuda_graph"))
         if settings.get("kernels") == "triton" and settings.get("embedding_dim", 0) > SOFTMAX_TRITON_MAX_DIM:
             raise ConfigError(f"model.kernels=triton takes embeddings up to {SOFTMAX_TRITON_MAX_DIM} wide, not "
                               f"model.embedding_dim={settings['embedding_dim']}; use model.kernels=auto")
@@ -128,6 +136,12 @@ class FullSoftmaxModule(Word2VecModule):
         if sampling not in SAMPLINGS:
             raise ConfigError(f"model.sampling={sampling!r} is unknown; use auto (on the device on a GPU), "
                               "loader (the data loader's windows) or device (drawn on the model's device)")
+
+    @staticmethod
+    def check_cuda_graph_setting(cuda_graph) -> None:
+        if not isinstance(cuda_graph, bool):
+            raise ConfigError(f"model.cuda_graph={cuda_graph!r} must be true (replay the GPU step from a CUDA graph) "
+                              "or false")
 
     def max_norm(self) -> float | None:
         return self._max_norm
@@ -170,16 +184,36 @@ class FullSoftmaxModule(Word2VecModule):
                                   None if keep is None else torch.as_tensor(keep, device=device),
                                   batch["chunk_tokens"], keys, batch["shuffle"])
             self._block = (block, keys, keys.tensor(device), batch["chunk_tokens"])
-        block, keys, key_tensor, chunk_tokens = self._block
-        window, shrink = self.hparams.window, self.hparams.shrink_window
-        if self.triton_windows():
-            from w2v.kernels.sampling_triton import step_windows as drawn_in_triton  # imports Triton where it runs
+            self._step_graph = None  # its windows' inputs have moved: captured again
+        block, keys, _, chunk_tokens = self._block
+        first, chunks = self._step_chunks(batch)
+        if not self.triton_windows():
+            return step_windows(block, first, chunks, chunk_tokens, self.hparams.window, self.hparams.shrink_window,
+                                keys.window)
+        return self._triton_windows(self._block, chunks)
 
-            centers, contexts, mask = drawn_in_triton(block.seq, block.docs, block.bounds, block.order, key_tensor,
-                                                      batch["first_chunk"], batch["chunks"], chunk_tokens, window,
-                                                      shrink)  # (N,), (N, 2W), (N, 2W)
-            return {"centers": centers, "contexts": contexts, "mask": mask}
-        return step_windows(block, batch["first_chunk"], batch["chunks"], chunk_tokens, window, shrink, keys.window)
+    def _step_chunks(self, batch: dict[str, Any]) -> tuple[int, int]:
+        """The batch's first chunk and chunk count, checked against the block; the first also put in
+        `_first` for the Triton windows, which read it on the device."""
+        first, chunks = batch["first_chunk"], batch["chunks"]
+        if first < 0 or first + chunks > self._block[0].n_chunks:
+            raise ValueError(f"chunks {first}..{first + chunks - 1} are outside the block's {self._block[0].n_chunks}")
+        if self.triton_windows():
+            if self._first is None:
+                self._first = torch.zeros(1, dtype=torch.int64, device=self.in_embed.weight.device)
+            self._first.fill_(first)  # a launch with the value, no copy from the host's memory
+        return first, chunks
+
+    def _triton_windows(self, block_and_keys: tuple[DeviceBlock, StreamKeys, torch.Tensor, int],
+                        chunks: int) -> dict[str, torch.Tensor]:
+        """`device_windows` by the Triton kernel, from the chunk in `_first`: centers (N,), contexts (N, 2W), mask (N, 2W)."""
+        from w2v.kernels.sampling_triton import step_windows as drawn_in_triton  # imports Triton where it runs
+
+        block, _, key_tensor, chunk_tokens = block_and_keys
+        centers, contexts, mask = drawn_in_triton(block.seq, block.docs, block.bounds, block.order, key_tensor,
+                                                  self._first, chunks, chunk_tokens, self.hparams.window,
+                                                  self.hparams.shrink_window)
+        return {"centers": centers, "contexts": contexts, "mask": mask}
 
     def triton_windows(self) -> bool:
         """Whether `device_windows` draws in one Triton kernel (`kernels.sampling_triton`) instead of
@@ -215,6 +249,29 @@ class FullSoftmaxModule(Word2VecModule):
 
     def on_fit_start(self) -> None:
         self.fused_step()  # model.kernels=triton's errors (no Triton, no CUDA) before the first batch
+        if self.hparams.cuda_graph:
+            self.check_cuda_graph()
+
+    def check_cuda_graph(self) -> None:
+        """model.cuda_graph=true's conditions, as one-line errors that name the fix: a graph replays
+        the GPU step's fixed shapes, windows drawn on the device and Triton kernels, and nothing in it
+        may wait for the device."""
+        device = self.device.type
+        off = "or model.cuda_graph=false"
+        if device != "cuda":
+            raise ConfigError(f"model.cuda_graph=true replays a step on CUDA, not {device}; use model.cuda_graph=false")
+        if not self.draws_on_device():
+            raise ConfigError("model.cuda_graph=true replays windows drawn on the device; use model.sampling=auto in a "
+                              f"one-process run without trainer.deterministic=true, {off}")
+        if not self.padded_inputs():
+            raise ConfigError(f"model.cuda_graph=true replays the fixed-shape step, which LazyAdam does not take; use "
+                              f"model/optimizer=adam (or sgd), {off}")
+        if not (self.fused_step() and self.triton_windows()):
+            raise ConfigError("model.cuda_graph=true replays the Triton kernels; use model.kernels=auto with float32 "
+                              f"embeddings up to {SOFTMAX_TRITON_MAX_DIM} wide, {off}")
+        if self._max_norm is not None:
+            raise ConfigError(f"model.cuda_graph=true cannot replay model.max_norm's renormalisation, which waits for "
+                              f"the device; use model.max_norm=null, {off}")
 
     @abstractmethod
     def softmax_inputs(self, batch: dict[str, torch.Tensor], padded: bool = False) -> SoftmaxInputs:
@@ -263,13 +320,39 @@ class FullSoftmaxModule(Word2VecModule):
             embedding.grad = torch.zeros_like(embedding).index_add_(0, inputs.words, word_grads)
         return losses, grad_losses
 
+    def graphed_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`backward_by_hand` of a range of a block's chunks, its device work replayed from a CUDA
+        graph (`cuda_graph.StepGraph`, `model.cuda_graph`): the windows, the softmax and the
+        gradients in one launch. A block's first step runs eagerly (there Triton compiles, and the
+        block's tensors are new); the next captures the graph, which later steps of as many chunks
+        replay; a step of another size (a block's last) runs eagerly."""
+        padded = True
+        if "ids" in batch or (self._step_graph is not None and self._step_graph[1] != batch["chunks"]):
+            return self.backward_by_hand(self.device_windows(batch), padded)
+        self._step_chunks(batch)
+        parameters = (self.in_embed.weight, self.out.weight, self.out.bias)
+        if self._step_graph is None:
+
+            def step(block=self._block, chunks=batch["chunks"]):  # the block bound now: a replay reads these tensors
+                losses, weights = self.backward_by_hand(self._triton_windows(block, chunks), padded)
+                return losses, weights, tuple(p.grad for p in parameters)
+
+            self._step_graph = (StepGraph(step), batch["chunks"])
+        losses, weights, grads = self._step_graph[0]()
+        for parameter, grad in zip(parameters, grads):
+            parameter.grad = grad  # an eager step in between may have set others
+        return losses, weights
+
     def training_step(self, batch, batch_idx):
-        if "first_chunk" in batch:  # a range of a block's chunks: the windows are ours to draw
-            batch = self.device_windows(batch)
         padded = self.padded_inputs()
         if padded and self._deferred is not None:  # Adam on dense gradients: no row is left behind
             self._deferred.settle(self.in_embed.weight)
-        losses, weights = self.backward_by_hand(batch, padded)
+        if self.hparams.cuda_graph and "first_chunk" in batch:
+            losses, weights = self.graphed_step(batch)
+        else:
+            if "first_chunk" in batch:  # a range of a block's chunks: the windows are ours to draw
+                batch = self.device_windows(batch)
+            losses, weights = self.backward_by_hand(batch, padded)
         if self.trainer.world_size > 1:
             # Every process steps with the gradients averaged over all of them, as DDP would; a
             # process whose batch is empty still takes part, with zero gradients.
