@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--runs", default="sgns,cbow,skipgram", help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--output", "-o", type=Path, default=Path("outputs/gpu_benchmark"), help="folder for the runs")
     parser.add_argument("--profile-steps", type=int, default=0,
-                        help="profile this many steps of each run from its 50th (scripts/step_profile.py)")
+                        help="profile this many steps of each run's first epoch, from its 51st (scripts/step_profile.py)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. data.max_docs=1000")
     args = parser.parse_args()
     names = args.runs.split(",")

@@ -21,7 +21,7 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _block(chunk_tokens: int, subsample: float | None):
-    """Four documents of 60 positions (one a single token), subsampled or not, on DEVICE."""
+    """240 positions in four documents (one a single token), subsampled or not, on DEVICE."""
     rng = np.random.default_rng(3)
     ids = torch.from_numpy(rng.choice(np.arange(2, 30), 240)).int()
     offsets = torch.tensor([0, 70, 71, 150, 240])
@@ -90,8 +90,8 @@ def test_the_kernel_is_a_sound_custom_op():
 
 @pytest.mark.parametrize("kernels,triton", [("triton", True), ("torch", False), ("auto", torch.cuda.is_available())])
 def test_a_model_draws_its_windows_in_triton_where_its_step_takes_triton(kernels, triton):
-    """`model.kernels` picks the windows' kernel with the step's; both give the same windows, and
-    read nothing back to the host."""
+    """`model.kernels` picks the windows' kernel with the step's; its windows are the other
+    kernel's, and drawing them reads nothing back to the host."""
     vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)
     model = build_model(vocab, "model=cbow", "model.embedding_dim=8", "model.sampling=device",
                         f"model.kernels={kernels}").to(DEVICE)
@@ -103,6 +103,11 @@ def test_a_model_draws_its_windows_in_triton_where_its_step_takes_triton(kernels
     with HostReads() as recorder:  # a step's windows, without a new block, wait for nothing
         got = model.device_windows({"first_chunk": 50, "chunks": 64})
     assert recorder.reads == []
-    block, keys, _, _ = model._block
-    want = device_sampling.step_windows(block, 50, 64, 1, model.hparams.window, True, keys.window)
+    block, keys, key_tensor, _ = model._block
+    if triton:  # the specification
+        want = device_sampling.step_windows(block, 50, 64, 1, model.hparams.window, True, keys.window)
+    else:  # the kernel
+        first = torch.tensor([50], device=DEVICE)
+        want = dict(zip(("centers", "contexts", "mask"), sampling_triton.step_windows(
+            block.seq, block.docs, block.bounds, block.order, key_tensor, first, 64, 1, model.hparams.window, True)))
     assert all(torch.equal(got[name], want[name]) for name in want)

@@ -324,22 +324,28 @@ def test_the_kernels_compile_for_a_gpu_without_spilling():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 16
 
-class _ReplayedByCalling:
-    """cuda_graph.StepGraph's contract without CUDA: the outputs of the capture, rewritten in place
-    by each replay (here by calling the captured function again, which reads the tensors it was
-    given at capture, as a graph's kernels do). A step that baked a value into the capture, or
-    read a tensor the model has since replaced, gives other results than the eager step."""
+class _ReplayedTrace:
+    """cuda_graph.StepGraph's contract without CUDA: the captured function is traced once into its
+    tensor operations (torch.fx's make_fx; the Triton kernels are custom ops, single nodes), which
+    each replay runs again on the tensors it read at capture, writing the results into the
+    capture's outputs, as a graph's kernels rewrite theirs. No Python of the step runs at a replay:
+    a value baked into the capture, a tensor the model has replaced since, or a gradient not handed
+    back to the parameters gives other results than the eager steps. The capture must read nothing
+    back to the host, which a CUDA graph could not capture."""
 
-    captures = 0
+    made: list[_ReplayedTrace] = []
 
     def __init__(self, fn):
-        self._fn, self.replays = fn, 0
-        self.outputs = fn()
-        type(self).captures += 1
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        with HostReads() as recorder:
+            self._trace = make_fx(lambda: fn())()  # no arguments: the step reads what it was bound to
+        assert recorder.reads == [], f"the captured step reads {recorder.reads} back to the host"
+        self.outputs, self.replays = self._trace(), 0  # the capture's outputs, as a graph's pool holds them
+        type(self).made.append(self)
 
     def __call__(self):
-        fresh = self._fn()
-        for old, new in zip(_flat(self.outputs), _flat(fresh), strict=True):
+        for old, new in zip(_flat(self.outputs), _flat(self._trace()), strict=True):
             old.copy_(new)
         self.replays += 1
         return self.outputs
@@ -351,22 +357,32 @@ def _flat(outputs):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the real graph: test_the_graphed_step_on_cuda")
-def test_the_graphed_step_gives_the_eager_steps_vectors(make_cfg, tmp_path, monkeypatch):
+@pytest.mark.parametrize("arch", ["cbow", "skipgram"])
+def test_the_graphed_step_gives_the_eager_steps_vectors(make_cfg, tmp_path, monkeypatch, arch):
     """model.cuda_graph=true: a block's first step eager, the next captured, the later ones
     replayed; the run's vectors are those of the eager steps, bit for bit."""
     monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
     monkeypatch.setattr(FullSoftmaxModule, "check_cuda_graph", lambda self: None)  # CUDA's: tested below
-    monkeypatch.setattr("w2v.models.full_softmax.StepGraph", _ReplayedByCalling)
-    settings = ["model=skipgram", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=2",
+    monkeypatch.setattr("w2v.models.full_softmax.StepGraph", _ReplayedTrace)
+    monkeypatch.setattr(_ReplayedTrace, "made", [])
+    settings = [f"model={arch}", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=2",
                 "data.max_docs=150", "data.batch_size=200", "callbacks.neighbours.probe_words=[cat,red]"]
     runs = {graph: train(make_cfg([*settings, f"model.cuda_graph={graph}"], output_dir=tmp_path / str(graph)))
             for graph in ("false", "true")}
     eager, graphed = ((runs[g]["output_dir"] / "vectors.txt").read_bytes() for g in ("false", "true"))
     assert graphed == eager
-    steps = runs["true"]["trainer"].global_step
-    assert _ReplayedByCalling.captures == 2 and steps >= 8  # one block an epoch, captured again in each
-    model = runs["true"]["model"]
-    assert model._step_graph is not None and model._step_graph[0].replays > 0
+    graphs = _ReplayedTrace.made
+    steps = runs["true"]["trainer"].global_step  # 2 epochs of one block: a first step, a capture, replays, a last step
+    assert len(graphs) == 2 and all(g.replays >= 2 for g in graphs) and sum(g.replays for g in graphs) >= steps - 4
+
+
+def test_a_graph_needs_windows_drawn_on_the_device(make_cfg, monkeypatch):
+    monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
+    monkeypatch.setattr(FullSoftmaxModule, "check_cuda_graph", lambda self: None)
+    cfg = make_cfg(["model=cbow", "model.cuda_graph=true", "data.shuffle_unit=document"])  # the loader's windows
+    with pytest.raises(ConfigError, match="model.cuda_graph=true replays windows drawn on the device, but the data "
+                                          "loader draws these.*or use model.cuda_graph=false"):
+        train(cfg)
 
 
 def test_cuda_graph_errors_name_the_fix(monkeypatch):
@@ -378,7 +394,7 @@ def test_cuda_graph_errors_name_the_fix(monkeypatch):
         with pytest.raises(ConfigError, match="model.cuda_graph=true replays a step on CUDA, not cpu; use "
                                               "model.cuda_graph=false"):
             model.check_cuda_graph()
-        model._device = torch.device("cuda", 0)  # the other conditions, as a GPU's model would meet them
+    model._device = torch.device("cuda", 0)  # the other conditions, as a GPU's model would meet them
     meets = {"draws_on_device": True, "padded_inputs": True, "fused_step": True, "triton_windows": True}
     for condition, message in (("draws_on_device", "replays windows drawn on the device; use model.sampling=auto"),
                                ("padded_inputs", "replays the fixed-shape step, which LazyAdam does not take"),
@@ -397,13 +413,22 @@ def test_cuda_graph_errors_name_the_fix(monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("arch", ["cbow", "skipgram"])
-def test_the_graphed_step_on_cuda(make_cfg, tmp_path, arch):
+def test_the_graphed_step_on_cuda(make_cfg, tmp_path, monkeypatch, arch):
     """A real CUDA graph: the run trains as the eager steps do (up to the order of atomic adds)."""
+    made = []
+
+    class Recorded(StepGraph):
+        def __init__(self, fn):
+            super().__init__(fn)
+            made.append(self)
+
+    monkeypatch.setattr("w2v.models.full_softmax.StepGraph", Recorded)
     settings = [f"model={arch}", *TRAINER, "trainer.max_epochs=2", "callbacks.neighbours.probe_words=[cat,red]"]
     runs = {graph: train(make_cfg([*settings, f"model.cuda_graph={graph}"], output_dir=tmp_path / str(graph)))
             for graph in ("false", "true")}
     model = runs["true"]["model"]
-    assert isinstance(model._step_graph[0], StepGraph) and model.fused_step() and model.triton_windows()
+    assert model.fused_step() and model.triton_windows() and model._step_graph is None  # dropped at the end
+    assert len(made) == 2 and all(graph.replays >= 2 for graph in made)  # one block an epoch
     losses = [runs[g]["metrics"]["train/loss_epoch"] for g in ("false", "true")]
     assert abs(losses[0] - losses[1]) < 1e-3 * losses[0]
     share = planted_neighbour_share(model.word_vectors())

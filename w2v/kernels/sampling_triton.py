@@ -43,7 +43,9 @@ def below(bits, n):
     return (bits * n) >> 32
 
 
-@triton.jit
+# A step's and a block's sizes change between blocks (and at a block's last step): variants compiled for
+# their divisibility would gain nothing, and one compiled while a CUDA graph captures the step would stall it.
+@triton.jit(do_not_specialize=["n_centers", "n_chunks", "spare"])
 def _windows_kernel(seq, docs, bounds, order, keys, first, centers, contexts, mask, n_centers, chunk_tokens, n_chunks,
                     spare, WINDOW: tl.constexpr, SHRINK: tl.constexpr, C: tl.constexpr, BLOCK_N: tl.constexpr):
     n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # (BN,) the step's center slots
@@ -70,7 +72,7 @@ def _windows_kernel(seq, docs, bounds, order, keys, first, centers, contexts, ma
     counts = inside & (tl.abs(offset)[None, :] <= radius[:, None]) & (tl.load(docs + where) == doc[:, None])
     counts = counts & valid[:, None]  # (BN, C)
     tl.store(centers + n, tl.load(seq + position).to(tl.int64), mask=in_step)
-    out = n[:, None] * (2 * WINDOW) + j[None, :]  # (BN, C) into the (N, 2W) outputs
+    out = n.to(tl.int64)[:, None] * (2 * WINDOW) + j[None, :]  # (BN, C) into the (N, 2W) outputs
     store = in_step[:, None] & (j < 2 * WINDOW)[None, :]
     tl.store(contexts + out, tl.load(seq + where).to(tl.int64), mask=store)
     tl.store(mask + out, counts.to(tl.uint8), mask=store)

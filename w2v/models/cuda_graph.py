@@ -20,22 +20,28 @@ from w2v.errors import ConfigError
 class StepGraph:
     """`fn` captured as a CUDA graph; calling the object replays it and returns `fn`'s outputs.
 
-    Capturing runs nothing on the device (the caller runs `fn` eagerly before, so that Triton has
-    compiled its kernels and the memory allocator has its blocks). Tensors that `fn` allocates come
-    from the graph's own memory pool, which lives as long as the graph or its outputs.
+    Capturing runs nothing on the device. The caller runs the step eagerly first, so that Triton
+    has compiled its kernels for these shapes (a compile during the capture would break it).
+    Tensors that `fn` allocates come from the graph's own memory pool, which lives as long as the
+    graph or its outputs.
     """
 
     def __init__(self, fn: Callable[[], Any]):
+        self.replays = 0
         self._graph = torch.cuda.CUDAGraph()
         try:
-            # thread_local: only this thread's work is captured; the data loader's threads may go on
+            # thread_local: calls that would break the capture raise only in this thread; the data
+            # loader's threads may go on with theirs
             with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
                 self.outputs = fn()
-        except RuntimeError as error:  # something in the step waits for the device or launches outside the stream
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:  # something in the step waits for the device, or is not capturable
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ConfigError(f"model.cuda_graph=true: the step could not be captured as a CUDA graph "
                               f"({first_line}); use model.cuda_graph=false") from error
 
     def __call__(self) -> Any:
         self._graph.replay()
+        self.replays += 1
         return self.outputs

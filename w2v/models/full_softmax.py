@@ -108,7 +108,8 @@ class FullSoftmaxModule(Word2VecModule):
         # model.sampling=device: the block, its keys (and as a tensor on the device), its chunk size
         self._block: tuple[DeviceBlock, StreamKeys, torch.Tensor, int] | None = None
         self._first: torch.Tensor | None = None  # (1,) int64 on the device: the step's first chunk, for the Triton windows
-        self._step_graph: tuple[StepGraph, int] | None = None  # model.cuda_graph: the step's graph and its chunks a step
+        self._step_graph: StepGraph | None = None  # model.cuda_graph: the step's graph, for the current block
+        self._graph_chunks: int | None = None  # the chunks of the steps it replays: those of the block's first
         # LazyAdam steps the rows of the batch's words only: padding would add rows to them
         self._rows_only = takes_sparse_rows(self.hparams.optimizer) and not plain_sgd(self.hparams.optimizer)
 
@@ -323,31 +324,44 @@ class FullSoftmaxModule(Word2VecModule):
     def graphed_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """`backward_by_hand` of a range of a block's chunks, its device work replayed from a CUDA
         graph (`cuda_graph.StepGraph`, `model.cuda_graph`): the windows, the softmax and the
-        gradients in one launch. A block's first step runs eagerly (there Triton compiles, and the
-        block's tensors are new); the next captures the graph, which later steps of as many chunks
-        replay; a step of another size (a block's last) runs eagerly."""
-        padded = True
-        if "ids" in batch or (self._step_graph is not None and self._step_graph[1] != batch["chunks"]):
+        gradients in one launch. A block's first step runs eagerly (the block's tensors are new,
+        and Triton compiles its kernels for the step's sizes); the next step of as many chunks
+        captures the graph, and the later ones replay it; a step of another size (a block's last,
+        shorter one) runs eagerly."""
+        padded, chunks = True, batch["chunks"]
+        if "ids" in batch or self._graph_chunks is None:
+            self._graph_chunks = chunks
+            return self.backward_by_hand(self.device_windows(batch), padded)
+        if chunks != self._graph_chunks:
             return self.backward_by_hand(self.device_windows(batch), padded)
         self._step_chunks(batch)
         parameters = (self.in_embed.weight, self.out.weight, self.out.bias)
         if self._step_graph is None:
+            for parameter in parameters:
+                parameter.grad = None  # the eager step's gradients: not kept beside the graph's
 
-            def step(block=self._block, chunks=batch["chunks"]):  # the block bound now: a replay reads these tensors
+            def step(block=self._block):  # the block bound now: a replay reads these tensors
                 losses, weights = self.backward_by_hand(self._triton_windows(block, chunks), padded)
                 return losses, weights, tuple(p.grad for p in parameters)
 
-            self._step_graph = (StepGraph(step), batch["chunks"])
-        losses, weights, grads = self._step_graph[0]()
+            self._step_graph = StepGraph(step)
+        losses, weights, grads = self._step_graph()
         for parameter, grad in zip(parameters, grads):
-            parameter.grad = grad  # an eager step in between may have set others
+            parameter.grad = grad  # the graph's own: an eager step in between may have set others
         return losses, weights
+
+    def on_train_end(self) -> None:
+        self._step_graph = None  # its memory pool goes with it
 
     def training_step(self, batch, batch_idx):
         padded = self.padded_inputs()
         if padded and self._deferred is not None:  # Adam on dense gradients: no row is left behind
             self._deferred.settle(self.in_embed.weight)
-        if self.hparams.cuda_graph and "first_chunk" in batch:
+        if self.hparams.cuda_graph:
+            if "first_chunk" not in batch:
+                raise ConfigError("model.cuda_graph=true replays windows drawn on the device, but the data loader "
+                                  "draws these (data.batching=examples or a data.shuffle_unit keep them there); leave "
+                                  "those at their defaults, or use model.cuda_graph=false")
             losses, weights = self.graphed_step(batch)
         else:
             if "first_chunk" in batch:  # a range of a block's chunks: the windows are ours to draw
