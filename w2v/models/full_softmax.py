@@ -328,20 +328,22 @@ class FullSoftmaxModule(Word2VecModule):
         and Triton compiles its kernels for the step's sizes); the next step of as many chunks
         captures the graph, and the later ones replay it; a step of another size (a block's last,
         shorter one) runs eagerly."""
-        padded, chunks = True, batch["chunks"]
         if "ids" in batch or self._graph_chunks is None:
-            self._graph_chunks = chunks
-            return self.backward_by_hand(self.device_windows(batch), padded)
-        if chunks != self._graph_chunks:
-            return self.backward_by_hand(self.device_windows(batch), padded)
-        self._step_chunks(batch)
+            self._graph_chunks = batch["chunks"]  # a new block: its later steps of this size are replayed
+        elif batch["chunks"] == self._graph_chunks:
+            return self._replayed_step(batch)
+        return self.backward_by_hand(self.device_windows(batch), padded=True)
+
+    def _replayed_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`graphed_step`'s replay, the graph captured first if the block has none yet."""
+        _, chunks = self._step_chunks(batch)
         parameters = (self.in_embed.weight, self.out.weight, self.out.bias)
         if self._step_graph is None:
             for parameter in parameters:
                 parameter.grad = None  # the eager step's gradients: not kept beside the graph's
 
             def step(block=self._block):  # the block bound now: a replay reads these tensors
-                losses, weights = self.backward_by_hand(self._triton_windows(block, chunks), padded)
+                losses, weights = self.backward_by_hand(self._triton_windows(block, chunks), padded=True)
                 return losses, weights, tuple(p.grad for p in parameters)
 
             self._step_graph = StepGraph(step)
