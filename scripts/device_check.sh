@@ -6,7 +6,8 @@
 #   tests      tests/test_gpu_path.py, test_softmax_triton.py, test_sampling_triton.py and test_softmax_on_device.py's CUDA tests;
 #   softmax    scripts/softmax_kernel_bench.py, the full softmax's step alone, fused beside PyTorch's (SOFTMAX_ARGS);
 #   kernel     scripts/sgns_kernel_bench.py, the SGNS kernel alone, variant beside variant (KERNEL_ARGS);
-#   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu.
+#   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu, each with
+#              PROFILE_STEPS (20; 0: none) of its steps profiled (scripts/step_profile.py).
 # Scores come from the carried benchmark files (the machine has no gensim). Each stage runs under
 # its own time limit in seconds (TESTS_LIMIT 180, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
 # 300 unless set), so that the default stages fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
@@ -64,7 +65,8 @@ for stage in $STAGES; do
         softmax) limit=${SOFTMAX_LIMIT:-90}; command=($PY scripts/softmax_kernel_bench.py ${SOFTMAX_ARGS:-}) ;;
         kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;
         benchmark) limit=${BENCHMARK_LIMIT:-300}
-            command=($PY scripts/gpu_benchmark.py -o outputs/gpu_benchmark "${cpu_run[@]}" "$@" "${scoring[@]}") ;;
+            command=($PY scripts/gpu_benchmark.py -o outputs/gpu_benchmark --profile-steps "${PROFILE_STEPS:-20}"
+                     "${cpu_run[@]}" "$@" "${scoring[@]}") ;;
     esac
     timeout "$limit" "${command[@]}" > "$OUT/$stage.log" 2>&1
     echo "$stage: exit $? (124: cut off at $limit s)" | tee -a "$OUT/$stage.log"

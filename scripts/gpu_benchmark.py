@@ -9,7 +9,7 @@ the final scores, beside a CPU run's scores when one is given.
 bf16-mixed, on the data loader's windows (model.sampling=loader) instead of the device's, with
 PyTorch's step (model.kernels=torch) instead of the fused Triton kernels, and with the fused step
 replayed from a CUDA graph (model.cuda_graph=true). `--profile-steps N` profiles N steps of each
-run (`scripts/step_profile.py`) and prints where their time went after the table.
+run (`scripts/step_profile.py`) and prints where their time went after the run's row.
 
 Each model trains in this process through `w2v.train` (trainer=gpu); its per-epoch words/s are read
 back from the run's TensorBoard log. The full-softmax models' FLOP/s count 6·V·D per example
@@ -98,7 +98,6 @@ def main() -> None:
           "final loss | WordSim-353 / SimLex-999 / analogies | CPU run's |")
     print("|---|---|---|---|---|---|---|---|")
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    profiles = {}
     for name, overrides in runs.items():
         gc.collect()  # the previous model's memory is not this one's peak
         torch.cuda.empty_cache()
@@ -127,10 +126,9 @@ def main() -> None:
         print(f"| {name} | {', '.join(f'{w:,.0f}' for w in words)} | {share} | "
               f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB | {wall:.0f} | {loss:.4f} | {scores} | {cpu} |",
               flush=True)
-        profiles[name] = run.output_dir / "step_profile.md"
-    for name, report in profiles.items():  # after the table, which they would break up
-        if report.is_file():
-            print(f"\n## {name}: {report}\n\n{report.read_text()}", end="")
+        report = run.output_dir / "step_profile.md"
+        if report.is_file():  # here, not after the table: a run cut off at a time limit keeps the reports before it
+            print(f"\n{name}'s step profile ({report}):\n\n{report.read_text()}", flush=True)
 
 
 if __name__ == "__main__":

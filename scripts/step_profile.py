@@ -48,7 +48,8 @@ LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaun
 class StepProfile(L.Callback):
     """Profiles steps `start`..`start + steps - 1` of the run's first epoch and writes the report
     to `path` (a Markdown table; see the module's docstring), keeping it in `report` too; `top`:
-    the kernels (or operations) it lists. An epoch of fewer steps has its last `steps` profiled.
+    the kernels (or operations) it lists. An epoch of fewer steps has its last `steps` profiled,
+    or all but its first.
     The profiler adds host time to every operation: compare the wall time a step with that of the
     run's words/s, unprofiled."""
 
@@ -67,8 +68,8 @@ class StepProfile(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._epoch = trainer.current_epoch  # the run's first epoch (a resumed run's is not 0)
         batches = trainer.num_training_batches
-        if batches != float("inf"):
-            self._start = min(self.start, max(0, int(batches) - self.steps))
+        if batches != float("inf"):  # a short epoch: its last steps, but its first (kernels compile there)
+            self._start = min(self.start, max(min(1, int(batches) - 1), int(batches) - self.steps))
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.report is None:
