@@ -9,8 +9,8 @@
 #   benchmark  scripts/gpu_benchmark.py, SGNS, CBOW and Skip-gram through w2v-train trainer=gpu, each with
 #              PROFILE_STEPS (20; 0: none) of its steps profiled (scripts/step_profile.py).
 # Scores come from the carried benchmark files (the machine has no gensim). Each stage runs under
-# its own time limit in seconds (TESTS_LIMIT 180, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
-# 300 unless set), so that the default stages fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
+# its own time limit in seconds (TESTS_LIMIT 240, SOFTMAX_LIMIT 90, KERNEL_LIMIT 120, BENCHMARK_LIMIT
+# 240 unless set), so that the default stages fit one call of the tool (600 s); logs go to $OUT (what the tool brings back),
 # unbuffered, so a stage cut off at its limit keeps what it printed. Extra arguments go to
 # gpu_benchmark.py.
 #
@@ -58,13 +58,13 @@ cpu_run=()
 [ -f .device/cpu-run/metrics.json ] && cpu_run=(--cpu-run .device/cpu-run)
 for stage in $STAGES; do
     case $stage in
-        tests) limit=${TESTS_LIMIT:-180}  # the kernels' ahead-of-time compile is checked on any machine: not here
+        tests) limit=${TESTS_LIMIT:-240}  # the kernels' ahead-of-time compile is checked on any machine: not here
             command=($PY -m pytest -q tests/test_gpu_path.py tests/test_softmax_triton.py tests/test_sampling_triton.py
                      tests/test_softmax_on_device.py
-                     -k '(not test_softmax_on_device or cuda) and not compile_for_a_gpu') ;;
+                     -k '(not test_softmax_on_device or cuda) and not compile_for_a_gpu' --durations=10) ;;
         softmax) limit=${SOFTMAX_LIMIT:-90}; command=($PY scripts/softmax_kernel_bench.py ${SOFTMAX_ARGS:-}) ;;
         kernel) limit=${KERNEL_LIMIT:-120}; command=($PY scripts/sgns_kernel_bench.py ${KERNEL_ARGS:-} "${scoring[@]}") ;;
-        benchmark) limit=${BENCHMARK_LIMIT:-300}
+        benchmark) limit=${BENCHMARK_LIMIT:-240}
             command=($PY scripts/gpu_benchmark.py -o outputs/gpu_benchmark --profile-steps "${PROFILE_STEPS:-20}"
                      "${cpu_run[@]}" "$@" "${scoring[@]}") ;;
     esac
