@@ -104,8 +104,7 @@ def main() -> int:
             configs = []
         else:
             default = softmax_triton.blocks(dim)
-            configs = [default] + [(*map(int, text.split(",")[:2]), default[2], *map(int, text.split(",")[2:]))
-                                   for text in args.blocks]
+            configs = [default] + [softmax_triton.blocks_given(text, dim) for text in args.blocks]
         for rows, vocab, width, warps, stages in configs:
             for precision in softmax_triton.PRECISIONS:
                 constants = {"HAS_BIAS": True, "PRECISION": precision, "EMULATED": False, "BLOCK_U": rows,

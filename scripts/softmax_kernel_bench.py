@@ -83,10 +83,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     default_blocks = softmax_triton.blocks
     default = default_blocks(args.dim)
-    configs = [default]
-    for text in args.blocks:
-        rows, vocab, warps, stages = (int(x) for x in text.split(","))
-        configs.append((rows, vocab, default[2], warps, stages))
+    configs = [default] + [softmax_triton.blocks_given(text, args.dim) for text in args.blocks]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (Triton's interpreter)"
     print(f"# {name}, V={args.vocab}, D={args.dim}; blocks: rows, vocab, width, warps, stages")
     print("| step | rows x window slots | products | blocks | ms | TFLOP/s (6UVD) | grad_weight error vs float32 |")

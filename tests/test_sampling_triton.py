@@ -8,29 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_softmax_on_device import HostReads
+from tests.test_softmax_on_device import HostReads, small_block
 from w2v.api import build_model
-from w2v.data.sampling import keep_probabilities
 from w2v.data.vocab import Vocabulary
 from w2v.kernels import device_sampling
-from w2v.kernels.device_sampling import StreamKeys, prepare_block
 
 sampling_triton = pytest.importorskip("w2v.kernels.sampling_triton")  # Triton is an optional dependency on a CPU
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _block(chunk_tokens: int, subsample: float | None):
-    """240 positions in four documents (one a single token), subsampled or not, on DEVICE."""
-    rng = np.random.default_rng(3)
-    ids = torch.from_numpy(rng.choice(np.arange(2, 30), 240)).int()
-    offsets = torch.tensor([0, 70, 71, 150, 240])
-    counts = rng.integers(1, 100, 30)
-    keep = None if subsample is None else torch.from_numpy(keep_probabilities(counts, subsample)).float()
-    keys = StreamKeys.for_block(seed=7, epoch=2, block=1)
-    block = prepare_block(ids.to(DEVICE), offsets.to(DEVICE), None if keep is None else keep.to(DEVICE),
-                          chunk_tokens, keys)
-    return block, keys
 
 
 def _fused(block, keys, first, *args):
@@ -45,7 +30,7 @@ def _fused(block, keys, first, *args):
 def test_the_kernels_windows_are_the_specifications_bit_for_bit(chunk_tokens, subsample, window, shrink):
     """Every field, padding included: the step's first, middle and last chunks, and a window whose
     2W context slots (6) are fewer than the kernel's power-of-2 tile (8)."""
-    block, keys = _block(chunk_tokens, subsample)
+    block, keys = small_block(chunk_tokens, subsample, DEVICE)
     n = block.n_chunks
     for first, chunks in ((0, n), (n // 3, n // 4), (n - 1, 1)):
         want = device_sampling.step_windows(block, first, chunks, chunk_tokens, window, shrink, keys.window)
@@ -58,14 +43,14 @@ def test_the_kernels_windows_are_the_specifications_bit_for_bit(chunk_tokens, su
 
 
 def test_a_step_of_no_chunks_draws_nothing():
-    block, keys = _block(8, None)
+    block, keys = small_block(8, None, DEVICE)
     centers, contexts, mask = _fused(block, keys, 2, 0, 8, 5, True)
     assert centers.shape == (0,) and contexts.shape == mask.shape == (0, 10)
 
 
 def test_bad_arguments_are_one_line_errors():
-    block, keys = _block(8, None)
-    with pytest.raises(ValueError, match="31 chunks a step, but the block has 30"):
+    block, keys = small_block(8, None, DEVICE)
+    with pytest.raises(ValueError, match="39 chunks a step, but the block has 38"):
         _fused(block, keys, 0, block.n_chunks + 1, 8, 5, True)
     with pytest.raises(ValueError, match="window \\(0\\) and chunk_tokens \\(8\\) must be at least 1"):
         _fused(block, keys, 0, 1, 8, 0, True)
@@ -82,7 +67,7 @@ def test_bad_arguments_are_one_line_errors():
 
 
 def test_the_kernel_is_a_sound_custom_op():
-    block, keys = _block(1, 0.005)
+    block, keys = small_block(1, 0.005, DEVICE)
     first = torch.tensor([3], device=DEVICE)
     torch.library.opcheck(sampling_triton.step_windows,
                           (block.seq, block.docs, block.bounds, block.order, keys.tensor(DEVICE), first, 40, 1, 5, True))

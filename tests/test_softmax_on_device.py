@@ -58,19 +58,21 @@ class HostReads(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def _block(chunk_tokens: int):
+def small_block(chunk_tokens: int, subsample: float | None = 0.005, device="cpu"):
+    """A corpus block of 300 positions in four documents (one of a single token) on `device`,
+    subsampled (at 0.005 about half kept) or, with None, not; and its keys."""
     rng = np.random.default_rng(2)
     counts = rng.integers(1, 100, 30)
     ids = torch.from_numpy(rng.choice(np.arange(2, 30), 300)).int()
     offsets = torch.tensor([0, 50, 51, 120, 300])  # a one-token document among them
-    keep = torch.from_numpy(keep_probabilities(counts, 0.005)).float()  # about half kept
+    keep = None if subsample is None else torch.from_numpy(keep_probabilities(counts, subsample)).float().to(device)
     keys = StreamKeys.for_block(seed=4, epoch=1, block=0)
-    return prepare_block(ids, offsets, keep, chunk_tokens, keys), keys
+    return prepare_block(ids.to(device), offsets.to(device), keep, chunk_tokens, keys), keys
 
 
 @pytest.mark.parametrize("shrink", [True, False])
 def test_a_steps_windows_are_its_chunks_windows_padded_to_a_fixed_shape(shrink):
-    block, keys = _block(chunk_tokens=8)
+    block, keys = small_block(chunk_tokens=8)
     first, chunks, window = 3, 5, 3
     got = step_windows(block, first, chunks, 8, window, shrink, keys.window)
     assert got["centers"].shape == (chunks * 8,) and got["contexts"].shape == got["mask"].shape == (chunks * 8, 2 * window)
@@ -170,8 +172,8 @@ def test_the_padded_step_and_its_windows_leave_the_host_nothing_to_wait_for(arch
     counts them on the device: test_softmax_triton.py); the flat inputs do."""
     monkeypatch.setattr(losses, "_softmax_cross_entropy_base2", lambda hidden, weight, bias, rows, targets,
                         scratch=None, operand=None: losses._softmax_cross_entropy_fixed(hidden, weight, bias, rows, targets))
-    block, keys = _block(chunk_tokens=1)
-    assert _host_reads(lambda: _block(chunk_tokens=1)) == []  # subsampling, compaction, chunk order
+    block, keys = small_block(chunk_tokens=1)
+    assert _host_reads(lambda: small_block(chunk_tokens=1)) == []  # subsampling, compaction, chunk order
     batch = {}
     assert _host_reads(lambda: batch.update(step_windows(block, 10, 64, 1, 3, True, keys.window))) == []
     vocab = Vocabulary([f"w{i}" for i in range(30)], [5] * 30)

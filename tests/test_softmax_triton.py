@@ -324,6 +324,13 @@ def test_the_kernels_compile_for_a_gpu_without_spilling():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "does not compile" not in done.stdout and done.stdout.count("| softmax") == 16
 
+
+def test_the_scripts_tile_configurations_take_the_widths_block():
+    assert softmax_triton.blocks_given("64,32,8,3", 100) == (64, 32, 128, 8, 3)
+    with pytest.raises(ValueError, match="--blocks '64,32,8': give rows,vocab,warps,stages, e.g. 64,32,8,3"):
+        softmax_triton.blocks_given("64,32,8", 100)
+
+
 class _ReplayedTrace:
     """cuda_graph.StepGraph's contract without CUDA: the captured function is traced once into its
     tensor operations (torch.fx's make_fx; the Triton kernels are custom ops, single nodes), which

@@ -163,6 +163,15 @@ def blocks(dim: int) -> tuple[int, int, int, int, int]:
     return 16, 32, block_d, 4, 2
 
 
+def blocks_given(text: str, dim: int) -> tuple[int, int, int, int, int]:
+    """`blocks`' tuple from "rows,vocab,warps,stages" (the scripts' `--blocks`), the width block `dim`'s."""
+    try:
+        rows, vocab, warps, stages = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--blocks {text!r}: give rows,vocab,warps,stages, e.g. 64,32,8,3") from None
+    return rows, vocab, blocks(dim)[2], warps, stages
+
+
 @functools.lru_cache(maxsize=None)
 def _processors(device: torch.device) -> int:
     """Programs the device runs at once, roughly: a CUDA device's multiprocessors; the interpreter, a few."""

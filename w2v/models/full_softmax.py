@@ -191,19 +191,21 @@ class FullSoftmaxModule(Word2VecModule):
         if not self.triton_windows():
             return step_windows(block, first, chunks, chunk_tokens, self.hparams.window, self.hparams.shrink_window,
                                 keys.window)
+        self._set_first(first)
         return self._triton_windows(self._block, chunks)
 
     def _step_chunks(self, batch: dict[str, Any]) -> tuple[int, int]:
-        """The batch's first chunk and chunk count, checked against the block; the first also put in
-        `_first` for the Triton windows, which read it on the device."""
+        """The batch's first chunk and chunk count, checked against the block."""
         first, chunks = batch["first_chunk"], batch["chunks"]
         if first < 0 or first + chunks > self._block[0].n_chunks:
             raise ValueError(f"chunks {first}..{first + chunks - 1} are outside the block's {self._block[0].n_chunks}")
-        if self.triton_windows():
-            if self._first is None:
-                self._first = torch.zeros(1, dtype=torch.int64, device=self.in_embed.weight.device)
-            self._first.fill_(first)  # a launch with the value, no copy from the host's memory
         return first, chunks
+
+    def _set_first(self, first: int) -> None:
+        """Puts the step's first chunk in `_first`, where the Triton windows read it on the device."""
+        if self._first is None:
+            self._first = torch.zeros(1, dtype=torch.int64, device=self.in_embed.weight.device)
+        self._first.fill_(first)  # a launch with the value, no copy from the host's memory
 
     def _triton_windows(self, block_and_keys: tuple[DeviceBlock, StreamKeys, torch.Tensor, int],
                         chunks: int) -> dict[str, torch.Tensor]:
@@ -336,7 +338,8 @@ class FullSoftmaxModule(Word2VecModule):
 
     def _replayed_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """`graphed_step`'s replay, the graph captured first if the block has none yet."""
-        _, chunks = self._step_chunks(batch)
+        first, chunks = self._step_chunks(batch)
+        self._set_first(first)
         parameters = (self.in_embed.weight, self.out.weight, self.out.bias)
         if self._step_graph is None:
             for parameter in parameters:
