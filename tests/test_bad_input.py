@@ -44,6 +44,15 @@ def test_bad_settings_fail_before_any_work(make_cfg, tmp_path, override, match):
     assert not (tmp_path / "cache").exists()  # nothing was tokenized
 
 
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="a GPU is there")
+def test_a_gpu_trainer_without_a_gpu_fails_before_any_work(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu needs a GPU, and torch .* sees none; use "
+                                          "trainer=cpu") as err:
+        train(make_cfg(["trainer=gpu"]))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "cache").exists()  # nothing was tokenized
+
+
 def test_setting_of_another_architecture_is_named(make_cfg):
     with pytest.raises(ConfigError, match="model.negatives is not a setting of CBOW"):
         train(make_cfg(["experiment=notebook", "model=cbow"]))

@@ -183,6 +183,15 @@ def run_identity() -> tuple[list[str], list[str]]:
     return named or overrides, swept
 
 
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """A one-line error, before any data work, where the trainer asks for a GPU that torch cannot use
+    (Lightning would say so only after the corpus is read, and without the fix)."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+        raise ConfigError(f"trainer.accelerator={accelerator} needs a GPU, and torch {torch.__version__} sees none; "
+                          "use trainer=cpu, or a machine with a GPU and a CUDA build of torch")
+
+
 def check_optimized_metric(name: str | None, declared: list[str]) -> None:
     """A one-line error, before training, if `optimized_metric` names a metric this run will not log."""
     if name is not None and name not in declared:
@@ -197,6 +206,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     launcher's environment before the trainer exists) writes the run's files.
     """
     check_model_config(cfg.model)  # bad settings fail before any data work
+    check_accelerator(cfg.trainer)
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
     saved_shapes = None
     if checkpoint is not None:
