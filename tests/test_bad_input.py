@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
 from tests.conftest import compose_config
+from w2v.config import composition_error
 from w2v.errors import ConfigError
-from w2v.training import composition_error, train
+from w2v.training import train
 
 
 @pytest.mark.parametrize("override, match", [
@@ -81,6 +85,16 @@ def test_what_hydra_cannot_compose_is_one_line(args, expected):
 def test_what_hydra_checks_itself_is_left_to_it(args):
     """Sweeps, flags and Hydra's own settings; an added key is the model's check (test_bad_settings...)."""
     assert composition_error(args) is None
+
+
+def test_a_bad_override_stops_w2v_train_before_lightning_is_imported():
+    """A mistyped key is reported in the time Hydra takes to compose (Lightning's import alone takes seconds)."""
+    code = ("import sys\nfrom w2v.commands import train\ntry:\n    train(['model.windw=3'])\n"
+            "except SystemExit as stop:\n    print(stop)\nprint(sorted({'lightning', 'torch'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines() == [
+        "error: Could not override 'model.windw'; to append to your config use +model.windw=3; key 'windw' is not in "
+        "struct (`w2v train --help` lists every config group and key)", "[]"], result.stderr
 
 
 def test_an_unreadable_override_is_named():

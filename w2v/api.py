@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from w2v.config import compose_config
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.vectors import WordVectors, load_vectors
@@ -32,13 +33,6 @@ class Run:
     metrics: dict[str, float]
     vectors: WordVectors
     config: DictConfig
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    """The config `w2v-train OVERRIDES...` trains with (Hydra's own settings left out)."""
-    from w2v.training import compose_config as compose
-
-    return compose(*overrides)
 
 
 def build_model(vocab, *overrides: str):

@@ -13,6 +13,7 @@ import runpy
 import sys
 
 from w2v import __version__
+from w2v.config import exit_if_not_composed
 from w2v.errors import ConfigError
 
 # subcommand: (module, one-line help)
@@ -38,7 +39,9 @@ def parser() -> argparse.ArgumentParser:
 
 def train(overrides: list[str]) -> None:
     """Runs the training entry point as `python -m w2v.training OVERRIDES...` would: Hydra reads
-    sys.argv, and a data-parallel run's launcher starts its other processes the same way."""
+    sys.argv, and a data-parallel run's launcher starts its other processes the same way. Overrides
+    that do not compose stop it first, before w2v.training imports PyTorch and Lightning."""
+    exit_if_not_composed(overrides)
     sys.argv = [sys.argv[0], *overrides]
     runpy.run_module("w2v.training", run_name="__main__", alter_sys=True)
 
@@ -50,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser().parse_args(argv)
     return importlib.import_module(TOOLS[args.tool][0]).run(args)
+
+
+def train_cli() -> None:
+    """The `w2v-train` console script: `w2v train` under its own name."""
+    train(sys.argv[1:])
 
 
 def cli() -> None:
