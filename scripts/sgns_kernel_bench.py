@@ -9,10 +9,16 @@ speed is read off the variants' scores (the issue's "pick by measurement").
     python scripts/sgns_kernel_bench.py data.max_docs=10000              # Hydra overrides for data and model
 
 A variant is comma-separated settings: `damped` (the CPU step's bounded update, w2v's) or `plain`
-(lr·G, word2vec's), `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
-order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens). Each variant
-starts from the same initial vectors and draws the same samples (counter-based, keyed by the seed).
-On a CPU the kernel runs only in Triton's interpreter (TRITON_INTERPRET=1), slowly: for tests.
+(lr·G, word2vec's), each over a whole window at once, `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
+order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens), and
+`lockstep=N`: not the kernel but its emulation on the CPU with N programs in flight
+(`w2v/kernels/sgns_lockstep.py`), which tells what concurrent updates do to the scores without a
+GPU; the emulation also has `pairs`, word2vec's order within a window (each context word's
+decisions move the output rows the next one reads), which the kernel has not. Each variant starts from the same initial vectors and draws the same samples (counter-based,
+keyed by the seed). On a CPU the kernel itself runs only in Triton's interpreter
+(TRITON_INTERPRET=1), slowly: for tests.
+
+    python scripts/sgns_kernel_bench.py --variant damped,lockstep=264 --variant plain,lockstep=264
 """
 
 from __future__ import annotations
@@ -33,23 +39,30 @@ DEFAULT_VARIANTS = ("damped", "plain", "damped,warps=2", "damped,warps=8", "damp
 
 @dataclass(frozen=True)
 class Variant:
-    damped: bool = True
+    rule: str = "damped"  # a window's update: damped, plain, or pairs (the emulation's only)
     warps: int = 4
     chunk: int | None = None  # None: the model's chunk_tokens
     step: int | None = None  # None: the model's step_tokens
+    lockstep: int | None = None  # programs in flight of the CPU emulation; None: the kernel itself
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
         variant = cls()
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, value = part.partition("=")
-            if key in ("damped", "plain") and not value:
-                variant = replace(variant, damped=key == "damped")
-            elif key in ("warps", "chunk", "step") and value.isdigit() and int(value) > 0:
+            if key in ("damped", "plain", "pairs") and not value:
+                variant = replace(variant, rule=key)
+            elif key in ("warps", "chunk", "step", "lockstep") and value.isdigit() and int(value) > 0:
                 variant = replace(variant, **{key: int(value)})
             else:
-                raise SystemExit(f"error: variant setting {part!r} is unknown; use damped, plain, warps=N, chunk=N "
-                                 "or step=N, comma-separated")
+                raise SystemExit(f"error: variant setting {part!r} is unknown; use damped, plain, pairs, warps=N, "
+                                 "chunk=N, step=N or lockstep=N, comma-separated")
+        if variant.rule == "pairs" and not variant.lockstep:
+            raise SystemExit(f"error: variant {text!r}: pairs (word2vec's order within a window) is the emulation's, "
+                             "not the kernel's; add lockstep=N")
+        if variant.lockstep and variant.warps != cls.warps:
+            raise SystemExit(f"error: variant {text!r}: warps=N sets the kernel's programs, which lockstep=N emulates "
+                             "without warps; leave one out")
         return variant
 
 
@@ -66,6 +79,8 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
     model = instantiate_model(model_cfg, datamodule.vocab)
     if not isinstance(model, NegativeSampling) or model.mean_context:
         raise SystemExit("error: the kernel trains Skip-gram with negative sampling; leave model= out (model=sgns)")
+    if variant.lockstep:
+        device = torch.device("cpu")
     model.to(device)
     hp = model.hparams
     stream = ChunkBatches(datamodule.corpus, variant.chunk or hp.chunk_tokens, variant.step or hp.step_tokens,
@@ -89,8 +104,11 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
             batch, _ = make(index)
             batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             step = epoch * steps + index
-            totals += model.train_chunks(batch, rate(step), rate(step + 1), damped=variant.damped,
-                                         num_warps=variant.warps)
+            if variant.lockstep:
+                totals += emulate_chunks(model, batch, rate(step), rate(step + 1), variant)
+            else:
+                totals += model.train_chunks(batch, rate(step), rate(step + 1), damped=variant.rule == "damped",
+                                             num_warps=variant.warps)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -98,6 +116,20 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
         rows.append({"seconds": seconds, "words_per_sec": len(datamodule.corpus) / seconds,
                      "loss": loss_sum / max(pairs, 1)})
     return {"epochs": rows, "vectors": model.word_vectors()}
+
+
+def emulate_chunks(model, batch, lr_begin: float, lr_end: float, variant: Variant) -> torch.Tensor:
+    """`NegativeSampling.train_chunks` with the kernel emulated on the CPU, `variant.lockstep` programs in
+    flight; (2,) float64 the summed loss and the pairs."""
+    from w2v.kernels.sgns_lockstep import lockstep_chunks
+
+    block, keys, threshold, alias = model.device_block(batch)
+    hp = model.hparams
+    arrays = (t.numpy() for t in (block.seq, block.docs, block.bounds, block.order, threshold, alias))
+    loss, pairs = lockstep_chunks(model.in_embed.weight.data.numpy(), model.out_embed.weight.data.numpy(), *arrays,
+                                  keys.window, keys.noise, batch["first_chunk"], batch["chunks"], lr_begin, lr_end,
+                                  hp.window, hp.shrink_window, hp.negatives, variant.rule, variant.lockstep)
+    return torch.tensor([loss, pairs], dtype=torch.float64)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -112,10 +144,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     variants = [(text, Variant.parse(text)) for text in (args.variant or DEFAULT_VARIANTS)]
     if torch.cuda.is_available():
         device = torch.device("cuda")
-    elif os.environ.get("TRITON_INTERPRET") == "1":
+    elif os.environ.get("TRITON_INTERPRET") == "1" or all(v.lockstep for _, v in variants):
         device = torch.device("cpu")
     else:
-        raise SystemExit("error: the kernel needs a CUDA device (or TRITON_INTERPRET=1, slowly, on a CPU)")
+        raise SystemExit("error: the kernel needs a CUDA device (or TRITON_INTERPRET=1, slowly, on a CPU); "
+                         "without one, emulate it with lockstep=N variants")
     from w2v.api import compose_config
     from w2v.evaluation import evaluate_all
     from w2v.training import build
@@ -124,7 +157,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     datamodule = build(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU, Triton's interpreter"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name()
+    else:
+        name = "the CPU" if all(v.lockstep for _, v in variants) else "the CPU, Triton's interpreter"
+    if any(v.lockstep for _, v in variants):
+        name += " (lockstep=N variants: the kernel emulated on the CPU, at the emulation's speed)"
     print(f"# SGNS kernel alone on {name}: {len(datamodule.corpus):,} tokens, vocabulary {len(datamodule.vocab):,}, "
           f"{args.epochs} epoch(s), {time.strftime('%Y-%m-%d')}")
     print("| variant | words/s per epoch | mean loss, last epoch | WordSim-353 / SimLex-999 / analogies |")

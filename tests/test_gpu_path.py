@@ -254,7 +254,8 @@ def test_the_gpu_path_trains_the_planted_classes(tmp_path):
 
 def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
     """scripts/sgns_kernel_bench.py: the kernel alone, as the GPU path's steps; each variant recovers
-    the planted classes, and the same variant twice gives the same losses (one program a launch)."""
+    the planted classes, and the same variant twice gives the same losses (one program a launch), as
+    does the kernel's emulation with one program in flight; four in flight, a launch of every chunk."""
     from scripts import sgns_kernel_bench
 
     corpus = write_planted_corpus(tmp_path / "planted.txt", n_docs=40, doc_len=12)
@@ -262,7 +263,7 @@ def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
                 "model.subsample=null", "model.window=2", "model.negatives=3", "model.embedding_dim=16",
                 "model.chunk_tokens=128", "model.step_tokens=128", "model.optimizer.lr=0.3",
                 f"paths.cache_dir={tmp_path / 'cache'}"]
-    variants = ["damped", "plain", "damped,warps=2"]
+    variants = ["damped", "plain", "damped,warps=2", "damped,lockstep=1", "pairs,lockstep=4,step=512"]
     results = sgns_kernel_bench.main(["--epochs", "2", "--no-scores", *(a for v in variants for a in ("--variant", v)),
                                       *settings])
     assert [r["variant"] for r in results] == variants
@@ -271,12 +272,17 @@ def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
         assert losses[1] < losses[0] < 4 * np.log(2)  # 4 decisions a pair, each ln 2 untrained
         share = planted_neighbour_share(result["vectors"])
         assert share >= 0.8, f"{result['variant']}: only {share:.0%} of the top-5 neighbours share the planted class"
-    damped, plain, warps = ([e["loss"] for e in r["epochs"]] for r in results)
+    damped, plain, warps, emulated, _ = ([e["loss"] for e in r["epochs"]] for r in results)
     if not CUDA:  # the interpreter runs programs one at a time: the same variant, the same numbers
         assert warps == damped
+        assert emulated == pytest.approx(damped, rel=1e-5)  # so does the emulation with one program in flight
     assert plain != damped
     with pytest.raises(SystemExit, match="variant setting 'warps=0' is unknown"):
         sgns_kernel_bench.main(["--variant", "damped,warps=0", *settings])
+    with pytest.raises(SystemExit, match="warps=N sets the kernel's programs, which lockstep=N emulates"):
+        sgns_kernel_bench.main(["--variant", "damped,lockstep=4,warps=8", *settings])
+    with pytest.raises(SystemExit, match="pairs .word2vec's order within a window. is the emulation's.*add lockstep=N"):
+        sgns_kernel_bench.main(["--variant", "pairs", *settings])
 
 
 @pytest.mark.parametrize("data, message", [("data.batching=examples", "cannot feed a model that draws its own samples"),

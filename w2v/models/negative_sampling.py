@@ -38,7 +38,8 @@ class NegativeSampling(BinaryOutputModule):
         super().__init__(vocab, **kwargs)
         self.check_negatives(negatives)
         self._block: DeviceBlock | None = None  # the GPU path's current corpus block, and its draws' keys
-        self._block_keys: torch.Tensor | None = None
+        self._stream_keys: StreamKeys | None = None
+        self._block_keys: torch.Tensor | None = None  # the same keys as the kernel reads them
         self._tables: tuple[torch.Tensor, ...] | None = None  # keep probabilities and the noise alias table, on the device
         self._noise: WindowTables | None = None  # the noise alias table, made by `window_tables` on first use
 
@@ -117,27 +118,34 @@ class NegativeSampling(BinaryOutputModule):
     def train_chunks(self, batch, lr_begin: float, lr_end: float, *, damped: bool = True,
                      num_warps: int = 4) -> torch.Tensor:
         """The kernel's part of a GPU path step, on the embeddings in place: a batch of `ChunkBatches`
-        (on the rows' device; one with ids brings a new block, subsampled and cut into chunks here),
-        trained at a rate falling from `lr_begin` to `lr_end`. Returns (2,) float64: the summed loss
-        and the pairs. `damped`, `num_warps`: the kernel's (scripts/sgns_kernel_bench.py varies them)."""
+        (on the rows' device) trained at a rate falling from `lr_begin` to `lr_end`. Returns (2,)
+        float64: the summed loss and the pairs. `damped`, `num_warps`: the kernel's
+        (scripts/sgns_kernel_bench.py varies them)."""
         from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
 
+        block, _, threshold, alias = self.device_block(batch)
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
-        if self._tables is None:  # on the device, once
-            keep, tables = self.keep_probabilities(), self.window_tables()
-            self._tables = (None if keep is None else torch.as_tensor(keep, device=w_in.device),
-                            torch.as_tensor(tables.threshold, device=w_in.device),
-                            torch.as_tensor(tables.alias, device=w_in.device))
-        keep_prob, threshold, alias = self._tables
-        if "ids" in batch:  # a new block, or a new epoch: subsample it and order its chunks, on the device
-            check_block_size(len(batch["ids"]), self.hparams.negatives)
-            keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
-            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, batch["chunk_tokens"], keys,
-                                        batch["shuffle"])
-            self._block_keys = keys.tensor(w_in.device)
-        block = self._block
         totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
         sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, self._block_keys,
                     totals, batch["first_chunk"], batch["chunks"], lr_begin, lr_end, self.hparams.window,
                     self.hparams.shrink_window, self.hparams.negatives, damped=damped, num_warps=num_warps)
         return totals
+
+    def device_block(self, batch) -> tuple[DeviceBlock, StreamKeys, torch.Tensor, torch.Tensor]:
+        """The GPU path's corpus block that a batch of `ChunkBatches` trains, its draws' keys and the noise
+        words' alias table (threshold, alias), on the rows' device. A batch with ids brings a new block
+        (or a new epoch), subsampled and cut into chunks here."""
+        device = self.in_embed.weight.device
+        if self._tables is None:  # on the device, once
+            keep, tables = self.keep_probabilities(), self.window_tables()
+            self._tables = (None if keep is None else torch.as_tensor(keep, device=device),
+                            torch.as_tensor(tables.threshold, device=device),
+                            torch.as_tensor(tables.alias, device=device))
+        keep_prob, threshold, alias = self._tables
+        if "ids" in batch:
+            check_block_size(len(batch["ids"]), self.hparams.negatives)
+            self._stream_keys = StreamKeys.for_block(batch["seed"], batch["epoch"], batch["block"])
+            self._block = prepare_block(batch["ids"], batch["offsets"], keep_prob, batch["chunk_tokens"],
+                                        self._stream_keys, batch["shuffle"])
+            self._block_keys = self._stream_keys.tensor(device)
+        return self._block, self._stream_keys, threshold, alias
