@@ -10,7 +10,7 @@ spills that would slow a kernel, are found here before a GPU is lent.
 Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16
 products, with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows,
 vocabulary block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window
-and noise words, damped and plain, at 4 warps (its default) and 8; the full softmax's step windows
+and noise words, each of its window updates (damped, plain, pairs), at 4 warps (its default) and 8; the full softmax's step windows
 (`kernels.sampling_triton`) with the default window.
 
 Exits with status 1 if a kernel does not compile, or with `--check` if one of the softmax's
@@ -94,7 +94,7 @@ def main() -> int:
         print(f"error: {CUOBJDUMP} is missing: this Triton has no NVIDIA backend tools (x86-64 Linux wheels "
               "carry them)", file=sys.stderr)
         return 2
-    from w2v.kernels import sampling_triton, sgns_triton, softmax_triton
+    from w2v.kernels import SGNS_WINDOW_RULES, sampling_triton, sgns_triton, softmax_triton
 
     target = GPUTarget("cuda", args.arch, 32)
     jobs = []  # (name, settings, whether --check checks it, compile)
@@ -116,12 +116,13 @@ def main() -> int:
                     jobs.append((name, settings, checked,
                                  lambda fn=fn, a=kernel_args, c=constants, w=warps, s=stages, d=dim:
                                  compile_kernel(fn, a, c, target, w, s, d)))
-        for damped, warps in ((True, 4), (True, 8), (False, 4), (False, 8)):  # 4: sgns_chunks' default
-            constants = {"WINDOW": 5, "SHRINK": True, "NEGATIVES": 5, "DAMPED": damped, "C": 16, "T": 8,
-                         "BLOCK_D": triton.next_power_of_2(dim)}
-            jobs.append(("sgns chunks", f"D={dim}, {'damped' if damped else 'plain'}, {warps} warps", False,
-                         lambda c=constants, d=dim, w=warps: compile_kernel(sgns_triton._sgns_chunks_kernel, SGNS_ARGS,
-                                                                            c, target, w, 3, d)))
+        for rule in SGNS_WINDOW_RULES:
+            for warps in (4, 8):  # 4: sgns_chunks' default
+                constants = {"WINDOW": 5, "SHRINK": True, "NEGATIVES": 5, "RULE": SGNS_WINDOW_RULES[rule], "C": 16,
+                             "T": 8, "BLOCK_D": triton.next_power_of_2(dim)}
+                jobs.append(("sgns chunks", f"D={dim}, {rule}, {warps} warps", False,
+                             lambda c=constants, d=dim, w=warps: compile_kernel(sgns_triton._sgns_chunks_kernel,
+                                                                                SGNS_ARGS, c, target, w, 3, d)))
     windows = {"WINDOW": 5, "SHRINK": True, "C": 16, "BLOCK_N": sampling_triton.BLOCK_N}
     jobs.append(("step windows", "window 5", False,
                  lambda: compile_kernel(sampling_triton._windows_kernel, WINDOWS_ARGS, windows, target, 4, 3, 0)))

@@ -9,12 +9,12 @@ speed is read off the variants' scores (the issue's "pick by measurement").
     python scripts/sgns_kernel_bench.py data.max_docs=10000              # Hydra overrides for data and model
 
 A variant is comma-separated settings: `damped` (the CPU step's bounded update, w2v's) or `plain`
-(lr·G, word2vec's), each over a whole window at once, `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
+(lr·G), each over a whole window at once, or `pairs` (word2vec's order within a window: each
+context word's decisions move the output rows the next one reads), `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
 order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens), and
 `lockstep=N`: not the kernel but its emulation on the CPU with N programs in flight
 (`w2v/kernels/sgns_lockstep.py`), which tells what concurrent updates do to the scores without a
-GPU; the emulation also has `pairs`, word2vec's order within a window (each context word's
-decisions move the output rows the next one reads), which the kernel has not. Each variant starts from the same initial vectors and draws the same samples (counter-based,
+GPU. Each variant starts from the same initial vectors and draws the same samples (counter-based,
 keyed by the seed). On a CPU the kernel itself runs only in Triton's interpreter
 (TRITON_INTERPRET=1), slowly: for tests.
 
@@ -34,12 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this checkout when not installed
 
-DEFAULT_VARIANTS = ("damped", "plain", "damped,warps=2", "damped,warps=8", "damped,chunk=256", "damped,chunk=4096")
+DEFAULT_VARIANTS = ("damped", "plain", "pairs", "damped,warps=2", "damped,warps=8", "damped,chunk=256", "damped,chunk=4096")
 
 
 @dataclass(frozen=True)
 class Variant:
-    rule: str = "damped"  # a window's update: damped, plain, or pairs (the emulation's only)
+    rule: str = "damped"  # a window's update: damped, plain or pairs (SGNS_WINDOW_RULES)
     warps: int = 4
     chunk: int | None = None  # None: the model's chunk_tokens
     step: int | None = None  # None: the model's step_tokens
@@ -57,9 +57,6 @@ class Variant:
             else:
                 raise SystemExit(f"error: variant setting {part!r} is unknown; use damped, plain, pairs, warps=N, "
                                  "chunk=N, step=N or lockstep=N, comma-separated")
-        if variant.rule == "pairs" and not variant.lockstep:
-            raise SystemExit(f"error: variant {text!r}: pairs (word2vec's order within a window) is the emulation's, "
-                             "not the kernel's; add lockstep=N")
         if variant.lockstep and variant.warps != cls.warps:
             raise SystemExit(f"error: variant {text!r}: warps=N sets the kernel's programs, which lockstep=N emulates "
                              "without warps; leave one out")
@@ -107,7 +104,7 @@ def train_variant(variant: Variant, model_cfg, datamodule, epochs: int, device: 
             if variant.lockstep:
                 totals += emulate_chunks(model, batch, rate(step), rate(step + 1), variant)
             else:
-                totals += model.train_chunks(batch, rate(step), rate(step + 1), damped=variant.rule == "damped",
+                totals += model.train_chunks(batch, rate(step), rate(step + 1), rule=variant.rule,
                                              num_warps=variant.warps)
         if device.type == "cuda":
             torch.cuda.synchronize()

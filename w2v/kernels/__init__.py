@@ -1,5 +1,5 @@
 """Compiled kernels, below the models: `cpu` (Numba: the SGD step of negative sampling and hierarchical softmax, DeferredAdam's row work),
-`sequential` (word2vec's sequential SGD in shards of a batch), `prefetch` (the CPU kernels' software prefetch), `sgns_triton` (the GPU's fused SGNS epoch over a corpus held on the device),
+`sequential` (word2vec's sequential SGD in shards of a batch), `prefetch` (the CPU kernels' software prefetch), `sgns_triton` (the GPU's fused SGNS epoch over a corpus held on the device) and `sgns_lockstep` (its emulation on the CPU),
 `softmax_triton` (the full softmax's step on the GPU without its logits matrix), and what the GPU path
 draws its samples with (`counter_rng`, `device_sampling`, and in Triton `sampling_triton`). Nothing here imports Lightning or the models;
 the Triton modules import Triton, so they are imported where they run."""
@@ -14,6 +14,10 @@ LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453  # log2(e), ln(2): exps in b
 # the width rounded up to a power of 2, in registers and shared memory. Here, so that choosing a
 # step need not import Triton.
 SOFTMAX_TRITON_MAX_DIM = 256
+# How SGNS's GPU kernel (`sgns_triton`) and its CPU emulation (`sgns_lockstep`) update a window's rows:
+# plain SGD's lr·G or the damped lr·G/(1+lr·H), each over the whole window at once, or `pairs`,
+# word2vec's order within the window, each context word's decisions in turn.
+SGNS_WINDOW_RULES = {"plain": 0, "damped": 1, "pairs": 2}
 
 
 def triton_interpreted() -> bool:

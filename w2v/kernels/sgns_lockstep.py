@@ -12,9 +12,8 @@ many as a GPU holds at once, each window reads rows one window stale for every o
 what that GPU's scheduling gives. The windows and noise words are the kernel's draws
 (`chunk_windows.chunk_windows`), the update its update, window by window: the damped rule
 `lr·G/(1+lr·H)` (G and H summed over a row's repeats within the window) or plain SGD's `lr·G`; or,
-`pairs`, word2vec's order within a window (the sequential CPU kernel's), which the kernel does not
-have: each context word's decisions move the center's and noise words' rows before the next reads
-them.
+`pairs`, word2vec's order within a window (the sequential CPU kernel's): each context word's
+decisions move the center's and noise words' rows before the next reads them.
 
 `scripts/sgns_kernel_bench.py`'s `lockstep=N` variants train with it.
 """
@@ -24,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from w2v.kernels import SGNS_WINDOW_RULES
 from w2v.kernels.chunk_windows import chunk_windows, step_rows
 from w2v.kernels.cpu import _jit
 
-RULES = {"plain": 0, "damped": 1, "pairs": 2}  # a window's update (see the module's docstring)
 _TINY = np.float32(1.1754943508222875e-38)  # the kernel's floor under a decision's probability before its log
 
 
@@ -231,10 +230,10 @@ def lockstep_chunks(w_in: np.ndarray, w_out: np.ndarray, seq: np.ndarray, docs: 
     """Trains chunks order[first : first + n_programs] of a block as `sgns_triton.sgns_chunks` would
     with `in_flight` programs running at once (see the module's docstring), on w_in and w_out (V, D)
     float32 in place. The block's arrays are `DeviceBlock`'s, as NumPy arrays; threshold and alias
-    the noise words' alias table; `rule` a window's update, one of `RULES`. Returns the summed loss and
-    the (center, context) pairs."""
-    if rule not in RULES:
-        raise ValueError(f"lockstep_chunks: rule={rule!r} is unknown; use one of {', '.join(RULES)}")
+    the noise words' alias table; `rule` a window's update, one of `SGNS_WINDOW_RULES`. Returns the
+    summed loss and the (center, context) pairs."""
+    if rule not in SGNS_WINDOW_RULES:
+        raise ValueError(f"lockstep_chunks: rule={rule!r} is unknown; use one of {', '.join(SGNS_WINDOW_RULES)}")
     if in_flight < 1:
         raise ValueError(f"lockstep_chunks: in_flight={in_flight} must be at least 1 (programs running at once)")
     if negatives < 1:
@@ -253,5 +252,5 @@ def lockstep_chunks(w_in: np.ndarray, w_out: np.ndarray, seq: np.ndarray, docs: 
     program_of = np.repeat(np.arange(n_programs, dtype=np.int64), np.diff(starts))  # (rows,)
     schedule = lockstep_schedule(starts, in_flight)
     loss, pairs = _train_ticks(w_in, w_out, contexts, targets, schedule, program_of, n_programs, lr_begin, lr_end,
-                               RULES[rule])
+                               SGNS_WINDOW_RULES[rule])
     return float(loss), int(pairs)

@@ -115,11 +115,11 @@ class NegativeSampling(BinaryOutputModule):
         self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
         return None
 
-    def train_chunks(self, batch, lr_begin: float, lr_end: float, *, damped: bool = True,
+    def train_chunks(self, batch, lr_begin: float, lr_end: float, *, rule: str = "damped",
                      num_warps: int = 4) -> torch.Tensor:
         """The kernel's part of a GPU path step, on the embeddings in place: a batch of `ChunkBatches`
         (on the rows' device) trained at a rate falling from `lr_begin` to `lr_end`. Returns (2,)
-        float64: the summed loss and the pairs. `damped`, `num_warps`: the kernel's
+        float64: the summed loss and the pairs. `rule`, `num_warps`: the kernel's
         (scripts/sgns_kernel_bench.py varies them)."""
         from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
 
@@ -128,7 +128,7 @@ class NegativeSampling(BinaryOutputModule):
         totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
         sgns_chunks(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, self._block_keys,
                     totals, batch["first_chunk"], batch["chunks"], lr_begin, lr_end, self.hparams.window,
-                    self.hparams.shrink_window, self.hparams.negatives, damped=damped, num_warps=num_warps)
+                    self.hparams.shrink_window, self.hparams.negatives, rule=rule, num_warps=num_warps)
         return totals
 
     def device_block(self, batch) -> tuple[DeviceBlock, StreamKeys, torch.Tensor, torch.Tensor]:
