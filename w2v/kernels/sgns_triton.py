@@ -30,13 +30,13 @@ from w2v.kernels.sampling_triton import below, draw, mix32
 
 
 @triton.jit
-def _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses, C: tl.constexpr,
+def _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses, WINDOW: tl.constexpr,
                   NEGATIVES: tl.constexpr):
     """One window in word2vec's order: each context word in turn (its row read from w_in) scores the
     center and the noise words in turn, moving their rows u (T, D), held here, at once (the next
     decision reads them moved; slots of one row move together), and its own row after its decisions,
     by plain SGD's lr·g. Returns the moved u and losses (C, T) with the window's decisions added."""
-    for c in range(C):
+    for c in range(2 * WINDOW):  # the real slots; the padding past them has no context word
         pick = slot == c
         row = tl.sum(tl.where(pick, ctx, 0), axis=0)  # this slot's context word
         on = tl.sum(tl.where(pick & valid, 1, 0), axis=0) > 0  # inside the window
@@ -117,7 +117,7 @@ def _sgns_chunks_kernel(
         pairs += valid.to(tl.float32)  # (C,)
         if RULE == 2:  # word2vec's order within the window
             moved, losses = _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses,
-                                          C, NEGATIVES)
+                                          WINDOW, NEGATIVES)
             earlier_same = (target[:, None] == target[None, :]) & (t[None, :] < t[:, None]) & real_t[None, :]
             home = real_t & (tl.sum(earlier_same.to(tl.int32), axis=1) == 0)  # a row's first slot takes its change
             tl.atomic_add(out_rows, moved - u, mask=tgt_mask & home[:, None])
