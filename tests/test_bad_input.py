@@ -97,6 +97,21 @@ def test_a_bad_override_stops_w2v_train_before_lightning_is_imported():
         "struct (`w2v train --help` lists every config group and key)", "[]"], result.stderr
 
 
+def test_w2v_train_composes_the_overrides_once_before_training(monkeypatch, capsys):
+    """w2v.commands.train checks them, then runs w2v.training, which does not check them again."""
+    import w2v.commands
+    import w2v.config
+
+    checked = []
+    monkeypatch.setattr(w2v.config, "exit_if_not_composed", checked.append)  # what w2v.training imports
+    monkeypatch.setattr(w2v.commands, "exit_if_not_composed", checked.append)
+    monkeypatch.setattr(sys, "argv", ["w2v-train"])
+    with pytest.raises(SystemExit) as stop:
+        w2v.commands.train(["--help"])  # Hydra prints the config's groups and stops
+    assert stop.value.code == 0 and "model: cbow, sgns, skipgram" in capsys.readouterr().out
+    assert checked == [["--help"]]
+
+
 def test_an_unreadable_override_is_named():
     problem = composition_error(["model.window=[1"])
     assert problem.startswith("cannot read the override 'model.window=[1': ") and "\n" not in problem

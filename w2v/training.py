@@ -316,7 +316,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    exit_if_not_composed(sys.argv[1:])
+    # `w2v train` and `w2v-train` (w2v.commands.train) checked the overrides before running this module
+    # and say so here; `python -m w2v.training` checks them itself
+    if not globals().get("OVERRIDES_CHECKED"):
+        exit_if_not_composed(sys.argv[1:])
     _hydra_main()
 
 

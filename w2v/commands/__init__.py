@@ -43,7 +43,7 @@ def train(overrides: list[str]) -> None:
     that do not compose stop it first, before w2v.training imports PyTorch and Lightning."""
     exit_if_not_composed(overrides)
     sys.argv = [sys.argv[0], *overrides]
-    runpy.run_module("w2v.training", run_name="__main__", alter_sys=True)
+    runpy.run_module("w2v.training", init_globals={"OVERRIDES_CHECKED": True}, run_name="__main__", alter_sys=True)
 
 
 def main(argv: list[str] | None = None) -> int:

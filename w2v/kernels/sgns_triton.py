@@ -41,7 +41,7 @@ def _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, 
         row = tl.sum(tl.where(pick, ctx, 0), axis=0)  # this slot's context word
         on = tl.sum(tl.where(pick & valid, 1, 0), axis=0) > 0  # inside the window
         v_ptr = w_in + row * dim + d
-        v_mask = in_dim & ((d * 0 + on.to(tl.int32)) > 0)  # (D,)
+        v_mask = in_dim & ((d * 0 + on.to(tl.int32)) > 0)  # (D,) spelt out: the interpreter refuses a scalar in a mask
         v = tl.load(v_ptr, mask=v_mask, other=0.0)  # (D,)
         neu = tl.zeros_like(v)
         step_losses = tl.zeros_like(t).to(tl.float32)  # (T,)
@@ -190,5 +190,6 @@ def sgns_chunks(w_in: torch.Tensor, w_out: torch.Tensor, seq: torch.Tensor, docs
     _sgns_chunks_kernel[(n_programs,)](
         w_in, w_out, seq, docs, bounds, order, threshold, alias, keys, totals,
         first, n_programs, len(order), w_in.shape[0], w_in.shape[1], lr_begin, lr_end,
-        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, RULE=SGNS_WINDOW_RULES[rule], C=triton.next_power_of_2(2 * window),
+        WINDOW=window, SHRINK=shrink, NEGATIVES=negatives, RULE=SGNS_WINDOW_RULES[rule],
+        C=triton.next_power_of_2(2 * window),
         T=triton.next_power_of_2(1 + negatives), BLOCK_D=triton.next_power_of_2(w_in.shape[1]), num_warps=num_warps)
