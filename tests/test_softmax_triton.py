@@ -282,8 +282,8 @@ def test_the_gpu_path_with_the_fused_step_trains_the_planted_classes(make_cfg, m
     all its windows, takes twice as long in the interpreter, and its fused step equals PyTorch's above."""
     arch = "skipgram"
     monkeypatch.setattr(FullSoftmaxModule, "padded_inputs", lambda self: True)
-    cfg = make_cfg([f"model={arch}", *TRAINER, "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=5",
-                    "callbacks.neighbours.probe_words=[cat,red]"])
+    cfg = make_cfg([f"model={arch}", *TRAINER, "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=3",
+                    "data.max_docs=150", "callbacks.neighbours.probe_words=[cat,red]"])
     result = train(cfg)
     assert result["model"].fused_step()
     share = planted_neighbour_share(result["model"].word_vectors())
@@ -377,7 +377,7 @@ def test_the_graphed_step_gives_the_eager_steps_vectors(make_cfg, tmp_path, monk
     monkeypatch.setattr("w2v.models.full_softmax.StepGraph", _ReplayedTrace)
     monkeypatch.setattr(_ReplayedTrace, "made", [])
     settings = [f"model={arch}", "model.sampling=device", "model.kernels=triton", "trainer.max_epochs=2",
-                "data.max_docs=150", "data.batch_size=200", "callbacks.neighbours.probe_words=[cat,red]"]
+                "data.max_docs=50", "data.batch_size=200", "callbacks.neighbours.probe_words=[cat,red]"]
     runs = {graph: train(make_cfg([*settings, f"model.cuda_graph={graph}"], output_dir=tmp_path / str(graph)))
             for graph in ("false", "true")}
     eager, graphed = ((runs[g]["output_dir"] / "vectors.txt").read_bytes() for g in ("false", "true"))
