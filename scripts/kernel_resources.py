@@ -10,7 +10,8 @@ spills that would slow a kernel, are found here before a GPU is lent.
 Kernels: the full softmax's two (`kernels.softmax_triton`) in float32, TF32, bfloat16 and float16
 products, with the tiles `softmax_triton.blocks` picks for `--dim` (and those of `--blocks`: rows,
 vocabulary block, warps, stages); SGNS's (`kernels.sgns_triton`) with the default model's window
-and noise words, each of its window updates (damped, plain, pairs), at 4 warps (its default) and 8; the full softmax's step windows
+and noise words, each of its window updates (damped, plain, sequential), at 4 warps (its default) and 8, and
+the sequential one at 1; the full softmax's step windows
 (`kernels.sampling_triton`) with the default window.
 
 Exits with status 1 if a kernel does not compile, or with `--check` if one of the softmax's
@@ -117,7 +118,8 @@ def main() -> int:
                                  lambda fn=fn, a=kernel_args, c=constants, w=warps, s=stages, d=dim:
                                  compile_kernel(fn, a, c, target, w, s, d)))
         for rule in SGNS_WINDOW_RULES:
-            for warps in (4, 8):  # 4: sgns_chunks' default
+            # 4: sgns_chunks' default; the sequential rule's dependent steps may run faster on fewer warps
+            for warps in (1, 4, 8) if rule == "sequential" else (4, 8):
                 constants = {"WINDOW": 5, "SHRINK": True, "NEGATIVES": 5, "RULE": SGNS_WINDOW_RULES[rule], "C": 16,
                              "T": 8, "BLOCK_D": triton.next_power_of_2(dim)}
                 jobs.append(("sgns chunks", f"D={dim}, {rule}, {warps} warps", False,

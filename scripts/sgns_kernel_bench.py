@@ -8,10 +8,11 @@ speed is read off the variants' scores (the issue's "pick by measurement").
     python scripts/sgns_kernel_bench.py --epochs 2 --variant damped --variant plain,warps=8
     python scripts/sgns_kernel_bench.py data.max_docs=10000              # Hydra overrides for data and model
 
-A variant is comma-separated settings: `damped` (the CPU step's bounded update, w2v's) or `plain`
-(lr·G), each over a whole window at once, or `pairs` (word2vec's order within a window: each
-context word's decisions move the output rows the next one reads), `warps=N` (num_warps of a program), `chunk=N` (positions a program walks in
-order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens), and
+A variant is comma-separated settings: its window update, `sequential` (word2vec's order within a
+window: each context word's decisions move the output rows the next one reads; the default, as in
+training), `damped` (the damped rule's bounded update, `model.update_rule=damped`) or `plain` (lr·G),
+these two over a whole window at once; `warps=N` (num_warps of a program), `chunk=N` (positions a
+program walks in order, model.chunk_tokens), `step=N` (positions a launch covers, model.step_tokens), and
 `lockstep=N`: not the kernel but its emulation on the CPU with N programs in flight
 (`w2v/kernels/sgns_lockstep.py`), which tells what concurrent updates do to the scores without a
 GPU. Each variant starts from the same initial vectors and draws the same samples (counter-based,
@@ -34,12 +35,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # w2v from this checkout when not installed
 
-DEFAULT_VARIANTS = ("damped", "plain", "pairs", "damped,warps=2", "damped,warps=8", "damped,chunk=256", "damped,chunk=4096")
+from w2v.kernels import SGNS_WINDOW_RULES  # noqa: E402  (torch only)
+
+DEFAULT_VARIANTS = ("sequential", "damped", "plain", "warps=1", "warps=2", "warps=8", "chunk=256", "chunk=4096")
 
 
 @dataclass(frozen=True)
 class Variant:
-    rule: str = "damped"  # a window's update: damped, plain or pairs (SGNS_WINDOW_RULES)
+    rule: str = "sequential"  # a window's update: sequential, damped or plain (SGNS_WINDOW_RULES)
     warps: int = 4
     chunk: int | None = None  # None: the model's chunk_tokens
     step: int | None = None  # None: the model's step_tokens
@@ -50,12 +53,12 @@ class Variant:
         variant = cls()
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, value = part.partition("=")
-            if key in ("damped", "plain", "pairs") and not value:
+            if key in SGNS_WINDOW_RULES and not value:
                 variant = replace(variant, rule=key)
             elif key in ("warps", "chunk", "step", "lockstep") and value.isdigit() and int(value) > 0:
                 variant = replace(variant, **{key: int(value)})
             else:
-                raise SystemExit(f"error: variant setting {part!r} is unknown; use damped, plain, pairs, warps=N, "
+                raise SystemExit(f"error: variant setting {part!r} is unknown; use sequential, damped, plain, warps=N, "
                                  "chunk=N, step=N or lockstep=N, comma-separated")
         if variant.lockstep and variant.warps != cls.warps:
             raise SystemExit(f"error: variant {text!r}: warps=N sets the kernel's programs, which lockstep=N emulates "

@@ -28,7 +28,8 @@ from w2v.training import train
     ("model.update_rule=locked", "model.update_rule='locked' is unknown; use auto"),
     ("model.update_shards=0", "model.update_shards=0 must be a positive integer"),
     ("model.kernels=torch model.update_rule=sequential",
-     "model.update_rule=sequential runs on the fused CPU kernels, not model.kernels=torch"),
+     r"model.update_rule=sequential runs on the fused kernels \(Numba's on a CPU, SGNS's Triton kernel\), not "
+     "model.kernels=torch"),
     ("model.kernels=torch model.update_rule=hogwild",
      "model.update_rule=hogwild runs on the fused CPU kernels, not model.kernels=torch"),
     ("model=cbow model/output=negative model.cbow_mean=false",

@@ -201,6 +201,53 @@ def test_bad_inputs_are_one_line_errors(monkeypatch):
             call()
 
 
+@pytest.mark.parametrize("update_rule, kernel_rule", [("auto", "sequential"), ("damped", "damped")])
+def test_the_gpu_path_trains_by_the_models_update_rule(update_rule, kernel_rule):
+    """`model.update_rule` picks the kernel's window update: auto (as sequential) takes word2vec's order
+    within a window, damped the bounded update of the whole window. A step equals the kernel's
+    emulation with that rule (with one program in flight, the kernel itself: tests/test_sgns_lockstep.py),
+    not with the other."""
+    from w2v.kernels.sgns_lockstep import lockstep_chunks
+
+    corpus = _corpus(120, block_tokens=120)
+    batch, _ = ChunkBatches(corpus, chunk_tokens=16, step_tokens=32, shuffle=True, seed=3,
+                            progress=lambda: (0, 0)).epoch_batches(0)(0)
+    batch = {k: v.to(MAIN_DEVICE) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    model = build_model(corpus.vocab, "model.kernels=triton", f"model.update_rule={update_rule}", "model.window=2",
+                        "model.negatives=2", "model.embedding_dim=8", "model.subsample=null").to(MAIN_DEVICE)
+    assert model.on_device() and model.rule_on(model.device) == kernel_rule
+    start = [w.detach().cpu().numpy().copy() for w in (model.in_embed.weight, model.out_embed.weight)]
+    model.train_chunks(batch, 0.2, 0.1)
+    block, keys, threshold, alias = model.device_block(batch)
+    arrays = [t.cpu().numpy() for t in (block.seq, block.docs, block.bounds, block.order, threshold, alias)]
+
+    def emulated(rule):
+        w_in, w_out = (w.copy() for w in start)
+        lockstep_chunks(w_in, w_out, *arrays, keys.window, keys.noise, batch["first_chunk"], batch["chunks"], 0.2, 0.1,
+                        2, True, 2, rule, 1)
+        return torch.from_numpy(w_in)
+
+    trained = model.in_embed.weight.detach().cpu()
+    assert batch["chunks"] == 2 and not torch.equal(trained, torch.from_numpy(start[0]))
+    assert torch.allclose(trained, emulated(kernel_rule), atol=1e-5)
+    assert not torch.allclose(trained, emulated("damped" if kernel_rule == "sequential" else "sequential"), atol=1e-3)
+
+
+def test_update_rules_the_kernels_cannot_take_are_named():
+    vocab = Vocabulary(words=[f"w{i}" for i in range(20)], counts=np.arange(20, 0, -1))
+    with pytest.raises(ConfigError, match="model.update_rule=hogwild runs on the fused CPU kernels, not "
+                                          "model.kernels=triton; use model.kernels=auto"):
+        build_model(vocab, "model.kernels=triton", "model.update_rule=hogwild")
+    model = build_model(vocab, "model.update_rule=sequential")  # a CPU: the Numba kernels' rule
+    torch.use_deterministic_algorithms(True)
+    try:  # on CUDA, deterministic mode takes PyTorch's step, which sums a window's gradients
+        with pytest.raises(ConfigError, match="model.update_rule=sequential runs on the CPU kernels and SGNS's "
+                                              "Triton kernel, not on PyTorch's step on cuda; use"):
+            model.rule_on(torch.device("cuda"))
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def _corpus(n_tokens, block_tokens):
     from tests.test_sampling import _tokens_corpus
 
@@ -237,10 +284,13 @@ def test_the_chunk_stream_covers_every_block_once_and_resumes():
 
 
 def test_the_gpu_path_trains_the_planted_classes(tmp_path):
-    """SGNS with model.kernels=triton, through Lightning: the corpus on the device, the kernel's step."""
+    """SGNS with model.kernels=triton, through Lightning: the corpus on the device, the kernel's step.
+    By the damped rule, which Triton's interpreter runs several times as fast as the sequential one
+    (each rule's kernel is tested against the CPU's above and in tests/test_sgns_lockstep.py)."""
     corpus = write_planted_corpus(tmp_path / "planted.txt", n_docs=40, doc_len=12)
     cfg = compose_config([*TRAINER, "data=text", f"data.path={corpus}", "trainer.enable_progress_bar=false",
                           "data.tokenizer.n_process=1", "data.vocab.min_count=1", "model.kernels=triton",
+                          "model.update_rule=damped",
                           "model.subsample=null", "model.window=2", "model.negatives=3", "model.embedding_dim=16",
                           "model.chunk_tokens=128", "model.step_tokens=256", "trainer.max_epochs=2",
                           "model.optimizer.lr=0.6", "callbacks.evaluation.wordsim=null", "callbacks.evaluation.simlex=null",
@@ -255,8 +305,9 @@ def test_the_gpu_path_trains_the_planted_classes(tmp_path):
 
 def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
     """scripts/sgns_kernel_bench.py: the kernel alone, as the GPU path's steps; each variant recovers
-    the planted classes, and the same variant twice gives the same losses (one program a launch), as
-    does the kernel's emulation with one program in flight; four in flight, a launch of every chunk."""
+    the planted classes, and the kernel's emulation with one program in flight gives the kernel's
+    losses; four in flight, a launch of every chunk. (The other rules' kernels run in the interpreter
+    in the tests above and in tests/test_sgns_lockstep.py: the emulation trains them here.)"""
     from scripts import sgns_kernel_bench
 
     corpus = write_planted_corpus(tmp_path / "planted.txt", n_docs=40, doc_len=12)
@@ -264,7 +315,7 @@ def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
                 "model.subsample=null", "model.window=2", "model.negatives=3", "model.embedding_dim=16",
                 "model.chunk_tokens=128", "model.step_tokens=128", "model.optimizer.lr=0.3",
                 f"paths.cache_dir={tmp_path / 'cache'}"]
-    variants = ["damped", "plain", "damped,warps=2", "damped,lockstep=1", "pairs,lockstep=4,step=512"]
+    variants = ["damped", "damped,lockstep=1", "plain,lockstep=1", "sequential,lockstep=4,step=512"]
     results = sgns_kernel_bench.main(["--epochs", "2", "--no-scores", *(a for v in variants for a in ("--variant", v)),
                                       *settings])
     assert [r["variant"] for r in results] == variants
@@ -273,11 +324,13 @@ def test_the_kernel_bench_trains_every_variant_from_the_same_start(tmp_path):
         assert losses[1] < losses[0] < 4 * np.log(2)  # 4 decisions a pair, each ln 2 untrained
         share = planted_neighbour_share(result["vectors"])
         assert share >= 0.8, f"{result['variant']}: only {share:.0%} of the top-5 neighbours share the planted class"
-    damped, plain, warps, emulated, _ = ([e["loss"] for e in r["epochs"]] for r in results)
-    if not CUDA:  # the interpreter runs programs one at a time: the same variant, the same numbers
-        assert warps == damped
-        assert emulated == pytest.approx(damped, rel=1e-5)  # so does the emulation with one program in flight
-    assert plain != damped
+    damped, emulated, plain, _ = ([e["loss"] for e in r["epochs"]] for r in results)
+    if not CUDA:  # the interpreter runs programs one at a time, as the emulation with one in flight
+        assert emulated == pytest.approx(damped, rel=1e-5)
+    assert plain != emulated
+    Variant = sgns_kernel_bench.Variant
+    assert Variant.parse("warps=2,chunk=256, step=512") == Variant("sequential", 2, 256, 512, None)
+    assert Variant.parse("plain,lockstep=8") == Variant("plain", lockstep=8)
     with pytest.raises(SystemExit, match="variant setting 'warps=0' is unknown"):
         sgns_kernel_bench.main(["--variant", "damped,warps=0", *settings])
     with pytest.raises(SystemExit, match="warps=N sets the kernel's programs, which lockstep=N emulates"):

@@ -274,6 +274,8 @@ def test_batches_carry_k_noise_words_per_center_and_only_centers_with_context():
     (["model=sgns"], "document", 16384, 2),  # a data-parallel step is one piece
     (["model=cbow", "model/output=hierarchical"], "chunks", 262144, 1),
     (["model=sgns", "model.update_rule=damped"], "document", 4096, 1),
+    (["model=sgns", "model.kernels=triton"], "chunks", 2097152, 1),  # the GPU path's steps, under either rule
+    (["model=sgns", "model.kernels=triton", "model.update_rule=damped"], "chunks", 2097152, 1),
     (["model=sgns", "model/optimizer=adam"], "position", 4096, 1),  # Adam's batch gradient
     (["model=cbow"], "position", 4096, 1),  # the full softmax's Adam
     (["model=cbow", "data.shuffle_unit=document", "data.batch_size=100"], "document", 100, 1),  # the user's choices

@@ -36,13 +36,13 @@ def test_the_schedule_hands_each_free_slot_the_next_program():
 
 
 @pytest.mark.skipif(not INTERPRETED, reason="the Triton kernel on CPU tensors needs TRITON_INTERPRET=1")
-@pytest.mark.parametrize("rule", ["damped", "pairs"])
+@pytest.mark.parametrize("rule", ["damped", "sequential"])
 def test_one_program_in_flight_is_the_kernel(rule):
     """Triton's interpreter runs a launch's programs one after another, in order: so does one slot.
     (The plain update's emulation is checked against the naive reference below.)"""
     block, threshold, alias, w_in, w_out = _chunk_setup("cpu")
     lr = (0.4, 0.0) if rule == "damped" else (0.05, 0.0)  # word2vec's steps are not damped
-    programs = 3 if rule == "damped" else 2  # pairs takes many small steps a window: slow in the interpreter
+    programs = 3 if rule == "damped" else 2  # sequential takes many small steps a window: slow in the interpreter
     emulated_in, emulated_out, loss, pairs = _emulate(block, threshold, alias, w_in, w_out, 1, lr, rule, programs)
     totals = torch.zeros(2, dtype=torch.float64)
     _kernel()(w_in, w_out, block.seq, block.docs, block.bounds, block.order, threshold, alias, _keys().tensor("cpu"),
@@ -106,7 +106,7 @@ def test_programs_in_flight_read_the_rows_the_last_tick_left(in_flight, damped):
     assert not torch.allclose(one_in, got_in, atol=1e-3)  # concurrent programs learn something else
 
 
-def test_the_pairs_rule_with_one_program_is_the_sequential_cpu_kernel():
+def test_the_sequential_rule_with_one_program_is_the_sequential_cpu_kernel():
     """word2vec's order within each window, chunk after chunk: the sequential rule on one shard."""
     from w2v.kernels.sequential import sequential_chunks
 
@@ -117,11 +117,11 @@ def test_the_pairs_rule_with_one_program_is_the_sequential_cpu_kernel():
         want_in, want_out, *_numpy_block(block, threshold, alias)[:4], 0, block.n_chunks, keys.window, keys.noise, 2,
         True, 2, *_numpy_block(block, threshold, alias)[4:], none, none.astype(np.float32), 0.05, 0.05, 1, 1 << 20,
         False, False, 1)
-    got_in, got_out, loss, pairs = _emulate(block, threshold, alias, w_in, w_out, 1, (0.05, 0.05), "pairs")
+    got_in, got_out, loss, pairs = _emulate(block, threshold, alias, w_in, w_out, 1, (0.05, 0.05), "sequential")
     assert pairs == want_pairs > 50 and loss == pytest.approx(want_loss, rel=1e-4)
     assert np.allclose(got_in, want_in, atol=1e-5) and np.allclose(got_out, want_out, atol=1e-5)
     assert not np.allclose(got_in, w_in, atol=1e-3)
-    several_in, _, _, _ = _emulate(block, threshold, alias, w_in, w_out, 3, (0.05, 0.05), "pairs")
+    several_in, _, _, _ = _emulate(block, threshold, alias, w_in, w_out, 3, (0.05, 0.05), "sequential")
     assert not np.allclose(several_in, got_in, atol=1e-4)  # programs in flight read one another's rows late
 
 
@@ -129,7 +129,7 @@ def test_bad_settings_are_one_line_errors():
     block, threshold, alias, w_in, w_out = _chunk_setup("cpu")
     with pytest.raises(ValueError, match="in_flight=0 must be at least 1"):
         _emulate(block, threshold, alias, w_in, w_out, 0)
-    with pytest.raises(ValueError, match="rule='sgd' is unknown; use one of plain, damped, pairs"):
+    with pytest.raises(ValueError, match="rule='sgd' is unknown; use one of plain, damped, sequential"):
         _emulate(block, threshold, alias, w_in, w_out, 2, rule="sgd")
     with pytest.raises(ValueError, match="w_in must be a C-contiguous 2-D float32 array"):
         _emulate(block, threshold, alias, w_in.double(), w_out, 2)

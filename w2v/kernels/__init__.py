@@ -15,9 +15,10 @@ LOG2E, LN2 = 1.4426950408889634, 0.6931471805599453  # log2(e), ln(2): exps in b
 # step need not import Triton.
 SOFTMAX_TRITON_MAX_DIM = 256
 # How SGNS's GPU kernel (`sgns_triton`) and its CPU emulation (`sgns_lockstep`) update a window's rows:
-# plain SGD's lr·G or the damped lr·G/(1+lr·H), each over the whole window at once, or `pairs`,
-# word2vec's order within the window, each context word's decisions in turn.
-SGNS_WINDOW_RULES = {"plain": 0, "damped": 1, "pairs": 2}
+# plain SGD's lr·G or the damped lr·G/(1+lr·H), each over the whole window at once, or `sequential`,
+# word2vec's order within the window, each context word's decisions in turn (`model.update_rule`'s
+# sequential rule, as the CPU kernels train it).
+SGNS_WINDOW_RULES = {"plain": 0, "damped": 1, "sequential": 2}
 
 
 def triton_interpreted() -> bool:

@@ -12,7 +12,7 @@ many as a GPU holds at once, each window reads rows one window stale for every o
 what that GPU's scheduling gives. The windows and noise words are the kernel's draws
 (`chunk_windows.chunk_windows`), the update its update, window by window: the damped rule
 `lr·G/(1+lr·H)` (G and H summed over a row's repeats within the window) or plain SGD's `lr·G`; or,
-`pairs`, word2vec's order within a window (the sequential CPU kernel's): each context word's
+`sequential`, word2vec's order within a window (the sequential CPU kernel's): each context word's
 decisions move the center's and noise words' rows before the next reads them.
 
 `scripts/sgns_kernel_bench.py`'s `lockstep=N` variants train with it.
@@ -111,7 +111,7 @@ def _home(rows, j):  # pragma: no cover - compiled
 
 
 @njit(inline="always", fastmath=True)
-def _pairs_update(w_in, w_out, ctx, tgt, lr, d_in, d_out, neu):  # pragma: no cover - compiled
+def _sequential_update(w_in, w_out, ctx, tgt, lr, d_in, d_out, neu):  # pragma: no cover - compiled
     """One window in word2vec's order, as the sequential CPU kernel trains it: each context word in turn
     scores the center and the noise words, moving their rows at once (the next context word reads them
     moved), and its own row after its decisions; plain SGD, lr·g. Reads the rows as they are now plus
@@ -148,7 +148,7 @@ def _train_slot(w_in, w_out, contexts, targets, r, lr, rule, room, s):  # pragma
     """Slot s's window, row r of the step, into its part of `room` (see `_train_ticks`)."""
     d_in, d_out, coeff, curv_ctx, curv_tgt, sq_out, neu = room
     if rule == 2:
-        return _pairs_update(w_in, w_out, contexts[r], targets[r], lr, d_in[s], d_out[s], neu[s])
+        return _sequential_update(w_in, w_out, contexts[r], targets[r], lr, d_in[s], d_out[s], neu[s])
     return _window_update(w_in, w_out, contexts[r], targets[r], lr, rule == 1, d_in[s], d_out[s], coeff[s],
                           curv_ctx[s], curv_tgt[s], sq_out[s])
 

@@ -6,11 +6,12 @@ word2vec's threads walk theirs: for each center it draws its window and K noise 
 (C, D) and the (1+K) output rows, and takes the window's gradients as two small products, its
 context rows against the center and its noise words (Ji et al.'s HogBatch). The update is the CPU
 step's damped rule, `lr·G/(1+lr·H)` per row (`binary_output.damped_row_update`), G and H summed over
-a row's repeats in the window; with `rule="plain"` plain SGD's `lr·G`. `rule="pairs"` takes
-word2vec's order within the window instead: each context word in turn scores the center and noise
-rows, held in registers and moved at each decision, and its own row moves after its decisions
-(more steps in sequence a window; its emulation scored closer to the CPU's, scripts/README.md).
-Training takes the damped rule; scripts/sgns_kernel_bench.py measures all three.
+a row's repeats in the window; with `rule="plain"` plain SGD's `lr·G`. `rule="sequential"` takes
+word2vec's order within the window instead, the sequential CPU kernel's: each context word in turn
+scores the center and noise rows, held in registers and moved at each decision, and its own row
+moves after its decisions (more steps in sequence a window; its emulation scored closer to the
+CPU's, scripts/README.md). Training takes `model.update_rule`'s (sequential under auto, or damped);
+scripts/sgns_kernel_bench.py measures all three.
 Updates are added atomically: programs running at once never lose one another's updates, though one may
 read a row another is about to change (Hogwild). The learning rate falls linearly across the
 launch's programs, from `lr_begin` to `lr_end`.
@@ -30,7 +31,7 @@ from w2v.kernels.sampling_triton import below, draw, mix32
 
 
 @triton.jit
-def _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses, WINDOW: tl.constexpr,
+def _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses, WINDOW: tl.constexpr,
                   NEGATIVES: tl.constexpr):
     """One window in word2vec's order: each context word in turn (its row read from w_in) scores the
     center and the noise words in turn, moving their rows u (T, D), held here, at once (the next
@@ -116,7 +117,7 @@ def _sgns_chunks_kernel(
         u = tl.load(out_rows, mask=tgt_mask, other=0.0)  # (T, D)
         pairs += valid.to(tl.float32)  # (C,)
         if RULE == 2:  # word2vec's order within the window
-            moved, losses = _pairs_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses,
+            moved, losses = _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses,
                                           WINDOW, NEGATIVES)
             earlier_same = (target[:, None] == target[None, :]) & (t[None, :] < t[:, None]) & real_t[None, :]
             home = real_t & (tl.sum(earlier_same.to(tl.int32), axis=1) == 0)  # a row's first slot takes its change

@@ -11,13 +11,16 @@ With plain SGD (`model/optimizer=sgd`, word2vec's) training takes a hand-written
 autograd graph and no optimizer state, by one of two update rules (`model.update_rule`):
 - sequential: word2vec's own, each decision's step taken before the next is scored, in
   `model.update_shards` runs of the batch's windows trained at once (`kernels.sequential`); fused
-  Numba kernels, on a CPU. Reproducible: a row several runs touch is trained on copies.
+  Numba kernels, on a CPU. Reproducible: a row several runs touch is trained on copies. SGNS's
+  GPU path has it too: each of the Triton kernel's programs trains its chunk in this order
+  (`negative_sampling.NegativeSampling`).
 - hogwild: the same, lock-free as word2vec's and gensim's threads (Hogwild!): the runs train every
   row in place, without the copies' cost, in an order that depends on the threads' timing.
 - damped: closed-form gradients summed over the batch and applied at once, bounded for rows hit
   many times (`damped_row_update`); as fused Numba kernels on a CPU (`kernels.cpu`), or as PyTorch
   operations (`losses.decision_gradients`) anywhere, the GPU included.
-`update_rule=auto` takes the sequential rule where the CPU kernels run, the damped one elsewhere. Any
+`update_rule=auto` takes the sequential rule where the CPU kernels or SGNS's GPU path run, the damped
+one elsewhere. Any
 other optimizer trains through autograd on the same loss (`losses.decision_loss`).
 """
 
@@ -190,7 +193,7 @@ class BinaryOutputModule(Word2VecModule):
         settings = super().sampler_settings()
         if self.automatic_optimization:
             return settings
-        if self.rule_on(self.device) not in SEQUENTIAL_RULES:
+        if self.rule_on(self.device) not in SEQUENTIAL_RULES or self.on_device():  # the GPU path's: the subclass's
             return replace(settings, shuffle_unit="document")
         if self._trainer is not None and self.trainer.world_size > 1:
             return replace(settings, shuffle_unit="document", batch_size=SEQUENTIAL_DISTRIBUTED_BATCH)
@@ -213,22 +216,35 @@ class BinaryOutputModule(Word2VecModule):
     @staticmethod
     def check_update(update_rule, update_shards, kernels) -> None:
         if update_rule not in UPDATE_RULES:
-            raise ConfigError(f"model.update_rule={update_rule!r} is unknown; use auto (sequential on the CPU "
+            raise ConfigError(f"model.update_rule={update_rule!r} is unknown; use auto (sequential on the fused "
                               "kernels, damped elsewhere), sequential, hogwild or damped")
-        if update_rule in SEQUENTIAL_RULES and kernels != "auto":
-            raise ConfigError(f"model.update_rule={update_rule} runs on the fused CPU kernels, not "
-                              f"model.kernels={kernels}; use model.kernels=auto, or model.update_rule=damped")
+        if update_rule == "sequential" and kernels == "torch":
+            raise ConfigError("model.update_rule=sequential runs on the fused kernels (Numba's on a CPU, SGNS's "
+                              "Triton kernel), not model.kernels=torch; use model.kernels=auto, or "
+                              "model.update_rule=damped")
+        if update_rule == "hogwild" and kernels != "auto":
+            raise ConfigError(f"model.update_rule=hogwild runs on the fused CPU kernels, not model.kernels={kernels}; "
+                              "use model.kernels=auto, or model.update_rule=sequential or damped")
         if not isinstance(update_shards, int) or isinstance(update_shards, bool) or update_shards < 1:
             raise ConfigError(f"model.update_shards={update_shards} must be a positive integer (runs of a batch "
                               "trained at once by the sequential rule)")
 
+    def on_device(self) -> bool:
+        """Whether training takes a GPU path that draws its samples on the device and trains in one
+        kernel (SGNS's, `NegativeSampling.on_device`)."""
+        return False
+
     def rule_on(self, device: torch.device) -> str:
-        """The hand-written step's rule on `device`: sequential, hogwild or damped (`model.update_rule`)."""
+        """The hand-written step's rule on `device`: sequential, hogwild or damped (`model.update_rule`);
+        on SGNS's GPU path, sequential or damped, the Triton kernel's rules of those names."""
         cpu_kernels_run = self.hparams.kernels == "auto" and device.type == "cpu"
         rule = self.hparams.update_rule
-        if rule in SEQUENTIAL_RULES and not cpu_kernels_run:
-            raise ConfigError(f"model.update_rule={rule} runs on the CPU, not on {device.type}; use "
-                              "model.update_rule=auto or damped, or trainer=cpu")
+        if rule == "hogwild" and not cpu_kernels_run:
+            raise ConfigError(f"model.update_rule=hogwild runs on the CPU kernels, not on {device.type}; use "
+                              "model.update_rule=auto, sequential or damped, or trainer=cpu")
+        if rule == "sequential" and not (cpu_kernels_run or self.on_device()):
+            raise ConfigError(f"model.update_rule=sequential runs on the CPU kernels and SGNS's Triton kernel, not "
+                              f"on PyTorch's step on {device.type}; use model.update_rule=auto or damped, or trainer=cpu")
         if rule == "hogwild" and self._trainer is not None:
             if self.trainer.world_size > 1:
                 raise ConfigError("model.update_rule=hogwild trains one process's rows in place, while data-parallel "
@@ -237,7 +253,7 @@ class BinaryOutputModule(Word2VecModule):
                 raise ConfigError("model.update_rule=hogwild updates rows in the order the threads reach them, which "
                                   "trainer.deterministic=true rules out; use model.update_rule=sequential")
         if rule == "auto":
-            return "sequential" if cpu_kernels_run else "damped"
+            return "sequential" if cpu_kernels_run or self.on_device() else "damped"
         return rule
 
     def output_rows(self, targets: torch.Tensor) -> torch.Tensor:

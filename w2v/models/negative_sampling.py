@@ -3,8 +3,9 @@
 
 Skip-gram with negative sampling is SGNS, the default experiment's model. On CUDA its SGD step
 takes the GPU path: the corpus goes to the device a block at a time and one Triton kernel
-(`kernels.sgns_triton`) draws the samples and trains a step's chunks, window by window, with the
-CPU step's damped update. Everywhere else, and for CBOW, training takes `BinaryOutputModule`'s
+(`kernels.sgns_triton`) draws the samples and trains a step's chunks, window by window, by the
+model's update rule: sequential (word2vec's order within each window, under `update_rule=auto`) or
+damped. Everywhere else, and for CBOW, training takes `BinaryOutputModule`'s
 step: on the CPU its sequential rule draws its own windows and noise words from the same kind of
 chunks, and otherwise trains on the data loader's windows, whose noise words the loader draws.
 """
@@ -71,16 +72,7 @@ class NegativeSampling(BinaryOutputModule):
                                   "trainer.deterministic=true rules out; use model.kernels=auto, or "
                                   "trainer.deterministic=false")
             return True
-        if self.hparams.kernels == "auto" and self.device.type == "cuda":
-            self.rule_on(self.device)  # model.update_rule=sequential is the CPU's: a clear error here
-            if deterministic:
-                log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
-                         "whose atomic updates vary in order")
-                return False
-            if triton_available():
-                return True
-            log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
-        return False
+        return self.hparams.kernels == "auto" and self.device.type == "cuda" and not deterministic and triton_available()
 
     def sampler_settings(self) -> SamplerSettings:
         # The data loader draws the noise words with the windows, from each batch's own generator;
@@ -88,8 +80,15 @@ class NegativeSampling(BinaryOutputModule):
         settings = dataclasses.replace(super().sampler_settings(), negatives=self.hparams.negatives,
                                        noise_power=self.hparams.noise_power)
         if self.on_device():
-            settings = dataclasses.replace(settings, draws_samples=True, windows_too=False,
-                                           chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
+            return dataclasses.replace(settings, draws_samples=True, windows_too=False,
+                                       chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
+        kernel_wanted = not (self.automatic_optimization or self.mean_context)
+        if kernel_wanted and self.hparams.kernels == "auto" and self.device.type == "cuda":  # why not, then
+            if torch.are_deterministic_algorithms_enabled():
+                log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
+                         "whose atomic updates vary in order")
+            else:
+                log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
         return settings
 
     def decisions(self, batch):
@@ -115,14 +114,15 @@ class NegativeSampling(BinaryOutputModule):
         self.log_loss(totals[0] / totals[1].clamp_min(1), totals[1])  # no wait on the device but on logging steps
         return None
 
-    def train_chunks(self, batch, lr_begin: float, lr_end: float, *, rule: str = "damped",
+    def train_chunks(self, batch, lr_begin: float, lr_end: float, *, rule: str | None = None,
                      num_warps: int = 4) -> torch.Tensor:
         """The kernel's part of a GPU path step, on the embeddings in place: a batch of `ChunkBatches`
         (on the rows' device) trained at a rate falling from `lr_begin` to `lr_end`. Returns (2,)
-        float64: the summed loss and the pairs. `rule`, `num_warps`: the kernel's
-        (scripts/sgns_kernel_bench.py varies them)."""
+        float64: the summed loss and the pairs. `rule` (None: the model's, `rule_on`), `num_warps`:
+        the kernel's (scripts/sgns_kernel_bench.py varies them)."""
         from w2v.kernels.sgns_triton import sgns_chunks  # imports Triton: only where it runs
 
+        rule = self.rule_on(self.device) if rule is None else rule  # sequential or damped, the kernel's names too
         block, _, threshold, alias = self.device_block(batch)
         w_in, w_out = self.in_embed.weight.data, self.out_embed.weight.data
         totals = torch.zeros(2, dtype=torch.float64, device=w_in.device)  # (loss sum, pairs)
