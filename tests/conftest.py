@@ -16,11 +16,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
-
 def _patch_triton_language_once_a_launch() -> None:
     """Triton's interpreter patches triton.language for itself at each launch, and again at each call
     of a @triton.jit helper within it (the kernels' draws, their windows): those repeats, the same
-    patches, took about a third of the kernels' time in the tests. Here a helper whose language
+    patches, took most of a kernel's time in the tests. Here a helper whose language
     modules the launch has patched runs without patching them again; anything else is left to Triton.
     Where Triton's interpreter lacks these internals, nothing changes."""
     try:
@@ -31,7 +30,7 @@ def _patch_triton_language_once_a_launch() -> None:
     if patch is None or launch is None or not hasattr(interpreter, "_LangPatchScope"):
         return
     patched: set[int] = set()  # the language modules the running launch has patched
-    run = launch.__call__
+    run, run_depth = launch.__call__, [0]
 
     def languages(fn) -> set[int]:
         return {id(v) for v in fn.__globals__.values() if v is interpreter.tl or v is interpreter.tl.core}
@@ -44,8 +43,6 @@ def _patch_triton_language_once_a_launch() -> None:
         if run_depth[0]:
             patched.update(wanted)
         return scope
-
-    run_depth = [0]
 
     def run_patched(self, *args, **kwargs):
         run_depth[0] += 1

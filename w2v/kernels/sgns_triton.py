@@ -31,8 +31,8 @@ from w2v.kernels.sampling_triton import below, draw, mix32
 
 
 @triton.jit
-def _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses, WINDOW: tl.constexpr,
-                  NEGATIVES: tl.constexpr):
+def _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses,
+                       WINDOW: tl.constexpr, NEGATIVES: tl.constexpr):
     """One window in word2vec's order: each context word in turn (its row read from w_in) scores the
     center and the noise words in turn, moving their rows u (T, D), held here, at once (the next
     decision reads them moved; slots of one row move together), and its own row after its decisions,
@@ -117,8 +117,8 @@ def _sgns_chunks_kernel(
         u = tl.load(out_rows, mask=tgt_mask, other=0.0)  # (T, D)
         pairs += valid.to(tl.float32)  # (C,)
         if RULE == 2:  # word2vec's order within the window
-            moved, losses = _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr, losses,
-                                          WINDOW, NEGATIVES)
+            moved, losses = _sequential_window(w_in, dim, ctx, valid, slot, u, target, t, real_t, d, in_dim, lr,
+                                               losses, WINDOW, NEGATIVES)
             earlier_same = (target[:, None] == target[None, :]) & (t[None, :] < t[:, None]) & real_t[None, :]
             home = real_t & (tl.sum(earlier_same.to(tl.int32), axis=1) == 0)  # a row's first slot takes its change
             tl.atomic_add(out_rows, moved - u, mask=tgt_mask & home[:, None])

@@ -244,7 +244,8 @@ class BinaryOutputModule(Word2VecModule):
                               "model.update_rule=auto, sequential or damped, or trainer=cpu")
         if rule == "sequential" and not (cpu_kernels_run or self.on_device()):
             raise ConfigError(f"model.update_rule=sequential runs on the CPU kernels and SGNS's Triton kernel, not "
-                              f"on PyTorch's step on {device.type}; use model.update_rule=auto or damped, or trainer=cpu")
+                              f"on PyTorch's step on {device.type}; use model.update_rule=auto or damped, or "
+                              "trainer=cpu")
         if rule == "hogwild" and self._trainer is not None:
             if self.trainer.world_size > 1:
                 raise ConfigError("model.update_rule=hogwild trains one process's rows in place, while data-parallel "

@@ -72,7 +72,8 @@ class NegativeSampling(BinaryOutputModule):
                                   "trainer.deterministic=true rules out; use model.kernels=auto, or "
                                   "trainer.deterministic=false")
             return True
-        return self.hparams.kernels == "auto" and self.device.type == "cuda" and not deterministic and triton_available()
+        cuda_auto = self.hparams.kernels == "auto" and self.device.type == "cuda"
+        return cuda_auto and not deterministic and triton_available()
 
     def sampler_settings(self) -> SamplerSettings:
         # The data loader draws the noise words with the windows, from each batch's own generator;
