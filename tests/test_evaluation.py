@@ -134,6 +134,31 @@ def test_binary_round_trip_and_truncation(tmp_path):
         WordVectors.load_word2vec_format(tmp_path / "cut.bin", binary=True)
 
 
+def test_text_and_projector_files_hold_each_number_to_six_digits(tmp_path):
+    """Written a block of rows at a time; every number as `f"{x:.6g}"` formats it alone, in gensim's reader too."""
+    from gensim.models import KeyedVectors
+
+    from w2v import vectors as vectors_module
+
+    rng = np.random.default_rng(0)
+    matrix = (rng.standard_normal((11, 5)) * 10.0 ** rng.integers(-6, 7, (11, 5))).astype(np.float32)
+    matrix[0, :3] = [0.0, -0.0, 1 / 3]
+    vectors = WordVectors([f"w{i}" for i in range(11)], matrix)
+    naive = ["\t".join(f"{x:.6g}" for x in row) for row in matrix]
+    blocks = list(vectors_module._formatted_rows(matrix, "\t", block=4))
+    assert [start for start, _ in blocks] == [0, 4, 8]
+    assert [row for _, rows in blocks for row in rows] == naive
+
+    vectors.save_word2vec_format(tmp_path / "v.txt")
+    lines = (tmp_path / "v.txt").read_text().splitlines()
+    assert lines[0] == "11 5" and lines[1:] == [f"{w} {row.replace(chr(9), ' ')}" for w, row in zip(vectors.words, naive)]
+    loaded = KeyedVectors.load_word2vec_format(tmp_path / "v.txt")
+    np.testing.assert_allclose(loaded[vectors.words], matrix, rtol=5e-6)
+    vectors_module.save_projector_tsv(vectors, tmp_path / "v.tsv", tmp_path / "m.tsv")
+    assert (tmp_path / "v.tsv").read_text().splitlines() == naive
+    assert (tmp_path / "m.tsv").read_text().splitlines() == vectors.words
+
+
 def _naive_answers(unit: np.ndarray, question: list[int]) -> dict[str, int]:
     """One question answered alone, as the methods define it: the best candidate, a, b, c excluded."""
     a, b, c = (unit @ unit[i] for i in question)  # (n,) cosines to each question word
