@@ -84,8 +84,9 @@ def test_the_kernels_equal_autograd_on_the_whole_logits(with_bias, splits):
     assert not got[1][-3:].any()  # rows without a pair get no gradient
 
 
-def test_the_kernels_equal_the_pytorch_step():
-    hidden, weight, bias, rows, targets, grad_losses = _problem(rows=130, vocab=200, dim=100)
+@pytest.mark.parametrize("dim", [100, 200])  # 200: the tiles of widths above 128
+def test_the_kernels_equal_the_pytorch_step(dim):
+    hidden, weight, bias, rows, targets, grad_losses = _problem(rows=130, vocab=200, dim=dim)
     got = softmax_triton.softmax_cross_entropy_fused(hidden, weight, bias, rows, targets, grad_losses, precision="float32")
     want = softmax_cross_entropy_backward(hidden, weight, bias, rows, targets, grad_losses, chunk=64)
     _close(got, want, rtol=1e-5)
