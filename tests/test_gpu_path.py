@@ -362,6 +362,25 @@ def test_deterministic_mode_rules_out_the_triton_kernel():
         torch.use_deterministic_algorithms(False)
 
 
+def test_what_rules_out_the_kernel_under_kernels_auto_is_said(monkeypatch):
+    """SGNS on CUDA with model.kernels=auto takes the PyTorch step in deterministic mode or without
+    Triton, and the run's log says which (once, when the sampler is set up)."""
+    import logging
+
+    from w2v.models import negative_sampling
+
+    assert negative_sampling.NegativeSampling._kernel_ruled_out() is None  # tests run with Triton
+    torch.use_deterministic_algorithms(True)
+    try:
+        level, message = negative_sampling.NegativeSampling._kernel_ruled_out()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert level == logging.INFO and message.startswith("trainer.deterministic=true: SGNS takes the PyTorch step")
+    monkeypatch.setattr(negative_sampling, "triton_available", lambda: False)
+    level, message = negative_sampling.NegativeSampling._kernel_ruled_out()
+    assert level == logging.WARNING and message.endswith("(pip install triton)")
+
+
 @pytest.mark.skipif(not CUDA, reason="needs CUDA")
 @pytest.mark.parametrize("model", ["sgns", "cbow", "skipgram"])
 def test_deterministic_runs_on_cuda_give_the_same_vectors(tmp_path, planted_corpus, model):

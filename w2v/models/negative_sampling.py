@@ -62,18 +62,28 @@ class NegativeSampling(BinaryOutputModule):
             if self.hparams.kernels == "triton":
                 raise ConfigError(TRITON_SCOPE)
             return False
-        # The kernel's programs add their updates to shared rows atomically, in an order that varies
-        # from run to run; trainer.deterministic=true asks for the same vectors every time.
-        deterministic = torch.are_deterministic_algorithms_enabled()
         if self.hparams.kernels == "triton":
             self.require_triton()
-            if deterministic:
+            if torch.are_deterministic_algorithms_enabled():
                 raise ConfigError("model.kernels=triton adds updates atomically in a varying order, which "
                                   "trainer.deterministic=true rules out; use model.kernels=auto, or "
                                   "trainer.deterministic=false")
             return True
-        cuda_auto = self.hparams.kernels == "auto" and self.device.type == "cuda"
-        return cuda_auto and not deterministic and triton_available()
+        return self.hparams.kernels == "auto" and self.device.type == "cuda" and self._kernel_ruled_out() is None
+
+    @staticmethod
+    def _kernel_ruled_out() -> tuple[int, str] | None:
+        """Why SGNS on CUDA under model.kernels=auto takes the PyTorch step instead of the Triton
+        kernel, as (logging level, message); None when nothing rules the kernel out."""
+        # The kernel's programs add their updates to shared rows atomically, in an order that varies
+        # from run to run; trainer.deterministic=true asks for the same vectors every time.
+        if torch.are_deterministic_algorithms_enabled():
+            return logging.INFO, ("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton "
+                                  "kernel, whose atomic updates vary in order")
+        if not triton_available():
+            return logging.WARNING, ("Triton is not installed: SGNS on CUDA takes the slower PyTorch step "
+                                     "(pip install triton)")
+        return None
 
     def sampler_settings(self) -> SamplerSettings:
         # The data loader draws the noise words with the windows, from each batch's own generator;
@@ -85,11 +95,7 @@ class NegativeSampling(BinaryOutputModule):
                                        chunk_tokens=self.hparams.chunk_tokens, step_tokens=self.hparams.step_tokens)
         kernel_wanted = not (self.automatic_optimization or self.mean_context)
         if kernel_wanted and self.hparams.kernels == "auto" and self.device.type == "cuda":  # why not, then
-            if torch.are_deterministic_algorithms_enabled():
-                log.info("trainer.deterministic=true: SGNS takes the PyTorch step on CUDA, not the Triton kernel, "
-                         "whose atomic updates vary in order")
-            else:
-                log.warning("Triton is not installed: SGNS on CUDA takes the slower PyTorch step (pip install triton)")
+            log.log(*self._kernel_ruled_out())
         return settings
 
     def decisions(self, batch):
