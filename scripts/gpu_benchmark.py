@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,12 @@ def mm_rates(size: int = 2048, repeats: int = 50) -> dict[str, float]:
         rates[name] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
     torch.backends.cuda.matmul.allow_tf32 = False
     return rates
+
+
+def process_seconds() -> float:
+    """Seconds since this process started, its interpreter's start and imports included (Linux's /proc)."""
+    start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+    return float(Path("/proc/uptime").read_text().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def epoch_rates(run_dir: Path) -> list[float]:
@@ -126,6 +133,10 @@ def main() -> None:
         print(f"| {name} | {', '.join(f'{w:,.0f}' for w in words)} | {share} | "
               f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB | {wall:.0f} | {loss:.4f} | {scores} | {cpu} |",
               flush=True)
+        if name == "sgns" and name == names[0]:  # what `w2v-train trainer=gpu` takes, at most
+            print(f"\nsgns ended {process_seconds():.0f} s after this process started: the default experiment's "
+                  "wall time with the imports, plus the torch.mm rates and any profiled steps (target: under 60 s)\n",
+                  flush=True)
         report = run.output_dir / "step_profile.md"
         if report.is_file():  # here, not after the table: a run cut off at a time limit keeps the reports before it
             print(f"\n{name}'s step profile ({report}):\n\n{report.read_text()}", flush=True)
