@@ -60,7 +60,7 @@ def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
     from hydra.core.hydra_config import HydraConfig
 
     from w2v import CONFIG_DIR
-    from w2v.training import config_for_resume
+    from w2v.training import config_for_run
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
@@ -68,7 +68,7 @@ def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)
         HydraConfig.instance().set_config(cfg)  # `${hydra:...}` in the config resolves to this run's
-        cfg = config_for_resume(cfg)
+        cfg = config_for_run(cfg)
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), output_dir  # as w2v-train's train() gets it
 
 

@@ -1,4 +1,5 @@
-"""Interrupting and resuming runs: a clean stop on Ctrl-C/SIGTERM with a checkpoint, and `ckpt_path` lookup.
+"""Interrupting and resuming runs: a clean stop on Ctrl-C/SIGTERM with a checkpoint, `ckpt_path` lookup,
+and the overrides a run was started with (which a resumed run, and a rerun, start from).
 
 A stopped run leaves `last.ckpt` in its run directory, saved between two batches, and the data
 loader's position in it; `w2v-train ckpt_path=last` (the newest interrupted run's checkpoint) or
@@ -112,23 +113,37 @@ def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path 
     return path
 
 
+def saved_overrides(run_dir: Path, option: str = "ckpt_path") -> list[str] | None:
+    """The overrides that started the run in `run_dir` (its .hydra/overrides.yaml), or None without them;
+    `option` (ckpt_path, rerun) names the setting that read them in the error for a damaged file."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    saved_path = run_dir / ".hydra" / "overrides.yaml"
+    if not saved_path.is_file():
+        return None
+    try:
+        saved = OverridesParser.create().parse_overrides([str(o) for o in OmegaConf.load(saved_path)])
+    except Exception as err:  # noqa: BLE001  written by Hydra as the run started: a kill can cut it short
+        raise ConfigError(f"{option}: {saved_path} is unreadable ({type(err).__name__}); write the run's overrides "
+                          f"into it as a YAML list, or start a new run without {option}") from None
+    return [o.input_line for o in saved]
+
+
+def merge_overrides(base: list[str], updates: list[str]) -> list[str]:
+    """`base` with each key that `updates` sets given its value there, in `base`'s order, then the new keys."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    merged = {o.get_key_element(): o.input_line for o in parser.parse_overrides(base)}
+    merged.update({o.get_key_element(): o.input_line for o in parser.parse_overrides(updates)})
+    return list(merged.values())
+
+
 def resume_overrides(run_dir: Path, current: list[str]) -> list[str] | None:
     """The overrides of the run in `run_dir` (its .hydra/overrides.yaml) updated by `current`, or None without them.
 
     So `w2v-train ckpt_path=RUN_DIR` alone resumes a run with every setting it was started with,
     and `w2v-train ckpt_path=RUN_DIR trainer.max_epochs=10` extends it.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    saved_path = run_dir / ".hydra" / "overrides.yaml"
-    if not saved_path.is_file():
-        return None
-    parser = OverridesParser.create()
-    try:
-        saved = parser.parse_overrides([str(o) for o in OmegaConf.load(saved_path)])
-    except Exception as err:  # noqa: BLE001  written by Hydra as the run started: a kill can cut it short
-        raise ConfigError(f"ckpt_path: {saved_path} is unreadable ({type(err).__name__}); write the run's overrides "
-                          f"into it as a YAML list to resume it, or start a new run without ckpt_path") from None
-    merged = {o.get_key_element(): o.input_line for o in saved}
-    merged.update({o.get_key_element(): o.input_line for o in parser.parse_overrides(current)})
-    return list(merged.values())
+    saved = saved_overrides(run_dir)
+    return None if saved is None else merge_overrides(saved, current)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 # Overrides that say where things are or how a run is watched, not what is trained.
-PLUMBING = ("hydra", "paths", "ckpt_path", "callbacks", "logger", "optimized_metric", "cuda_tf32",
+PLUMBING = ("hydra", "paths", "ckpt_path", "rerun", "callbacks", "logger", "optimized_metric", "cuda_tf32",
             "trainer.enable_progress_bar", "trainer.log_every_n_steps", "data.data_dir", "data.cache_dir",
             "data.archive", "data.tokenizer.n_process")
 # The config keys that describe an experiment (prefixes), for the HParams tab.

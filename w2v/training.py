@@ -29,7 +29,7 @@ from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
 from w2v.models import Architecture
 from w2v.optim import plain_sgd
-from w2v.resume import TrainingInterrupted, resolve_checkpoint, resume_overrides
+from w2v.resume import TrainingInterrupted, merge_overrides, resolve_checkpoint, resume_overrides, saved_overrides
 from w2v.runs import experiment_hparams, flat_settings, override_key, run_name, swept_keys
 
 log = logging.getLogger("w2v.training")  # also when run as __main__ (`w2v train`)
@@ -241,6 +241,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     overrides, swept = run_identity()
     if checkpoint is not None:  # a resumed run keeps the name of the run it continues
         overrides = resume_overrides(checkpoint.parent, overrides) or overrides
+    if any(override_key(o) == "rerun" for o in overrides):  # a rerun, that of the run it repeats, with its changes
+        source, own = _rerun_source(overrides)
+        overrides = merge_overrides(_rerun_overrides(source), own)
     logger = False
     if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
         named = "version" in cfg.logger and cfg.logger.version is None
@@ -277,30 +280,111 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return {"output_dir": output_dir, "metrics": metrics, "model": model, "datamodule": datamodule, "trainer": trainer}
 
 
-def config_for_resume(cfg: DictConfig) -> DictConfig:
-    """With `ckpt_path`, the config composed from the interrupted run's overrides, updated by this command's."""
+def config_for_run(cfg: DictConfig) -> DictConfig:
+    """The config this command trains with: `cfg`, or with `ckpt_path` the config composed from the
+    interrupted run's overrides, updated by this command's; with `rerun`, a run's settings again
+    (`rerun_config`)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
 
+    overrides = list(HydraConfig.get().overrides.task)
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
-    if checkpoint is None:
-        return cfg
-    overrides = resume_overrides(checkpoint.parent, list(HydraConfig.get().overrides.task))
-    if overrides is None:
-        resumed = cfg
-    else:
-        resumed = compose(config_name="config", overrides=overrides)
-        log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent, " ".join(overrides))
-    with open_dict(resumed):
-        resumed.ckpt_path = str(checkpoint)  # resolved once: train() need not search for `last` again
-    return resumed
+    if checkpoint is not None:
+        resumed = resume_overrides(checkpoint.parent, overrides)
+        if resumed is not None:
+            overrides = resumed
+            cfg = compose(config_name="config", overrides=overrides)
+            log.info("Resuming %s with its overrides updated by this command's: %s", checkpoint.parent,
+                     " ".join(overrides))
+    if cfg.get("rerun"):
+        cfg = rerun_config(overrides)
+    if checkpoint is not None:
+        with open_dict(cfg):
+            cfg.ckpt_path = str(checkpoint)  # resolved once: train() need not search for `last` again
+    return cfg
+
+
+def _rerun_source(overrides: list[str]) -> tuple[Path, list[str]]:
+    """The run that `rerun=RUN_DIR` names among `overrides`, and the other overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    source = [o for o in parsed if override_key(o.input_line) == "rerun"]
+    return Path(str(source[-1].value())).expanduser(), [o.input_line for o in parsed if o not in source]
+
+
+def _rerun_overrides(run_dir: Path, seen: tuple[Path, ...] = ()) -> list[str]:
+    """The overrides that compose the config of the run in `run_dir`: its own, and where it was itself
+    a rerun, those of the run it reran first."""
+    if run_dir.resolve() in seen:
+        raise ConfigError(f"rerun={run_dir}: its runs rerun each other in a loop; rerun a run started without rerun")
+    saved = saved_overrides(run_dir, option="rerun")
+    if saved is None or not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"rerun={run_dir}: no run there (its config.yaml and .hydra/overrides.yaml); pass the "
+                          "directory of a run that w2v train made")
+    if not any(override_key(o) == "rerun" for o in saved):
+        return saved
+    source, own = _rerun_source(saved)
+    return merge_overrides(_rerun_overrides(source, (*seen, run_dir.resolve())), own)
+
+
+def _vector_settings(node: DictConfig) -> dict[str, Any]:
+    """The settings that decide a run's vectors: model, data, seed and trainer, flattened; where the
+    files go left out."""
+    flat = flat_settings(node)
+    output_dir = str(flat.get("paths.output_dir")).rstrip("/")
+
+    def in_output_dir(value: Any) -> bool:
+        return isinstance(value, str) and (value == output_dir or value.startswith(output_dir + "/"))
+
+    return {key: value for key, value in flat.items() if key.split(".")[0] in ("model", "data", "seed", "trainer")
+            and key not in _MAY_DIFFER and not in_output_dir(value)}
+
+
+def rerun_config(overrides: list[str]) -> DictConfig:
+    """`rerun=RUN_DIR`: the config of that run again, for a new run directory, with `overrides`'
+    others on top. Composed from the overrides the run was started with (and, when it was a rerun
+    itself, those of the run it reran), then given its saved values (config.yaml) of any setting
+    whose default has changed since, so that a run can be reproduced after an update."""
+    from hydra import compose
+
+    source, own = _rerun_source(overrides)
+    rerun = [o for o in overrides if o not in own]
+    cfg = compose(config_name="config", overrides=[*merge_overrides(_rerun_overrides(source), own), *rerun])
+    try:
+        saved_cfg = OmegaConf.load(source / "config.yaml")
+    except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
+        raise ConfigError(f"rerun={source}: its config.yaml is unreadable ({type(err).__name__}); restore it, or "
+                          "start a new run with the overrides listed in its .hydra/overrides.yaml") from None
+    mine = {override_key(o) for o in own}
+
+    def set_here(key: str) -> bool:  # by this command: its value, or its group's, is the command's
+        return any(key == k or key.startswith(k + ".") for k in mine)
+
+    saved, now = (_vector_settings(node) for node in (saved_cfg, cfg))
+    saved = _as_composed_now(saved, now)
+    differing = [key for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key) and not set_here(key)]
+    only_saved, only_now = ([key for key in differing if key not in other] for other in (now, saved))
+    if only_saved or only_now:
+        parts = [f"its config has {', '.join(only_saved[:3])}, which this version does not"] if only_saved else []
+        parts += [f"this version has {', '.join(only_now[:3])}, which its config does not"] if only_now else []
+        raise ConfigError(f"rerun={source}: {'; '.join(parts)}; rerun it with the w2v version that made it (its "
+                          "config.yaml says every setting)")
+    with open_dict(cfg):
+        for key in differing:
+            OmegaConf.update(cfg, key, OmegaConf.select(saved_cfg, key, default=saved[key]), merge=False)
+    log.info("Rerunning %s with this command's overrides: %s", source, " ".join(own) or "none")
+    if differing:
+        log.info("Settings whose defaults changed since that run take its values: %s",
+                 ", ".join(f"{key}={saved[key]} (now {now[key]})" for key in differing))
+    return cfg
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     """Trains one run; returns its `optimized_metric`'s final value, which a Hydra sweeper such as Optuna's optimises."""
     try:
-        result = train(config_for_resume(cfg))
+        result = train(config_for_run(cfg))
     except ConfigError as err:
         log.error("%s", err)
         raise SystemExit(f"error: {err}") from None
