@@ -118,3 +118,15 @@ def test_resuming_with_other_model_settings_is_a_clear_error(make_cfg, tmp_path)
                                           r"data.shuffle_unit=position model.window=5, or start") as err:
         check_resumable(make_cfg(["model.window=3"]), run / CHECKPOINT_NAME)
     assert "\n" not in str(err.value)
+
+
+def test_resuming_past_the_epochs_to_train_is_a_clear_error(tmp_path):
+    """Lightning stops with a traceback when a checkpoint's epoch is past trainer.max_epochs."""
+    from w2v.training import check_epochs_left
+
+    checkpoint = tmp_path / CHECKPOINT_NAME
+    for epoch, max_epochs in ((60, 60), (60, 61), (60, None), (60, -1), (None, 3)):
+        check_epochs_left(epoch, max_epochs, checkpoint)  # epochs left, or none to finish: no error
+    with pytest.raises(ConfigError, match=r"its run stopped in epoch 60, past trainer.max_epochs=3; resume with "
+                                          r"trainer.max_epochs above 60, or without it"):
+        check_epochs_left(60, 3, checkpoint)

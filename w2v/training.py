@@ -166,6 +166,15 @@ def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
                           "or start a new run without ckpt_path")
 
 
+def check_epochs_left(epoch: int | None, max_epochs: int | None, checkpoint: Path) -> None:
+    """A one-line error where the checkpoint's run had gone past the epochs this run trains (Lightning
+    stops with a traceback). Epochs count from 0, as the message of a stopped run gives them."""
+    if isinstance(epoch, int) and max_epochs not in (None, -1) and epoch > max_epochs:
+        raise ConfigError(f"ckpt_path={checkpoint}: its run stopped in epoch {epoch}, past trainer.max_epochs="
+                          f"{max_epochs}; resume with trainer.max_epochs above {epoch}, or without it to train the "
+                          "run's own number of epochs")
+
+
 def run_identity() -> tuple[list[str], list[str]]:
     """The overrides that name this run (a sweep member's swept ones only), and in a multirun the
     keys its command line sweeps. Empty outside Hydra (a config composed by hand)."""
@@ -212,7 +221,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     saved_shapes = None
     if checkpoint is not None:
         check_resumable(cfg, checkpoint)
-        saved_shapes = parameter_shapes(read_checkpoint(checkpoint)["state_dict"])  # damaged or foreign: an error now
+        saved = read_checkpoint(checkpoint)  # damaged or foreign: an error now
+        saved_shapes = parameter_shapes(saved["state_dict"])
+        check_epochs_left(saved.get("epoch"), cfg.trainer.get("max_epochs"), checkpoint)
     output_dir = Path(cfg.paths.output_dir)
     writer = rank_zero_only.rank == 0
     if writer:
