@@ -100,9 +100,10 @@ def check_model_config(model_cfg: DictConfig) -> None:
     model_cls.check_hparams(**kwargs)
 
 
-# Settings that may differ between a run and its resumption: where things are, how long to train,
-# and whether the GPU step's kernels are replayed from a CUDA graph (the same kernels either way).
-_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive", "model.cuda_graph")
+# Settings that may differ between a run and its resumption or rerun: where things are (the run's own
+# directory too), and whether the GPU step's kernels are replayed from a CUDA graph (the same kernels
+# either way).
+_MAY_DIFFER = ("data.cache_dir", "data.data_dir", "data.archive", "model.cuda_graph", "trainer.default_root_dir")
 
 
 def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -140,24 +141,37 @@ def _as_composed_now(settings: dict[str, Any], current: dict[str, Any] | None = 
     return settings
 
 
+def _run_settings(node: DictConfig, sections: tuple[str, ...]) -> dict[str, Any]:
+    """The config's settings in `sections`, flattened; those that may differ between a run and its
+    resumption or rerun (_MAY_DIFFER) left out."""
+    return {key: value for key, value in flat_settings(node).items()
+            if key.split(".")[0] in sections and key not in _MAY_DIFFER}
+
+
+def _compared_with_saved(saved_cfg: DictConfig, cfg: DictConfig, sections: tuple[str, ...]):
+    """A saved run's settings in `sections` (as today's config names them), `cfg`'s, and the keys
+    where they differ."""
+    now = _run_settings(cfg, sections)
+    saved = _as_composed_now(_run_settings(saved_cfg, sections), now)
+    return saved, now, [key for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key)]
+
+
+def _load_saved_config(path: Path, what: str, fix: str) -> DictConfig:
+    """A run's config.yaml, or the one-line error `what` is unreadable, then `fix`."""
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
+        raise ConfigError(f"{what} is unreadable ({type(err).__name__}); {fix}") from None
+
+
 def check_resumable(cfg: DictConfig, checkpoint: Path) -> None:
     """A one-line error if the model, data or seed differ from those of the run that saved `checkpoint`."""
     saved_path = checkpoint.parent / "config.yaml"
     if not saved_path.is_file():
         return  # a checkpoint from elsewhere: check_checkpoint_fits compares its parameters with the model's
-
-    def settings(node: DictConfig) -> dict[str, Any]:
-        return {k: v for k, v in flat_settings(node).items()
-                if k.split(".")[0] in ("model", "data", "seed") and k not in _MAY_DIFFER}
-
-    try:
-        saved_cfg = OmegaConf.load(saved_path)
-    except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
-        raise ConfigError(f"ckpt_path={checkpoint}: its run's {saved_path.name} is unreadable ({type(err).__name__}); "
-                          f"move the checkpoint out of that folder to resume it without the check") from None
-    current = settings(cfg)
-    saved = _as_composed_now(settings(saved_cfg), current)
-    differing = [key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
+    saved_cfg = _load_saved_config(saved_path, f"ckpt_path={checkpoint}: its run's {saved_path.name}",
+                                   "move the checkpoint out of that folder to resume it without the check")
+    saved, current, differing = _compared_with_saved(saved_cfg, cfg, ("model", "data", "seed"))
     if differing:
         had, has = (", ".join(f"{key}={values.get(key)!r}" for key in differing) for values in (saved, current))
         fix = ("resume with the same model and data settings" if any(saved.get(key) is None for key in differing)
@@ -253,8 +267,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None:  # a resumed run keeps the name of the run it continues
         overrides = resume_overrides(checkpoint.parent, overrides) or overrides
     if any(override_key(o) == "rerun" for o in overrides):  # a rerun, that of the run it repeats, with its changes
-        source, own = _rerun_source(overrides)
-        overrides = merge_overrides(_rerun_overrides(source), own)
+        overrides = _rerun_overrides(overrides)[2]
     logger = False
     if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
         named = "version" in cfg.logger and cfg.logger.version is None
@@ -315,41 +328,24 @@ def config_for_run(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def _rerun_source(overrides: list[str]) -> tuple[Path, list[str]]:
-    """The run that `rerun=RUN_DIR` names among `overrides`, and the other overrides."""
+def _rerun_overrides(overrides: list[str], seen: tuple[Path, ...] = ()) -> tuple[Path, list[str], list[str]]:
+    """For `overrides` holding `rerun=RUN_DIR`: that run's directory, the other overrides, and the
+    overrides that compose the rerun's config: the run's own (where it was itself a rerun, those of
+    the run it reran first), updated by the others."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    source = [o for o in parsed if override_key(o.input_line) == "rerun"]
-    return Path(str(source[-1].value())).expanduser(), [o.input_line for o in parsed if o not in source]
-
-
-def _rerun_overrides(run_dir: Path, seen: tuple[Path, ...] = ()) -> list[str]:
-    """The overrides that compose the config of the run in `run_dir`: its own, and where it was itself
-    a rerun, those of the run it reran first."""
-    if run_dir.resolve() in seen:
-        raise ConfigError(f"rerun={run_dir}: its runs rerun each other in a loop; rerun a run started without rerun")
-    saved = saved_overrides(run_dir, option="rerun")
-    if saved is None or not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"rerun={run_dir}: no run there (its config.yaml and .hydra/overrides.yaml); pass the "
+    named = [o for o in parsed if override_key(o.input_line) == "rerun"]
+    source, own = Path(str(named[-1].value())).expanduser(), [o.input_line for o in parsed if o not in named]
+    if source.resolve() in seen:
+        raise ConfigError(f"rerun={source}: its runs rerun each other in a loop; rerun a run started without rerun")
+    saved = saved_overrides(source, option="rerun")
+    if saved is None or not (source / "config.yaml").is_file():
+        raise ConfigError(f"rerun={source}: no run there (its config.yaml and .hydra/overrides.yaml); pass the "
                           "directory of a run that w2v train made")
-    if not any(override_key(o) == "rerun" for o in saved):
-        return saved
-    source, own = _rerun_source(saved)
-    return merge_overrides(_rerun_overrides(source, (*seen, run_dir.resolve())), own)
-
-
-def _vector_settings(node: DictConfig) -> dict[str, Any]:
-    """The settings that decide a run's vectors: model, data, seed and trainer, flattened; where the
-    files go left out."""
-    flat = flat_settings(node)
-    output_dir = str(flat.get("paths.output_dir")).rstrip("/")
-
-    def in_output_dir(value: Any) -> bool:
-        return isinstance(value, str) and (value == output_dir or value.startswith(output_dir + "/"))
-
-    return {key: value for key, value in flat.items() if key.split(".")[0] in ("model", "data", "seed", "trainer")
-            and key not in _MAY_DIFFER and not in_output_dir(value)}
+    if any(override_key(o) == "rerun" for o in saved):
+        saved = _rerun_overrides(saved, (*seen, source.resolve()))[2]
+    return source, own, merge_overrides(saved, own)
 
 
 def rerun_config(overrides: list[str]) -> DictConfig:
@@ -359,22 +355,18 @@ def rerun_config(overrides: list[str]) -> DictConfig:
     whose default has changed since, so that a run can be reproduced after an update."""
     from hydra import compose
 
-    source, own = _rerun_source(overrides)
-    rerun = [o for o in overrides if o not in own]
-    cfg = compose(config_name="config", overrides=[*merge_overrides(_rerun_overrides(source), own), *rerun])
-    try:
-        saved_cfg = OmegaConf.load(source / "config.yaml")
-    except Exception as err:  # noqa: BLE001  a YAML or OmegaConf error: the file is not what w2v wrote
-        raise ConfigError(f"rerun={source}: its config.yaml is unreadable ({type(err).__name__}); restore it, or "
-                          "start a new run with the overrides listed in its .hydra/overrides.yaml") from None
+    source, own, composing = _rerun_overrides(overrides)
+    cfg = compose(config_name="config", overrides=[*composing, *(o for o in overrides if o not in own)])
+    saved_cfg = _load_saved_config(source / "config.yaml", f"rerun={source}: its config.yaml",
+                                   "restore it, or start a new run with the overrides listed in its "
+                                   ".hydra/overrides.yaml")
     mine = {override_key(o) for o in own}
 
     def set_here(key: str) -> bool:  # by this command: its value, or its group's, is the command's
         return any(key == k or key.startswith(k + ".") for k in mine)
 
-    saved, now = (_vector_settings(node) for node in (saved_cfg, cfg))
-    saved = _as_composed_now(saved, now)
-    differing = [key for key in sorted(set(saved) | set(now)) if saved.get(key) != now.get(key) and not set_here(key)]
+    saved, now, differing = _compared_with_saved(saved_cfg, cfg, ("model", "data", "seed", "trainer"))
+    differing = [key for key in differing if not set_here(key)]
     only_saved, only_now = ([key for key in differing if key not in other] for other in (now, saved))
     if only_saved or only_now:
         parts = [f"its config has {', '.join(only_saved[:3])}, which this version does not"] if only_saved else []
