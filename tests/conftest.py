@@ -1,8 +1,10 @@
-"""Shared fixtures: a planted-structure corpus, the real Hydra config composed and shrunk for tests, and a
-seeded random state for every test."""
+"""Shared fixtures: a planted-structure corpus, the real Hydra config composed (once per list of overrides)
+and shrunk for tests, and a seeded random state for every test."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -149,6 +151,24 @@ def planted_corpus(tmp_path_factory) -> Path:
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     return api.compose_config(*(overrides or []))
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(compose, overrides: tuple[str, ...]) -> DictConfig:
+    return compose(*overrides)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compose_each_config_once():
+    """Hydra composes a config in a quarter of a second, and tests compose the same overrides over
+    and over (a model's settings in each case of a parametrized test): here each list of overrides
+    is composed once, and every caller gets a copy of its own to change. The composition read no
+    state a test may change (the config files are the package's; the environment and the working
+    directory are read when a value is resolved), and a list that fails to compose is not kept."""
+    compose = api.compose_config
+    api.compose_config = lambda *overrides: copy.deepcopy(_composed(compose, overrides))
+    yield
+    api.compose_config = compose
 
 
 @pytest.fixture
