@@ -1,5 +1,6 @@
 """Shared fixtures: a planted-structure corpus, the real Hydra config composed (once per list of overrides)
-and shrunk for tests, and a seeded random state for every test."""
+and shrunk for tests, and a seeded random state for every test; and, in a checkout whose kernels were
+never compiled, the kernels compiled on the spare core while the suite starts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import copy
 import functools
 import importlib.util
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +108,51 @@ class _WhitespacePipeline:
     def pipe(self, texts, batch_size=64):
         for text in texts:
             yield [_Token(word) for word in text.split()]
+
+
+# A run of at least this many tests compiles the kernels on the spare core when they need compiling.
+WARM_UP_FROM = 100
+_WARMING = "W2V_TESTS_WARMING_KERNELS"  # set in the warm-up's own pytest process
+_warm_up: dict = {}
+
+
+def _kernels_compiled() -> bool:
+    """Whether Numba's cache holds the sequential kernel compiled from its source as it is now.
+    True where Numba's cache cannot tell: nothing is started then."""
+    try:
+        from w2v.kernels.sequential import sequential_chunks
+
+        return bool(sequential_chunks._cache._cache_file._load_index())
+    except Exception:  # noqa: BLE001  Numba's cache internals moved: leave the suite as it is
+        return True
+
+
+def pytest_collection_finish(session) -> None:
+    """In a checkout whose Numba kernels were never compiled (a fresh clone, as CI's), the suite's
+    first tests would compile them one after the other, about two minutes on one core, while the
+    machine's second core mostly idles. A long run therefore starts the tests marked
+    `warms_kernels` (cheap tests that call every compiled kernel as the suite calls it) in a pytest
+    process of its own, which writes the kernels to Numba's cache; the suite's tests load them from
+    there when they get to them, or compile them themselves if they get there first. The warm-up's
+    results are not the suite's: those tests run again in the suite."""
+    if os.environ.get(_WARMING) or len(session.items) < WARM_UP_FROM or _kernels_compiled():
+        return
+    basetemp = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
+    _warm_up["basetemp"] = basetemp
+    _warm_up["process"] = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-m", "warms_kernels", "-p", "no:cacheprovider",
+         f"--basetemp={basetemp / 'tmp'}", str(Path(__file__).parent)],
+        env={**os.environ, _WARMING: "1"}, cwd=Path(__file__).parents[1],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_sessionfinish(session) -> None:
+    process = _warm_up.pop("process", None)
+    if process is not None and process.poll() is None:
+        process.kill()
+    if process is not None:
+        process.wait()
+        shutil.rmtree(_warm_up.pop("basetemp"), ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

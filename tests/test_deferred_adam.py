@@ -120,6 +120,7 @@ def _run_kernel(kernel, args) -> None:
     kernel(*(a.numpy() if torch.is_tensor(a) else a for a in args))
 
 
+@pytest.mark.warms_kernels
 def test_pytorch_catch_up_equals_the_cpu_kernel():
     gen = torch.Generator().manual_seed(2)
     horizon, upto = 40, 100
@@ -147,6 +148,7 @@ def test_pytorch_catch_up_equals_the_cpu_kernel():
     assert last_after[rows].tolist() == [100] * len(rows) and last_after[1] == 99
 
 
+@pytest.mark.warms_kernels
 def test_pytorch_step_equals_the_cpu_kernel():
     gen = torch.Generator().manual_seed(4)
     horizon, step = 40, 101

@@ -169,6 +169,7 @@ def _naive_answers(unit: np.ndarray, question: list[int]) -> dict[str, int]:
     return {method: int(s.argmax()) for method, s in scores.items()}
 
 
+@pytest.mark.warms_kernels
 @pytest.mark.parametrize("restrict_vocab", [None, 150])
 def test_batched_analogies_equal_each_question_answered_alone(tmp_path, restrict_vocab):
     rng = np.random.default_rng(0)

@@ -9,6 +9,7 @@ import pytest
 from w2v.models.huffman import huffman_tree
 
 
+@pytest.mark.warms_kernels
 def test_a_small_tree_as_word2vec_builds_it():
     # Words a..d with counts 5, 3, 2, 1, out of order, and a special token of count 0 at index 1.
     counts = np.array([2, 0, 5, 1, 3])  # c, <PAD>, a, d, b

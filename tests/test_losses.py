@@ -328,6 +328,7 @@ def test_cbow_decisions_are_those_of_the_context_mean(kind):
     assert torch.allclose(grad_hidden, leaf.grad, atol=1e-5)
 
 
+@pytest.mark.warms_kernels
 def test_damped_update_is_word2vec_step_for_a_single_row_and_bounded_for_many():
     weight = torch.zeros(4, 2)
     grads = torch.tensor([[1.0, 2.0]])
@@ -342,6 +343,7 @@ def test_damped_update_is_word2vec_step_for_a_single_row_and_bounded_for_many():
 
 
 
+@pytest.mark.warms_kernels
 @pytest.mark.parametrize("kind", ["negative", "hierarchical"])
 @pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])
 def test_fused_cpu_kernels_match_the_pytorch_step(kind, mean_context):
@@ -438,6 +440,7 @@ def _word2vec_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_conte
     return w_in, w_out, losses
 
 
+@pytest.mark.warms_kernels
 @pytest.mark.parametrize("shards", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["negative", "hierarchical"])
 @pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])

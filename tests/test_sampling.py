@@ -43,6 +43,7 @@ def _tokens_corpus(words, ids, offsets, block_tokens):
     return corpus
 
 
+@pytest.mark.warms_kernels
 def test_windows_match_naive_loop():
     # three documents of lengths 5, 1 and 4, every word distinct; words 11 and 31 are often subsampled away
     block = _block()
@@ -72,6 +73,7 @@ def test_windows_match_naive_loop():
     assert dropped > 0  # subsampling took part
 
 
+@pytest.mark.warms_kernels
 def test_a_subsampled_block_matches_a_naive_loop():
     """The block's compacted sequence, each position's place in it, and each kept token's document
     span, against a loop over the tokens; with empty documents and documents dropped whole."""
@@ -240,6 +242,7 @@ def test_bad_window_is_rejected(window):
 
 @pytest.mark.parametrize("counts", [np.array([0, 1000, 100, 10, 1, 0, 7]),
                                     np.random.default_rng(0).zipf(1.3, 20_000) * (np.arange(20_000) % 7 > 0)])
+@pytest.mark.warms_kernels
 def test_noise_table_gives_each_word_its_exact_probability(counts):
     table = NoiseTable(counts, 0.75)
     n = len(counts)  # slot i gives word i with probability threshold[i], its alias otherwise

@@ -92,6 +92,7 @@ def _naive_lockstep(block, threshold, alias, w_in, w_out, in_flight, lr_begin, l
         w_out += delta_out
 
 
+@pytest.mark.warms_kernels
 @pytest.mark.parametrize("in_flight, damped", [(3, True), (3, False), (100, True)])
 def test_programs_in_flight_read_the_rows_the_last_tick_left(in_flight, damped):
     block, threshold, alias, w_in, w_out = _chunk_setup("cpu", subsample=None)
