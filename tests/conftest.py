@@ -131,7 +131,8 @@ def pytest_collection_finish(session) -> None:
     """In a checkout whose Numba kernels were never compiled (a fresh clone, as CI's), the suite's
     first tests would compile them one after the other, about two minutes on one core, while the
     machine's second core mostly idles. A long run therefore starts the tests marked
-    `warms_kernels` (cheap tests that call every compiled kernel as the suite calls it) in a pytest
+    `warms_kernels` (cheap tests that call the compiled kernels as the suite calls them, but for the
+    chunk step's, which the first tests compile) in a pytest
     process of its own, which writes the kernels to Numba's cache; the suite's tests load them from
     there when they get to them, or compile them themselves if they get there first. The warm-up's
     results are not the suite's: those tests run again in the suite."""
@@ -144,6 +145,17 @@ def pytest_collection_finish(session) -> None:
          f"--basetemp={basetemp / 'tmp'}", str(Path(__file__).parent)],
         env={**os.environ, _WARMING: "1"}, cwd=Path(__file__).parents[1],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The warm-up runs the tests marked `warms_kernels(early=True)` first: the suite's first tests
+    (a whole run's) compile the kernels of the chunk step themselves, and soon after need these."""
+    if os.environ.get(_WARMING):
+        def late(item) -> bool:
+            marker = item.get_closest_marker("warms_kernels")
+            return not (marker is not None and marker.kwargs.get("early", False))
+
+        items.sort(key=late)
 
 
 def pytest_sessionfinish(session) -> None:

@@ -30,7 +30,6 @@ def _block(n=3000, vocab=40, subsample=1e-2, seed=0):
     return counts, ids, offsets, keep
 
 
-@pytest.mark.warms_kernels
 @pytest.mark.parametrize("subsample, chunk_tokens", [(1e-2, 256), (None, 256), (1e-2, 1000), (1e-2, 5000)])
 def test_a_block_is_subsampled_as_the_device_specification(subsample, chunk_tokens):
     _, ids, offsets, keep = _block(subsample=subsample)
@@ -43,6 +42,7 @@ def test_a_block_is_subsampled_as_the_device_specification(subsample, chunk_toke
     assert (kept < len(ids)) == bool(subsample)
 
 
+@pytest.mark.warms_kernels
 @pytest.mark.parametrize("window, shrink, negatives", [(5, True, 5), (2, False, 1), (1, True, 3)])
 def test_windows_and_noise_words_are_the_device_specifications(window, shrink, negatives):
     counts, ids, offsets, keep = _block()
@@ -102,7 +102,6 @@ def test_the_multiply_shift_draws_are_uniform():
 @pytest.mark.parametrize("mean_context, hierarchical", [(True, False), (False, False), (True, True), (False, True)])
 @pytest.mark.parametrize("shards, sync, lock_free", [(1, 10_000, False), (2, 10_000, False), (2, 700, False),
                                                      (3, 450, False), (1, 700, True)])
-@pytest.mark.warms_kernels
 def test_training_as_the_shards_draw_equals_drawing_then_training(mean_context, hierarchical, shards, sync, lock_free):
     """`sequential_chunks` draws each piece's windows in the shards' threads as it trains: bit for bit
     what `chunk_windows` draws and `sequential_sgd` then trains, in one piece or several (lock-free:
