@@ -112,7 +112,7 @@ class _WhitespacePipeline:
 
 # A run of at least this many tests compiles the kernels on the spare core when they need compiling.
 WARM_UP_FROM = 100
-_WARMING = "W2V_TESTS_WARMING_KERNELS"  # set in the warm-up's own pytest process
+_WARMING = "W2V_TESTS_WARMING_KERNELS"  # set in the warm-up's own pytest process (or to start none)
 _warm_up: dict = {}
 
 
@@ -132,10 +132,10 @@ def pytest_collection_finish(session) -> None:
     first tests would compile them one after the other, about two minutes on one core, while the
     machine's second core mostly idles. A long run therefore starts the tests marked
     `warms_kernels` (cheap tests that call the compiled kernels as the suite calls them, but for the
-    chunk step's, which the first tests compile) in a pytest
-    process of its own, which writes the kernels to Numba's cache; the suite's tests load them from
-    there when they get to them, or compile them themselves if they get there first. The warm-up's
-    results are not the suite's: those tests run again in the suite."""
+    chunk step's, which the first tests compile) in a pytest process of its own, which writes the
+    kernels to Numba's cache; the suite's tests load them from there when they get to them, or
+    compile them themselves if they get there first. The warm-up's results are not the suite's:
+    those tests run again in the suite."""
     if os.environ.get(_WARMING) or len(session.items) < WARM_UP_FROM or _kernels_compiled():
         return
     basetemp = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
@@ -159,12 +159,13 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 def pytest_sessionfinish(session) -> None:
+    """A warm-up still running is stopped, and its folder removed."""
     process = _warm_up.pop("process", None)
-    if process is not None and process.poll() is None:
-        process.kill()
-    if process is not None:
-        process.wait()
-        shutil.rmtree(_warm_up.pop("basetemp"), ignore_errors=True)
+    if process is None:
+        return
+    process.kill()  # nothing if it has ended
+    process.wait()
+    shutil.rmtree(_warm_up.pop("basetemp"), ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -224,7 +225,7 @@ def _composed(compose, overrides: tuple[str, ...]) -> DictConfig:
 def compose_each_config_once():
     """Hydra composes a config in a quarter of a second, and tests compose the same overrides over
     and over (a model's settings in each case of a parametrized test): here each list of overrides
-    is composed once, and every caller gets a copy of its own to change. The composition read no
+    is composed once, and every caller gets a copy of its own to change. The composition reads no
     state a test may change (the config files are the package's; the environment and the working
     directory are read when a value is resolved), and a list that fails to compose is not kept."""
     compose = api.compose_config
