@@ -216,11 +216,6 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
     return api.compose_config(*(overrides or []))
 
 
-@functools.lru_cache(maxsize=None)
-def _composed(compose, overrides: tuple[str, ...]) -> DictConfig:
-    return compose(*overrides)
-
-
 @pytest.fixture(autouse=True, scope="session")
 def compose_each_config_once():
     """Hydra composes a config in a quarter of a second, and tests compose the same overrides over
@@ -228,10 +223,10 @@ def compose_each_config_once():
     is composed once, and every caller gets a copy of its own to change. The composition reads no
     state a test may change (the config files are the package's; the environment and the working
     directory are read when a value is resolved), and a list that fails to compose is not kept."""
-    compose = api.compose_config
-    api.compose_config = lambda *overrides: copy.deepcopy(_composed(compose, overrides))
-    yield
-    api.compose_config = compose
+    composed = functools.lru_cache(maxsize=None)(api.compose_config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(api, "compose_config", lambda *overrides: copy.deepcopy(composed(*overrides)))
+        yield
 
 
 @pytest.fixture
