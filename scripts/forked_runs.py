@@ -29,7 +29,7 @@ from pathlib import Path
 
 # What `w2v train` imports, not w2v.training itself, which the command runs as __main__ (runpy
 # warns when such a module is already imported).
-PRELOAD = ["lightning", "hydra", "w2v.commands", "w2v.callbacks", "w2v.models", "w2v.data.datamodule", "w2v.resume",
+PRELOAD = ["lightning", "hydra", "spacy", "w2v.commands", "w2v.callbacks", "w2v.models", "w2v.data.datamodule", "w2v.resume",
            "w2v.runs", "scripts.forked_runs"]
 
 
