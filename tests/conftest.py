@@ -115,6 +115,15 @@ WARM_UP_FROM = 100
 _WARMING = "W2V_TESTS_WARMING_KERNELS"  # set in the warm-up's own pytest process (or to start none)
 _warm_up: dict = {}
 
+# Test files whose tests, and the processes they start, call none of the kernels that take long to
+# compile (the Triton interpreter's tests, the tokenizer's, the cache's, the evaluation's): the
+# suite runs them first, so that in a fresh clone the warm-up compiles those kernels meanwhile.
+# A test here that comes to call one compiles it itself: slower, not wrong.
+RUN_FIRST = ("test_softmax_triton.py", "test_softmax_on_device.py", "test_sampling_triton.py",
+             "test_step_profile.py", "test_evaluation.py", "test_reliability.py", "test_corpora.py",
+             "test_cache.py", "test_gpu_benchmark.py", "test_vectors_fuzz.py", "test_vocab.py", "test_runs.py",
+             "test_lazy_adam.py")
+
 
 def _kernels_compiled() -> bool:
     """Whether Numba's cache holds the sequential kernel compiled from its source as it is now.
@@ -128,14 +137,13 @@ def _kernels_compiled() -> bool:
 
 
 def pytest_collection_finish(session) -> None:
-    """In a checkout whose Numba kernels were never compiled (a fresh clone, as CI's), the suite's
-    first tests would compile them one after the other, about two minutes on one core, while the
-    machine's second core mostly idles. A long run therefore starts the tests marked
-    `warms_kernels` (cheap tests that call the compiled kernels as the suite calls them, but for the
-    chunk step's, which the first tests compile) in a pytest process of its own, which writes the
-    kernels to Numba's cache; the suite's tests load them from there when they get to them, or
-    compile them themselves if they get there first. The warm-up's results are not the suite's:
-    those tests run again in the suite."""
+    """In a checkout whose Numba kernels were never compiled (a fresh clone, as CI's), the suite
+    would compile them one after the other, a few minutes on one core, while the machine's second
+    core mostly idles. A long run therefore starts the tests marked `warms_kernels` (cheap tests
+    that call the compiled kernels as the suite calls them) in a pytest process of its own, which
+    writes the kernels to Numba's cache while the suite runs the files of RUN_FIRST; the suite's
+    tests load the kernels from there when they get to them, or compile them themselves if they get
+    there first. The warm-up's results are not the suite's: those tests run again in the suite."""
     if os.environ.get(_WARMING) or len(session.items) < WARM_UP_FROM or _kernels_compiled():
         return
     basetemp = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
@@ -148,14 +156,16 @@ def pytest_collection_finish(session) -> None:
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The warm-up runs the tests marked `warms_kernels(early=True)` first: the suite's first tests
-    (a whole run's) compile the kernels of the chunk step themselves, and soon after need these."""
+    """The suite runs the files of RUN_FIRST first; the warm-up runs its tests by their marker's
+    `order` (the kernels the suite needs soonest first), then in file order. Both sorts are stable."""
     if os.environ.get(_WARMING):
-        def late(item) -> bool:
+        def rank(item) -> float:
             marker = item.get_closest_marker("warms_kernels")
-            return not (marker is not None and marker.kwargs.get("early", False))
+            return marker.kwargs.get("order", float("inf")) if marker is not None else float("inf")
 
-        items.sort(key=late)
+        items.sort(key=rank)
+    else:
+        items.sort(key=lambda item: item.path.name not in RUN_FIRST)
 
 
 def pytest_sessionfinish(session) -> None:

@@ -440,7 +440,7 @@ def _word2vec_sgd(w_in, w_out, contexts, targets, labels, lr, shards, mean_conte
     return w_in, w_out, losses
 
 
-@pytest.mark.warms_kernels(early=True)  # the suite's first tests of the chunk kernels call it
+@pytest.mark.warms_kernels(order=1)  # the chunk kernels' tests call it, soon after the first runs
 @pytest.mark.parametrize("shards", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["negative", "hierarchical"])
 @pytest.mark.parametrize("mean_context", [False, True], ids=["skipgram", "cbow"])
