@@ -178,11 +178,14 @@ def pytest_sessionfinish(session) -> None:
     shutil.rmtree(_warm_up.pop("basetemp"), ignore_errors=True)
 
 
-@pytest.fixture(autouse=True)
-def tokenizer_without_spacy(monkeypatch):
-    """The GPU machine has no spaCy: there the planted corpora (words between spaces) are split on spaces."""
-    if importlib.util.find_spec("spacy") is None:
-        monkeypatch.setattr(tokenize, "load_pipeline", lambda settings: _WhitespacePipeline())
+@pytest.fixture(autouse=True, scope="session")
+def tokenizer_without_spacy():
+    """The GPU machine has no spaCy: there the planted corpora (words between spaces) are split on
+    spaces, for the whole session (module-scoped runs included)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if importlib.util.find_spec("spacy") is None:
+            patch.setattr(tokenize, "load_pipeline", lambda settings: _WhitespacePipeline())
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -239,23 +242,28 @@ def compose_each_config_once():
         yield
 
 
+def shrunk_config(overrides: list[str], corpus: Path, folder: Path, output_dir: Path | None = None) -> DictConfig:
+    """The real config composed with `overrides`, shrunk to `corpus` (the planted one) and `folder`."""
+    base = ["data=text", f"data.path={corpus}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+            "data.batch_size=256", "data.tokenizer.n_process=1", "data.vocab.min_count=1"]
+    cfg = compose_config(base + list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir or folder / "run")
+        cfg.paths.cache_dir = str(folder / "cache")
+        cfg.paths.data_dir = str(folder / "data")
+        cfg.trainer.log_every_n_steps = 5
+        cfg.callbacks.projector.n_words = 50
+        if "compile" in cfg.model:  # compiling takes longer than these tiny runs; one test covers it
+            cfg.model.compile = False
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path, planted_corpus):
     """Compose the real config with `overrides`, shrunk to the planted corpus and this test's tmp_path."""
 
     def make(overrides: list[str] | None = None, output_dir: Path | None = None) -> DictConfig:
-        base = ["data=text", f"data.path={planted_corpus}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                "data.batch_size=256", "data.tokenizer.n_process=1", "data.vocab.min_count=1"]
-        cfg = compose_config(base + list(overrides or []))
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
-            cfg.paths.cache_dir = str(tmp_path / "cache")
-            cfg.paths.data_dir = str(tmp_path / "data")
-            cfg.trainer.log_every_n_steps = 5
-            cfg.callbacks.projector.n_words = 50
-            if "compile" in cfg.model:  # compiling takes longer than these tiny runs; one test covers it
-                cfg.model.compile = False
-        return cfg
+        return shrunk_config(list(overrides or []), planted_corpus, tmp_path, output_dir)
 
     return make
 

@@ -11,14 +11,16 @@ import pytest
 
 import w2v
 from scripts import forked_runs
+from tests.conftest import shrunk_config
 from w2v.commands import main
 from w2v.training import train
 
 
-@pytest.fixture
-def run_dir(make_cfg, tmp_path):
-    cfg = make_cfg(["trainer.max_epochs=3", "callbacks.export.formats=[text,binary,projector]",
-                    "callbacks.neighbours.probe_words=[cat,red,bread]"])
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, planted_corpus):
+    """One small trained run, which the tests here only read."""
+    cfg = shrunk_config(["trainer.max_epochs=3", "callbacks.export.formats=[text,binary,projector]",
+                         "callbacks.neighbours.probe_words=[cat,red,bread]"], planted_corpus, tmp_path_factory.mktemp("trained"))
     return train(cfg)["output_dir"]
 
 
