@@ -155,10 +155,11 @@ def pytest_collection_finish(session) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """The suite runs the files of RUN_FIRST first; the warm-up runs its tests by their marker's
-    `order` (the kernels the suite needs soonest first), then in file order. Both sorts are stable."""
-    if os.environ.get(_WARMING):
+def pytest_collection_modifyitems(config, items) -> None:
+    """The suite runs the files of RUN_FIRST first; the warm-up (a run of `-m warms_kernels`) runs
+    its tests by their marker's `order` (the kernels the suite needs soonest first), then in file
+    order. Both sorts are stable."""
+    if config.option.markexpr == "warms_kernels":
         def rank(item) -> float:
             marker = item.get_closest_marker("warms_kernels")
             return marker.kwargs.get("order", float("inf")) if marker is not None else float("inf")
