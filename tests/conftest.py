@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,11 +244,11 @@ def compose_each_config_once():
         yield
 
 
-def shrunk_config(overrides: list[str], corpus: Path, folder: Path, output_dir: Path | None = None) -> DictConfig:
+def shrunk_config(overrides: Sequence[str], corpus: Path, folder: Path, output_dir: Path | None = None) -> DictConfig:
     """The real config composed with `overrides`, shrunk to `corpus` (the planted one) and `folder`."""
     base = ["data=text", f"data.path={corpus}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
             "data.batch_size=256", "data.tokenizer.n_process=1", "data.vocab.min_count=1"]
-    cfg = compose_config(base + list(overrides))
+    cfg = compose_config([*base, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir or folder / "run")
         cfg.paths.cache_dir = str(folder / "cache")
@@ -264,7 +265,7 @@ def make_cfg(tmp_path, planted_corpus):
     """Compose the real config with `overrides`, shrunk to the planted corpus and this test's tmp_path."""
 
     def make(overrides: list[str] | None = None, output_dir: Path | None = None) -> DictConfig:
-        return shrunk_config(list(overrides or []), planted_corpus, tmp_path, output_dir)
+        return shrunk_config(overrides or [], planted_corpus, tmp_path, output_dir)
 
     return make
 
