@@ -35,7 +35,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "tokens": len(dm.corpu
 
 TRAIN = """
 import json, resource, runpy, sys
-sys.argv = ["w2v"] + sys.argv[1:]
+sys.argv = ["w2v", "train"] + sys.argv[1:]
 try:
     runpy.run_module("w2v", run_name="__main__")
 finally:
