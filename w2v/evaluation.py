@@ -26,8 +26,8 @@ def gensim_test_file(name: str) -> Path:
         import gensim
     except ImportError:
         raise ConfigError(
-            f"the benchmark file {name} comes with gensim, which is not installed; pip install 'w2v[eval]' "
-            f"(or gensim), or name your own copy of the file"
+            f"the benchmark file {name} comes with gensim, which is not installed; pip install gensim "
+            f"(or, in w2v's checkout, pip install -e '.[eval]'), or name your own copy of the file"
         ) from None
     path = Path(gensim.__file__).parent / "test" / "test_data" / name
     if not path.is_file():

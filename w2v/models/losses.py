@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from w2v.kernels import LN2, LOG2E, onednn
 
 # From this many softmax rows on, a CPU computes the logits as (V, U), the vocabulary the product's
-# long side: at CBOW's 256 rows that product takes about half the time of the (U, V) one, which
-# more than pays for a softmax down the columns; at Skip-gram's ~50 rows it does not (measured).
+# long side: in the notebooks' setting, at CBOW's 256 rows that product takes about half the time
+# of the (U, V) one, which more than pays for a softmax down the columns; at Skip-gram's ~50 rows
+# it does not (measured).
 COLUMN_LOGITS_ROWS = 128
 
 # From this many softmax rows in a batch on, a CPU multiplies the exps by the output matrix through

@@ -14,8 +14,8 @@ class SkipGram(Architecture):
 
     Through a full softmax, the softmax depends only on the center word, so it is computed once per
     distinct center of the batch for all of its context words (a frequent word is the center of
-    several windows: 64 IMDb windows have about 50 distinct centers); the per-pair losses are those
-    of scoring each pair alone.
+    several windows: in the notebooks' setting, 64 IMDb windows have about 50 distinct centers); the
+    per-pair losses are those of scoring each pair alone.
     """
 
     pair_examples = True
