@@ -18,15 +18,18 @@ from w2v.training import train
 @pytest.mark.parametrize("override, match", [
     ("model.window=0", "model.window=0 must be an integer of at least 1"),
     ("model.negatives=0", "model.negatives=0 must be an integer of at least 1"),
-    ("model.embedding_dim=0", "model.embedding_dim=0 must be a positive integer"),
+    ("model.embedding_dim=0", "model.embedding_dim=0 must be an integer of at least 1"),
     ("model.optimizer._target_=torch.optim.Nope", "model.optimizer._target_=torch.optim.Nope is not a class"),
-    ("model.optimizer.lr=0", "model.optimizer.lr=0 must be positive"),
-    ("model.scheduler.min_lr_ratio=2", "model.scheduler.min_lr_ratio=2 must lie in"),
+    ("model.optimizer.lr=0", "model.optimizer.lr=0 must be a number above 0"),
+    ("model.optimizer.lr=0.0.25", "model.optimizer.lr=0.0.25 must be a number above 0"),  # Hydra: a string
+    ("model.scheduler.min_lr_ratio=2", "model.scheduler.min_lr_ratio=2 must be a number between 0 and 1"),
     ("+model.optimizer.betas=[0.9,0.99]", "model.optimizer.betas is not a setting of SGD"),
     ("model.scheduler._target_=torch.optim.lr_scheduler.StepLR", "model.scheduler.min_lr_ratio is not a setting of StepLR"),
     ("~model/scheduler", r"model.scheduler is missing: SkipGram\[negative\] needs it"),
     ("model.update_rule=locked", "model.update_rule='locked' is unknown; use auto"),
-    ("model.update_shards=0", "model.update_shards=0 must be a positive integer"),
+    ("model.update_shards=0", "model.update_shards=0 must be an integer of at least 1"),
+    ("model.subsample=None", "model.subsample=None must be a number of at least 0, or null to keep every token "
+                             r"\(as 0 does\); write null, not 'None'"),
     ("model.kernels=torch model.update_rule=sequential",
      r"model.update_rule=sequential runs on the fused kernels \(Numba's on a CPU, SGNS's Triton kernel\), not "
      "model.kernels=torch"),
@@ -37,8 +40,19 @@ from w2v.training import train
     ("model=cbow model.cbow_mean=2", "model.cbow_mean=2 must be true"),
     ("model=skipgram model.out_init=zeros", "model.out_init='zeros' is unknown; use linear or uniform"),
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
-    ("data.batch_size=0", "data.batch_size=0 must be a positive integer"),
-    ("data.block_tokens=0", "data.block_tokens=0 must be a positive integer"),
+    ("data.batch_size=0", "data.batch_size=0 must be an integer of at least 1"),
+    ("data.block_tokens=0", "data.block_tokens=0 must be an integer of at least 1"),
+    ("data.max_docs=None", "data.max_docs=None must be an integer of at least 1, or null for the whole corpus; "
+                           "write null, not 'None'"),
+    ("data.max_docs=1e4", "data.max_docs=10000.0 must be an integer of at least 1, .*; write 10000"),
+    ("data.vocab.min_count=None", "data.vocab.min_count=None must be an integer of at least 1$"),
+    ("data.vocab.max_size=ten", "data.vocab.max_size=ten must be an integer of at least 1, or null for no limit"),
+    ("trainer.max_epochs=-2", r"trainer.max_epochs=-2 must be an integer of at least 0, or -1 \(no limit\)"),
+    ("trainer.max_epochs=2.5", r"trainer.max_epochs=2.5 must be an integer of at least 0, or -1 \(no limit\)"),
+    ("seed=None", "seed=None must be an integer of at least 0$"),
+    ("callbacks.evaluation.wordsim=missing.tsv",
+     "callbacks.evaluation.wordsim: benchmark file missing.tsv does not exist; fix the path"),
+    ("callbacks.evaluation.restrict_vocab=0", "callbacks.evaluation.restrict_vocab=0 must be an integer of at least 1"),
     ("data.shuffle_unit=sentence", "data.shuffle_unit='sentence' is unknown; use auto"),
 ])
 def test_bad_settings_fail_before_any_work(make_cfg, tmp_path, override, match):
@@ -148,3 +162,74 @@ def test_hogwild_is_refused_where_runs_must_be_reproducible(make_cfg):
         assert "\n" not in str(err.value)
     finally:
         torch.use_deterministic_algorithms(False)  # set by the Trainer, for the whole process
+
+
+def test_a_run_stopped_by_its_data_leaves_its_directory_free(make_cfg, tmp_path):
+    """A corpus found bad only once read: the run's directory holds none of its files, and the
+    corrected command trains there."""
+    corpus, run = tmp_path / "corpus.txt", tmp_path / "run"
+    corpus.write_text("12 34 !!\n-- ..\n")
+    run.mkdir()
+    (run / "train.log").write_text("Hydra's log, written before the run\n")
+    with pytest.raises(ConfigError, match="no token left after preprocessing"):
+        train(make_cfg([f"data.path={corpus}"], output_dir=run))
+    assert sorted(p.name for p in run.iterdir()) == ["train.log"]
+    corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n")
+    train(make_cfg([f"data.path={corpus}", "trainer.fast_dev_run=true"], output_dir=run))
+    assert (run / "vocab.tsv").is_file() and (run / "config.yaml").is_file()
+
+
+def test_one_word_a_line_is_refused(make_cfg, tmp_path):
+    """Windows stop at a document's end: a corpus of one-word documents has nothing to train on."""
+    corpus = tmp_path / "words.txt"
+    corpus.write_text("".join(f"{word}\n" for word in "the cat sat on the mat and the dog".split() * 20))
+    with pytest.raises(ConfigError, match="no document keeps two words .*put one document on each line") as err:
+        train(make_cfg([f"data.path={corpus}"], output_dir=tmp_path / "run"))
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+
+
+def test_a_folder_or_a_file_in_the_way_of_a_write_is_named(tmp_path):
+    from w2v.fileio import atomic_write
+
+    (tmp_path / "plots").mkdir()
+    with pytest.raises(ConfigError, match="plots is a folder; name a file"):
+        with atomic_write(tmp_path / "plots"):
+            pass
+    (tmp_path / "report").write_text("mine")
+    with pytest.raises(ConfigError, match="a file stands where a folder of its path should be"):
+        with atomic_write(tmp_path / "report" / "report.md"):
+            pass
+    assert (tmp_path / "report").read_text() == "mine"
+
+
+def test_report_refuses_an_unknown_parameter_before_writing(tmp_path):
+    from w2v.commands import main
+
+    for run, window in (("0", 2), ("1", 4)):  # a sweep's runs, as Hydra and w2v train leave them
+        (tmp_path / run / ".hydra").mkdir(parents=True)
+        (tmp_path / run / ".hydra" / "overrides.yaml").write_text(f"- model.window={window}\n")
+        (tmp_path / run / "metrics.json").write_text('{"train/loss_epoch": 1.5}')
+    for option in ("--by", "--param"):
+        with pytest.raises(ConfigError, match=f"{option} model.windw is not a parameter of these runs; choose one "
+                                              "of model.window"):
+            main(["report", str(tmp_path), option, "model.windw"])
+        assert not (tmp_path / "report.md").exists()
+
+
+def test_too_few_words_for_a_tsne_map_are_named():
+    from w2v.plots import tsne_figure
+    from w2v.vectors import WordVectors
+
+    vectors = WordVectors(["cat", "dog", "red"], torch.randn(3, 4).numpy())
+    with pytest.raises(ConfigError, match=r"a t-SNE map needs 3 words or more, .*\['cat'\] .* give 2"):
+        tsne_figure(vectors, ["cat"], k=1)
+
+
+@pytest.mark.parametrize("args", [["query", "RUN", "most-similar", "cat", "-k", "0"],
+                                  ["eval", "RUN", "--restrict_vocab", "-5"], ["tsne", "RUN", "-k", "two"]])
+def test_counts_of_the_tools_must_be_positive(args, capsys):
+    from w2v.commands import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and "is not a whole number of at least 1" in capsys.readouterr().err

@@ -107,6 +107,35 @@ def test_truncated_archive_is_moved_aside(tmp_path):
     assert not archive.exists() and (tmp_path / (imdb.ARCHIVE_NAME + ".corrupt")).exists()
 
 
+def test_an_unpacked_archive_reads_as_the_gzipped_one(tmp_path):
+    """Some browsers un-gzip the download: aclImdb_v1.tar reads the same."""
+    gzipped = make_archive(tmp_path / imdb.ARCHIVE_NAME, REVIEWS)
+    plain = tmp_path / "aclImdb_v1.tar"
+    plain.write_bytes(gzip.decompress(gzipped.read_bytes()))
+    assert imdb.read_reviews(plain) == imdb.read_reviews(gzipped)
+
+
+def test_a_damaged_archive_the_user_named_stays_where_it_is(tmp_path):
+    archive = make_archive(tmp_path / "mine.tar.gz", {f"train/neg/{i}_1.txt": "word " * 5000 for i in range(20)})
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match="mine.tar.gz is truncated or corrupt .*; replace it with a good copy") as err:
+        imdb.read_reviews(archive, move_aside=False)
+    assert archive.exists() and not list(tmp_path.glob("*.corrupt")) and "\n" not in str(err.value)
+
+
+def test_an_unreadable_archive_is_not_called_corrupt(tmp_path, monkeypatch):
+    archive = make_archive(tmp_path / imdb.ARCHIVE_NAME, REVIEWS)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(archive))
+
+    monkeypatch.setattr(imdb.tarfile, "open", refuse)  # as a file without read permission (root reads any)
+    with pytest.raises(ConfigError, match="cannot read the IMDb archive .* make it readable"):
+        imdb.read_reviews(archive)
+    assert archive.exists()
+
+
 def test_missing_archive_without_download_names_url_and_both_ways(tmp_path):
     from w2v.api import build_datamodule
     from w2v.data import ImdbDataModule

@@ -146,16 +146,29 @@ class ExportVectors(L.Callback):
 class IntrinsicEvaluation(L.Callback):
     """Scores the vectors on WordSim-353, SimLex-999 and the Google analogies every `every_n_epochs`.
 
-    Files default to gensim's copies; name others in the config. Without them (no gensim), training
-    goes on and one warning says how to get the files.
+    Files default to gensim's copies; name others in the config, which are read at once, so that a
+    bad path or line stops the run before training, not after its first epoch. Without gensim's
+    copies (no gensim), training goes on and one warning says how to get the files.
     """
 
     metric_names = ("eval/wordsim353_spearman", "eval/simlex999_spearman", "eval/analogy_3cosadd", "eval/analogy_3cosmul")
 
     def __init__(self, every_n_epochs: int = 1, wordsim: str | None = None, simlex: str | None = None,
                  analogies: str | None = None, restrict_vocab: int = 300_000):
+        from w2v.errors import ConfigError, check_number
+        from w2v.evaluation import read_analogies, read_word_pairs
+
+        check_number("callbacks.evaluation.every_n_epochs", every_n_epochs, integer=True, least=1)
+        check_number("callbacks.evaluation.restrict_vocab", restrict_vocab, integer=True, least=1,
+                     null="for the whole vocabulary")
         self.every_n_epochs = every_n_epochs
         self.files = {"wordsim": wordsim, "simlex": simlex, "analogies": analogies}
+        for key, path in self.files.items():
+            if path is not None:
+                try:
+                    (read_analogies if key == "analogies" else read_word_pairs)(path)
+                except ConfigError as err:
+                    raise ConfigError(f"callbacks.evaluation.{key}: {err}") from None
         self.restrict_vocab = restrict_vocab
         self._disabled = False
 
@@ -189,13 +202,21 @@ class TsneFigure(L.Callback):
     """At the end of training, the t-SNE map of the probe words' neighbourhoods: TensorBoard figure and PNG."""
 
     def __init__(self, path: str, probe_words: Sequence[str], k: int = 10):
+        from w2v.errors import check_number
+
+        check_number("callbacks.tsne.k", k, integer=True, least=1, unit=" (neighbours per probe word)")
         self.path, self.probe_words, self.k = Path(path), list(probe_words), k
 
     @rank_zero_only
     def on_train_end(self, trainer, pl_module) -> None:
+        from w2v.errors import ConfigError
         from w2v.plots import save_figure, tsne_figure
 
-        figure = tsne_figure(pl_module.word_vectors(), self.probe_words, self.k)
+        try:
+            figure = tsne_figure(pl_module.word_vectors(), self.probe_words, self.k)
+        except ConfigError as err:  # too few words for a map: the run's vectors matter more than its figure
+            log.warning("t-SNE figure skipped: %s", err)
+            return
         if figure is None:
             log.warning("t-SNE figure skipped: none of the probe words is in the vocabulary")
             return

@@ -14,6 +14,32 @@ class StorageError(ConfigError):
     """A write failed for lack of space: the message names the path and what to do; earlier files are intact."""
 
 
+def check_number(name: str, value, *, integer: bool = False, least: float | None = None, above: float | None = None,
+                 most: float | None = None, null: str | None = None, unit: str = "") -> None:
+    """A one-line ConfigError unless `value` is a number (an int with `integer`; never a bool) with
+    `least` <= value, `above` < value and value <= `most` where given, or None where `null` says what
+    null means. `unit` says what the number counts, e.g. " (words on each side)"."""
+    if value is None and null is not None:
+        return
+    number = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    if number and all(ok for ok in (least is None or value >= least, above is None or value > above,
+                                     most is None or value <= most)):
+        return
+    kind = "an integer" if integer else "a number"
+    if least is not None and most is not None:
+        kind += f" between {least} and {most}"
+    elif least is not None:
+        kind += f" of at least {least}"
+    elif above is not None:
+        kind += f" above {above}"
+    message = f"{name}={value} must be {kind}{unit}" + (f", or null {null}" if null is not None else "")
+    if null is not None and isinstance(value, str) and value.strip().lower() in ("none", "nil", ""):
+        message += f"; write null, not {value!r}"
+    elif integer and isinstance(value, float) and value.is_integer():
+        message += f"; write {int(value)}"
+    raise ConfigError(message)
+
+
 # The errors that mean the disk (or the user's quota on it) is full.
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 

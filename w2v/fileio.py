@@ -11,7 +11,7 @@ from typing import IO, Iterator
 
 from filelock import FileLock
 
-from w2v.errors import full_disk_error
+from w2v.errors import ConfigError, full_disk_error
 
 
 @contextlib.contextmanager
@@ -21,10 +21,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 
     The data reach the disk before the rename and the rename before this returns, so after a
     crash or a power loss `path` holds either its previous content or the whole new one. A full
-    disk is a StorageError naming `path` and `fix`, with `path` as it was.
+    disk is a StorageError naming `path` and `fix`, with `path` as it was; a folder at `path`, or a
+    file where its folder should be, a ConfigError.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; name a file to write instead")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"cannot write {path}: a file stands where a folder of its path should be; name "
+                          "another path") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:

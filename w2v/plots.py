@@ -12,12 +12,14 @@ matplotlib.use("Agg")  # files and TensorBoard only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from w2v.errors import ConfigError  # noqa: E402
 from w2v.fileio import atomic_write  # noqa: E402
 from w2v.vectors import WordVectors  # noqa: E402
 
 
 def tsne_figure(vectors: WordVectors, probe_words: Sequence[str], k: int = 10, seed: int = 0):
-    """Each probe word and its k nearest neighbours, reduced to 2-D by t-SNE, one colour per probe word."""
+    """Each probe word and its k nearest neighbours, reduced to 2-D by t-SNE, one colour per probe word;
+    None if no probe word is in the vocabulary."""
     from sklearn.manifold import TSNE
 
     probes = [w for w in probe_words if w in vectors]
@@ -28,6 +30,9 @@ def tsne_figure(vectors: WordVectors, probe_words: Sequence[str], k: int = 10, s
         for word in [probe] + [w for w, _ in vectors.most_similar(probe, topn=k)]:
             words.append(word)
             groups.append(group)
+    if len(words) < 3:  # t-SNE's perplexity must stay below the number of points, and 2 is its least
+        raise ConfigError(f"a t-SNE map needs 3 words or more, and the probe words {probes} with their neighbours "
+                          f"give {len(words)}; name more probe words or ask for more neighbours (k={k})")
     points = np.stack([vectors.unit[vectors.index[w]] for w in words])  # (N, D)
     perplexity = min(30.0, max(2.0, (len(words) - 1) / 3))
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)  # (N, 2)

@@ -7,10 +7,11 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import hydra
 import lightning as L
@@ -25,7 +26,7 @@ from w2v import CONFIG_DIR
 from w2v.callbacks import IntrinsicEvaluation
 from w2v.checkpoints import SafeCheckpointIO, check_checkpoint_fits, parameter_shapes, read_checkpoint
 from w2v.config import exit_if_not_composed
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.fileio import atomic_write
 from w2v.models import Architecture
 from w2v.optim import plain_sgd
@@ -54,6 +55,25 @@ def claim_run_dir(output_dir: Path) -> None:
         ) from None
     os.write(fd, f"pid {os.getpid()}\n".encode())
     os.close(fd)
+
+
+@contextlib.contextmanager
+def claimed_run_dir(output_dir: Path) -> Iterator[None]:
+    """Claims `output_dir` (`claim_run_dir`) for the block that prepares the run. If the block fails
+    (a setting that only the data show to be bad, an interrupt while tokenizing), the directory is
+    released: what was written there since the claim is removed, so that the corrected command can
+    use it; what was there before (Hydra's .hydra/ and train.log) stays."""
+    before = set(output_dir.iterdir()) if output_dir.is_dir() else None
+    claim_run_dir(output_dir)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):  # the error that stopped the run is the one to report
+            for entry in set(output_dir.iterdir()) - (before or set()):
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if before is None:
+                output_dir.rmdir()
+        raise
 
 
 def build(node: DictConfig, **kwargs: Any) -> Any:
@@ -207,9 +227,13 @@ def run_identity() -> tuple[list[str], list[str]]:
     return named or overrides, swept
 
 
-def check_accelerator(trainer_cfg: DictConfig) -> None:
-    """A one-line error, before any data work, where the trainer asks for a GPU that torch cannot use
-    (Lightning would say so only after the corpus is read, and without the fix)."""
+def check_trainer(trainer_cfg: DictConfig) -> None:
+    """One-line errors, before any data work, for trainer settings Lightning would refuse only after
+    the corpus is read: a GPU that torch cannot use, a number of epochs it cannot take (0 is one: the
+    run is prepared, its initial vectors exported, and nothing trained)."""
+    epochs = trainer_cfg.get("max_epochs")
+    if epochs not in (None, -1):
+        check_number("trainer.max_epochs", epochs, integer=True, least=0, unit=", or -1 (no limit)")
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not (torch.cuda.is_available() or torch.backends.mps.is_available()):
         raise ConfigError(f"trainer.accelerator={accelerator} needs a GPU, and torch {torch.__version__} sees none; "
@@ -230,7 +254,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     launcher's environment before the trainer exists) writes the run's files.
     """
     check_model_config(cfg.model)  # bad settings fail before any data work
-    check_accelerator(cfg.trainer)
+    check_trainer(cfg.trainer)
+    check_number("seed", cfg.get("seed"), integer=True, least=0)
     checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.outputs_root)
     saved_shapes = None
     if checkpoint is not None:
@@ -238,46 +263,47 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         saved = read_checkpoint(checkpoint)  # damaged or foreign: an error now
         saved_shapes = parameter_shapes(saved["state_dict"])
         check_epochs_left(saved.get("epoch"), cfg.trainer.get("max_epochs"), checkpoint)
-    output_dir = Path(cfg.paths.output_dir)
-    writer = rank_zero_only.rank == 0
-    if writer:
-        claim_run_dir(output_dir)
-        with atomic_write(output_dir / "config.yaml") as out:
-            out.write(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
-
     log.info("Instantiating datamodule <%s>", cfg.data._target_)
-    datamodule = build(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    if writer:
-        datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
-
-    log.info("Instantiating model <%s>", cfg.model._target_)
-    model = instantiate_model(cfg.model, datamodule.vocab)
-    if writer:
-        model.write_run_files(output_dir)
-    if saved_shapes is not None:
-        check_checkpoint_fits(saved_shapes, model, checkpoint)
-    callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]
+    datamodule = build(cfg.data)  # its settings checked; nothing read yet
+    datamodule.check_source()
+    callbacks = [build(c) for c in cfg.get("callbacks", {}).values() if c is not None]  # their files checked
     log.info("Callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
     declared = ["train/loss_epoch"] + [m for c in callbacks for m in getattr(c, "metric_names", ())]
     check_optimized_metric(cfg.get("optimized_metric"), declared)
-    overrides, swept = run_identity()
-    if checkpoint is not None:  # a resumed run keeps the name of the run it continues
-        overrides = resume_overrides(checkpoint.parent, overrides) or overrides
-    if any(override_key(o) == "rerun" for o in overrides):  # a rerun, that of the run it repeats, with its changes
-        overrides = _rerun_overrides(overrides)[2]
-    logger = False
-    if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
-        named = "version" in cfg.logger and cfg.logger.version is None
-        logger = build(cfg.logger, **({"version": run_name(overrides)} if named else {}))
-    log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    # Checkpoints written atomically, with a digest checked when one is resumed (w2v/checkpoints.py).
-    trainer = build(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
-    if logger:
-        # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
-        logger.log_hyperparams(experiment_hparams(cfg, swept), metrics={m: float("nan") for m in declared})
+
+    output_dir = Path(cfg.paths.output_dir)
+    writer = rank_zero_only.rank == 0
+    with claimed_run_dir(output_dir) if writer else contextlib.nullcontext():
+        if writer:
+            with atomic_write(output_dir / "config.yaml") as out:
+                out.write(OmegaConf.to_yaml(cfg, resolve=True))
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        if writer:
+            datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
+
+        log.info("Instantiating model <%s>", cfg.model._target_)
+        model = instantiate_model(cfg.model, datamodule.vocab)
+        if writer:
+            model.write_run_files(output_dir)
+        if saved_shapes is not None:
+            check_checkpoint_fits(saved_shapes, model, checkpoint)
+        overrides, swept = run_identity()
+        if checkpoint is not None:  # a resumed run keeps the name of the run it continues
+            overrides = resume_overrides(checkpoint.parent, overrides) or overrides
+        if any(override_key(o) == "rerun" for o in overrides):  # a rerun, that of the run it repeats, with its changes
+            overrides = _rerun_overrides(overrides)[2]
+        logger = False
+        if cfg.get("logger"):  # version null: the run's events go to tensorboard/<its name from the overrides>/
+            named = "version" in cfg.logger and cfg.logger.version is None
+            logger = build(cfg.logger, **({"version": run_name(overrides)} if named else {}))
+        log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+        # Checkpoints written atomically, with a digest checked when one is resumed (w2v/checkpoints.py).
+        trainer = build(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
+        if logger:
+            # Declaring the final metrics here lets TensorBoard's HParams tab compare the runs of a sweep.
+            logger.log_hyperparams(experiment_hparams(cfg, swept), metrics={m: float("nan") for m in declared})
 
     # TF32 products on CUDA (full softmax's big matrix products): measured to leave the scores unchanged
     # to three digits; cuda_tf32=false keeps them in float32. The CPU's products are not affected.

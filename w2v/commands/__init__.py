@@ -25,6 +25,17 @@ TOOLS = {
 }
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count of words, answers or neighbours)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="w2v", description="Train, score and inspect word2vec embeddings.",
                                   epilog="`w2v train --help` shows the training config's groups and keys (Hydra).")

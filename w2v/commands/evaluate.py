@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from w2v.commands import positive_int
 from w2v.evaluation import DEFAULT_RESTRICT_VOCAB, benchmark_paths, evaluate_analogy_methods, evaluate_word_pairs
 from w2v.vectors import load_vectors
 
@@ -40,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wordsim", help="word-pair file, tab-separated (default: gensim's wordsim353.tsv)")
     parser.add_argument("--simlex", help="word-pair file, tab-separated (default: gensim's simlex999.txt)")
     parser.add_argument("--analogies", help="analogy file (default: gensim's questions-words.txt)")
-    parser.add_argument("--restrict_vocab", "--restrict-vocab", type=int, default=DEFAULT_RESTRICT_VOCAB,
+    parser.add_argument("--restrict_vocab", "--restrict-vocab", type=positive_int, default=DEFAULT_RESTRICT_VOCAB,
                         help=f"score only the N most frequent words (default {DEFAULT_RESTRICT_VOCAB:,})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from w2v.commands import positive_int
 from w2v.errors import ConfigError
 from w2v.vectors import WordVectors, load_vectors
 
@@ -24,10 +25,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     p = sub.add_parser("most-similar", parents=[common], help="nearest neighbours of a word, by cosine similarity")
     p.add_argument("word", help="the word whose neighbours to list")
-    p.add_argument("-k", type=int, default=10, help="how many neighbours (default 10)")
+    p.add_argument("-k", type=positive_int, default=10, help="how many neighbours (default 10)")
     p = sub.add_parser("analogy", parents=[common], help="A is to B as C is to ? (3CosAdd)")
     p.add_argument("words", nargs=3, metavar="WORD", help="A B C")
-    p.add_argument("-k", type=int, default=5, help="how many answers (default 5)")
+    p.add_argument("-k", type=positive_int, default=5, help="how many answers (default 5)")
     p = sub.add_parser("similarity", parents=[common], help="cosine similarity of two words")
     p.add_argument("words", nargs=2, metavar="WORD", help="the two words")
     p = sub.add_parser("doesnt-match", parents=[common], help="the word that fits least with the others")

@@ -85,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{sweep_dir} is not a directory; pass a multirun directory")
     out = Path(args.output) if args.output else sweep_dir
     rows, swept = collect_runs(sweep_dir)
+    for option, key in (("--param", args.param), ("--by", args.by)):  # before anything is written
+        if key is not None and not any(key in row for row in rows):
+            raise ConfigError(f"{option} {key} is not a parameter of these runs; choose one of "
+                              f"{', '.join(swept) or 'the overrides in their .hydra/overrides.yaml'}")
+    param = args.param or (swept[0] if swept else None)
+    by = args.by or (swept[1] if len(swept) > 1 and swept[1] != param else None)
     columns = ["run", *swept, *[c for c in COLUMNS if any(c in r for r in rows)]]
     if any("status" in r for r in rows):
         columns.append("status")
@@ -102,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
 
     from w2v.plots import curves_plot, save_figure, sweep_plot
 
-    param = args.param or swept[0]
-    by = args.by or (swept[1] if len(swept) > 1 and swept[1] != param else None)
-    if param not in swept and param not in rows[0]:
-        raise ConfigError(f"--param {param} was not swept; choose one of {', '.join(swept)}")
-    figure = sweep_plot(rows, args.metric, param, by)
-    print(save_figure(figure, out / "metric.png") if figure else f"no run has {args.metric}: no metric.png", file=written)
+    figure = sweep_plot(rows, args.metric, param, by) if param else None
+    if figure:
+        print(save_figure(figure, out / "metric.png"), file=written)
+    else:
+        print(f"no run has {args.metric}: no metric.png" if param else "the runs have no overrides to compare: no "
+              "metric.png", file=written)
     tags = ["train/loss_step", "eval/wordsim353_spearman", "eval/analogy_3cosadd"]
     figure = curves_plot(read_curves(sweep_dir, rows, swept, tags), tags)
     print(save_figure(figure, out / "curves.png") if figure else f"no run logged {', '.join(tags)}: no curves.png",

@@ -13,7 +13,7 @@ import numpy as np
 
 from w2v.data.tokenize import TokenizedCorpus
 from w2v.data.vocab import Vocabulary
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 
 DEFAULT_BLOCK_TOKENS = 1 << 22  # about 4 M tokens, some 100 MB of working memory per block
 
@@ -28,18 +28,27 @@ class Corpus:
         self.drop = vocab.unk_id is None
         n_blocks = max(1, math.ceil(len(tokens.ids) / block_tokens))
         self.bounds = [(b * block_tokens, min((b + 1) * block_tokens, len(tokens.ids))) for b in range(n_blocks)]
-        # Tokens left in each block: a pass over the file when out-of-vocabulary tokens are dropped.
-        self.block_sizes = np.array([int((self.lookup[self._token_ids(s, e)] >= 0).sum()) if self.drop else e - s
-                                     for s, e in self.bounds], dtype=np.int64)
+        # Tokens left in each block, and the most left of one document in a block (a window needs two
+        # words): a pass over the file when out-of-vocabulary tokens are dropped.
+        sizes, longest = [], 0
+        for b, (start, end) in enumerate(self.bounds):
+            offsets = self.block(b)[1] if self.drop else self._offsets_within(start, end)
+            sizes.append(int(offsets[-1]))
+            longest = max(longest, int(np.diff(offsets).max(initial=0)))
+        self.block_sizes = np.array(sizes, dtype=np.int64)
         if self.block_sizes.sum() == 0:
             raise ConfigError(
                 "no token of the corpus is in the vocabulary; lower data.vocab.min_count or use a larger corpus"
             )
+        if longest < 2:
+            raise ConfigError(
+                "no document keeps two words after the vocabulary, so no word has a context to train on; put "
+                "one document on each line (not one word), or lower data.vocab.min_count"
+            )
 
     @staticmethod
     def check_block_tokens(block_tokens) -> None:
-        if not isinstance(block_tokens, int) or block_tokens < 1:
-            raise ConfigError(f"data.block_tokens={block_tokens} must be a positive integer (tokens read at once)")
+        check_number("data.block_tokens", block_tokens, integer=True, least=1, unit=" (tokens read at once)")
 
     def __len__(self) -> int:
         return int(self.block_sizes.sum())
@@ -60,13 +69,17 @@ class Corpus:
             return np.fromfile(ids.filename, dtype=ids.dtype, count=end - start, offset=start * ids.dtype.itemsize)
         return np.asarray(ids[start:end])
 
+    def _offsets_within(self, start: int, end: int) -> np.ndarray:
+        """(m + 1,) int64 the offsets, from 0 to end - start, of the documents in tokens start:end."""
+        doc_offsets = self.tokens.offsets
+        inside = doc_offsets[(doc_offsets > start) & (doc_offsets < end)] - start
+        return np.concatenate([[0], inside, [end - start]]).astype(np.int64)
+
     def block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Block `b`: its vocabulary ids (n,) int32 and its document offsets (m + 1,) int64, from 0 to n."""
         start, end = self.bounds[b]
         ids = self.lookup[self._token_ids(start, end)]  # (n,)
-        doc_offsets = self.tokens.offsets
-        inside = doc_offsets[(doc_offsets > start) & (doc_offsets < end)] - start
-        offsets = np.concatenate([[0], inside, [end - start]]).astype(np.int64)
+        offsets = self._offsets_within(start, end)
         if self.drop:
             kept = ids >= 0
             kept_before = np.concatenate([[0], np.cumsum(kept)])

@@ -28,7 +28,7 @@ from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler
 from w2v.data.text import check_text_file, iter_lines
 from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, TokenMerger, resolve_workers, tokenize_stream
 from w2v.data.vocab import Vocabulary, check_vocab_settings
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.kernels.device_sampling import block_chunks
 
 log = logging.getLogger(__name__)
@@ -287,16 +287,15 @@ class CorpusDataModule(L.LightningDataModule, ABC):
         """Every setting comes from the data config (conf/data/), the one place defaults are written;
         `w2v.api.build_datamodule(*overrides)` builds one from it."""
         super().__init__()
-        if batch_size != "auto" and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
-            raise ConfigError(f"data.batch_size={batch_size} must be a positive integer (centers, or examples, a "
-                              "batch) or auto (the model's)")
+        if batch_size != "auto":
+            check_number("data.batch_size", batch_size, integer=True, least=1,
+                         unit=" (centers, or examples, a batch), or auto (the model's)")
         if batching not in BATCHINGS:
             raise ConfigError(f"data.batching={batching!r} is unknown; use centers (w2v's) or examples (the notebooks')")
         if shuffle_unit not in SHUFFLE_UNITS:
             raise ConfigError(f"data.shuffle_unit={shuffle_unit!r} is unknown; use auto (the model's), document "
                               "(each document's positions in order, as word2vec reads them) or position")
-        if max_docs is not None and max_docs < 1:
-            raise ConfigError(f"data.max_docs={max_docs} must be a positive count, or null for the whole corpus")
+        check_number("data.max_docs", max_docs, integer=True, least=1, null="for the whole corpus")
         tokenizer = dict(tokenizer)
         self.n_process = resolve_workers(tokenizer.pop("n_process", -1))
         self.tokenizer = TokenizerSettings(**tokenizer)
@@ -428,7 +427,7 @@ class ImdbDataModule(CorpusDataModule):
         return {"archive": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
     def documents(self) -> list[str]:
-        return imdb.read_reviews(self.archive_path(), self.max_docs)
+        return imdb.read_reviews(self.archive_path(), self.max_docs, move_aside=self.archive is None)
 
 
 class TextDataModule(CorpusDataModule):

@@ -89,8 +89,12 @@ def quarantine(path: Path) -> str:
         return f"left in place because it could not be moved ({err.strerror}); delete or replace it"
 
 
-def read_reviews(archive: Path, max_docs: int | None = None) -> list[str]:
+def read_reviews(archive: Path, max_docs: int | None = None, move_aside: bool = True) -> list[str]:
     """All reviews of the archive in the documented order, HTML tags removed, first `max_docs` only.
+
+    The archive may be gzipped, as downloaded, or not (some browsers unpack the download). A damaged
+    one is moved aside with `move_aside` (one found in the data directory, which a later run would
+    otherwise take again, or download anew once it is gone), else left where the user named it.
 
     The first `max_docs` reviews are known as soon as the first section's ids 0..max_docs-1 have
     been read (ids are unique): reading stops there, well before the end of the archive when those
@@ -100,7 +104,7 @@ def read_reviews(archive: Path, max_docs: int | None = None) -> list[str]:
     first_ids: set[int] = set()
     leading = 0  # ids 0..leading-1 of the first section have been read
     try:
-        with tarfile.open(archive, "r:gz") as tar:
+        with tarfile.open(archive, "r:*") as tar:
             for member in tqdm(tar, desc="read IMDb archive", unit=" files", total=100_016, leave=False, disable=None):
                 match = _MEMBER.match(member.name)
                 if match is None or not member.isfile():
@@ -116,12 +120,15 @@ def read_reviews(archive: Path, max_docs: int | None = None) -> list[str]:
                         leading += 1
                     if leading >= max_docs:
                         break
+    except PermissionError as err:
+        raise ConfigError(f"cannot read the IMDb archive {archive} ({err.strerror}); make it readable or pass "
+                          "another copy with data.archive=PATH") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        where = quarantine(archive)
-        raise ConfigError(
-            f"IMDb archive {archive} is truncated or corrupt ({err}); it was {where}; "
-            f"download it again or pass a good copy with data.archive=PATH"
-        ) from err
+        if move_aside:
+            fix = f"it was {quarantine(archive)}; download it again or pass a good copy with data.archive=PATH"
+        else:
+            fix = f"replace it with a good copy (from {IMDB_URL}) or pass another with data.archive=PATH"
+        raise ConfigError(f"IMDb archive {archive} is truncated or corrupt ({err}); {fix}") from err
     reviews = [strip_html(text) for section in SECTIONS for _, text in sorted(found[section])]
     if not reviews:
         raise ConfigError(

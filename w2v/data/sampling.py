@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,12 @@ class SamplerSettings:
     step_tokens: int = 1 << 21
 
     def __post_init__(self) -> None:
-        if not isinstance(self.window, int) or self.window < 1:
-            raise ConfigError(f"model.window={self.window} must be an integer of at least 1 (words on each side)")
-        if self.subsample is not None and self.subsample < 0:
-            raise ConfigError(f"model.subsample={self.subsample} must be positive, or 0/null to keep every token")
+        check_number("model.window", self.window, integer=True, least=1, unit=" (words on each side)")
+        check_number("model.subsample", self.subsample, least=0, null="to keep every token (as 0 does)")
         check_subsample_rule(self.subsample_rule)
-        if not isinstance(self.negatives, int) or self.negatives < 0:
-            raise ConfigError(f"model.negatives={self.negatives} must be a whole number (noise words per pair)")
+        check_number("model.negatives", self.negatives, integer=True, least=0, unit=" (noise words per pair)")
         for name in ("chunk_tokens", "step_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model.{name}={value} must be a positive integer (corpus positions)")
+            check_number(f"model.{name}", getattr(self, name), integer=True, least=1, unit=" (corpus positions)")
 
 
 # How a token's keep probability follows from its word's relative frequency f and the threshold t:
@@ -94,8 +89,8 @@ class NoiseTable:
 
     Each word owns one slot of a (V,) table; a uniform draw picks a slot and, past the slot's
     threshold, returns the word it aliases instead. The probabilities are exact and the table
-    (12 bytes a word) stays in the processor's cache, where word2vec's table of 10^8 slots, one
-    cache miss a draw, would not.
+    the draws read (`_slots`: 16 bytes a word) stays in the processor's cache, where word2vec's
+    table of 10^8 slots, one cache miss a draw, would not.
     """
 
     def __init__(self, counts: np.ndarray, power: float = 0.75):

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence, Sized
 import numpy as np
 from tqdm.auto import tqdm
 
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ class TokenizerSettings:
     max_doc_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
-        if self.max_doc_chars < 1:
-            raise ConfigError(f"data.tokenizer.max_doc_chars={self.max_doc_chars} must be at least 1")
+        check_number("data.tokenizer.max_doc_chars", self.max_doc_chars, integer=True, least=1)
 
 
 @dataclass

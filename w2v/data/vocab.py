@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,8 @@ def check_vocab_settings(max_size, min_count, specials, oov, unk_token) -> None:
             f"data.vocab.oov=unk needs the unknown token {unk_token!r} in data.vocab.specials={list(specials)}; "
             f"add it or set data.vocab.oov=drop"
         )
-    if min_count < 1:
-        raise ConfigError(f"data.vocab.min_count={min_count} must be at least 1")
+    check_number("data.vocab.min_count", min_count, integer=True, least=1)
+    check_number("data.vocab.max_size", max_size, integer=True, least=1, null="for no limit")
     if max_size is not None and max_size <= len(specials):
         raise ConfigError(
             f"data.vocab.max_size={max_size} leaves no room for words after the {len(specials)} special tokens "

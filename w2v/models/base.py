@@ -18,7 +18,7 @@ from hydra.utils import get_class, instantiate
 
 from w2v.data.sampling import SamplerSettings, keep_probabilities
 from w2v.data.vocab import Vocabulary
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.kernels import triton_available
 from w2v.optim import DeferredAdam, LinearDecay, takes_sparse_rows
 from w2v.trainer_state import is_logging_step
@@ -138,22 +138,20 @@ class Word2VecModule(L.LightningModule, ABC):
     @classmethod
     def check_hparams(cls, **settings: Any) -> None:
         """One-line ConfigErrors for settings that cannot work; train.py calls this before reading data."""
-        embedding_dim = settings.get("embedding_dim")
-        if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ConfigError(f"model.embedding_dim={embedding_dim} must be a positive integer")
+        check_number("model.embedding_dim", settings.get("embedding_dim"), integer=True, least=1)
         SamplerSettings(window=settings.get("window"), subsample=settings.get("subsample"),
                         subsample_rule=settings.get("subsample_rule"))
         optimizer = settings.get("optimizer")
         if optimizer is None:
             raise ConfigError("model.optimizer is missing; pick one with model/optimizer=sgd|adam|lazy_adam")
         check_arguments(optimizer, "model.optimizer", given=("params",))
-        if not optimizer.get("lr", 1) > 0:
-            raise ConfigError(f"model.optimizer.lr={optimizer.get('lr')} must be positive")
+        if "lr" in optimizer:
+            check_number("model.optimizer.lr", optimizer["lr"], above=0)
         scheduler = settings.get("scheduler")
         if scheduler is not None:
             check_arguments(scheduler, "model.scheduler", given=("optimizer", "total_steps"))
-        if scheduler is not None and not 0 <= scheduler.get("min_lr_ratio", 0) <= 1:
-            raise ConfigError(f"model.scheduler.min_lr_ratio={scheduler.get('min_lr_ratio')} must lie in [0, 1]")
+        if scheduler is not None and "min_lr_ratio" in scheduler:
+            check_number("model.scheduler.min_lr_ratio", scheduler["min_lr_ratio"], least=0, most=1)
         if settings.get("export") not in EXPORTS:
             raise ConfigError(f"model.export={settings.get('export')!r} is unknown; use one of {', '.join(EXPORTS)}")
 

@@ -34,7 +34,7 @@ import torch
 
 from w2v.data.sampling import SamplerSettings
 from w2v.distributed import gather_row_updates
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.kernels import chunk_windows
 from w2v.kernels import cpu as cpu_kernels
 from w2v.kernels import sequential as sequential_kernels
@@ -225,9 +225,8 @@ class BinaryOutputModule(Word2VecModule):
         if update_rule == "hogwild" and kernels != "auto":
             raise ConfigError(f"model.update_rule=hogwild runs on the fused CPU kernels, not model.kernels={kernels}; "
                               "use model.kernels=auto, or model.update_rule=sequential or damped")
-        if not isinstance(update_shards, int) or isinstance(update_shards, bool) or update_shards < 1:
-            raise ConfigError(f"model.update_shards={update_shards} must be a positive integer (runs of a batch "
-                              "trained at once by the sequential rule)")
+        check_number("model.update_shards", update_shards, integer=True, least=1,
+                     unit=" (runs of a batch trained at once by the sequential rule)")
 
     def on_device(self) -> bool:
         """Whether training takes a GPU path that draws its samples on the device and trains in one

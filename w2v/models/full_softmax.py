@@ -12,7 +12,7 @@ from torch import nn
 
 from w2v.data.sampling import SamplerSettings
 from w2v.distributed import average_gradients
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.kernels import SOFTMAX_TRITON_MAX_DIM, triton_available, triton_interpreted
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, prepare_block, step_windows
 from w2v.models.base import Word2VecModule, uniform_init_
@@ -71,10 +71,11 @@ class FullSoftmaxModule(Word2VecModule):
 
     Training does not build an autograd graph: the step computes the softmax once, takes the
     gradients of the batch's mean loss in closed form (`softmax_cross_entropy_gradients`, the same
-    formulas as the autograd path's backward) and hands them to the configured optimizer. On the
-    small products of a 64-center batch, autograd's bookkeeping and fresh gradient buffers are a
-    noticeable share of the step (scripts/README.md). In a data-parallel run the processes average their gradients
-    (`distributed.average_gradients`) before the optimizer's step.
+    formulas as the autograd path's backward) and hands them to the configured optimizer. On small
+    products, such as those of the notebooks' Skip-gram batches of 64 centers, autograd's
+    bookkeeping and fresh gradient buffers are a noticeable share of the step (scripts/README.md).
+    In a data-parallel run the processes average their gradients (`distributed.average_gradients`)
+    before the optimizer's step.
 
     On a GPU the step keeps the batch's fixed shapes (`padded_inputs`), so that nothing waits on
     the device (but for Skip-gram's distinct centers under PyTorch's step), by default (`model.sampling=auto`) draws its
@@ -117,8 +118,7 @@ class FullSoftmaxModule(Word2VecModule):
     def check_hparams(cls, **settings) -> None:
         super().check_hparams(**settings)
         max_norm = settings.get("max_norm")
-        if max_norm is not None and not max_norm > 0:
-            raise ConfigError(f"model.max_norm={max_norm} must be positive, or null to leave the embeddings unscaled")
+        check_number("model.max_norm", max_norm, above=0, null="to leave the embeddings unscaled")
         cls.check_out_init(settings.get("out_init"))
         cls.check_sampling(settings.get("sampling"))
         cls.check_kernels(settings.get("kernels"))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from w2v.data.sampling import NoiseTable, SamplerSettings
-from w2v.errors import ConfigError
+from w2v.errors import ConfigError, check_number
 from w2v.kernels import triton_available
 from w2v.kernels.device_sampling import DeviceBlock, StreamKeys, check_block_size, prepare_block
 from w2v.models.binary_output import BinaryOutputModule, WindowTables
@@ -53,8 +53,7 @@ class NegativeSampling(BinaryOutputModule):
 
     @staticmethod
     def check_negatives(negatives) -> None:
-        if not isinstance(negatives, int) or negatives < 1:
-            raise ConfigError(f"model.negatives={negatives} must be an integer of at least 1 (noise words per pair)")
+        check_number("model.negatives", negatives, integer=True, least=1, unit=" (noise words per pair)")
 
     def on_device(self) -> bool:
         """Whether training takes the GPU path: samples drawn on the device, the step in one Triton kernel."""
