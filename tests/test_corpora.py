@@ -1,10 +1,13 @@
 """Reading corpora: text files (plain, gzip, bad bytes), the IMDb archive (order, HTML, corruption, download)."""
 
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import tarfile
 
+import numpy as np
 import pytest
 
 from w2v.data import imdb
@@ -24,17 +27,58 @@ def test_text_corpus_plain_gzip_and_invalid_bytes(tmp_path):
     assert len(read_lines(tmp_path / "c.txt", max_docs=1)) == 1
 
 
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_compressed_corpora_are_known_by_their_bytes_not_their_name(tmp_path, compress):
+    raw = "first doc here\nsecond doc\n".encode()
+    (tmp_path / "corpus.txt").write_bytes(compress(raw))
+    assert read_lines(tmp_path / "corpus.txt") == ["first doc here\n", "second doc\n"]
+
+
+def test_a_byte_order_mark_and_a_stray_carriage_return_change_no_word(tmp_path):
+    (tmp_path / "c.txt").write_bytes("\ufeffthe cat\rsat\r\nthe dog\n".encode())
+    assert read_lines(tmp_path / "c.txt") == ["the cat\rsat\r\n", "the dog\n"]  # two documents, no BOM
+
+
+def test_lines_with_bytes_that_are_not_utf8_are_counted_in_a_warning(tmp_path, caplog):
+    (tmp_path / "latin1.txt").write_bytes("café crème\nplain line\nnaïve\n".encode("latin-1"))
+    with caplog.at_level("WARNING", logger="w2v.data.text"):
+        assert len(read_lines(tmp_path / "latin1.txt")) == 3
+    assert "2 of the 3 lines read from" in caplog.text and "iconv -f latin1 -t utf-8" in caplog.text
+
+
 @pytest.mark.parametrize("setup, match", [
     (lambda p: None, "does not exist"),
     (lambda p: p.write_text(""), "is empty"),
     (lambda p: p.write_text("\n \n"), "no non-blank line"),
     (lambda p: p.mkdir(), "is not a file"),
+    (lambda p: p.write_bytes("the cat\n".encode("utf-16")), r"is UTF-16 text; convert it to UTF-8 \(iconv"),
+    (lambda p: p.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(20)), r"is compressed with zstd; decompress it"),
 ])
 def test_bad_text_corpus(tmp_path, setup, match):
     path = tmp_path / "corpus.txt"
     setup(path)
     with pytest.raises(ConfigError, match=match):
         read_lines(path)
+
+
+def test_a_document_longer_than_spacy_takes_is_read_whole():
+    """A corpus on one line (text8): tokenized in pieces cut at spaces, kept as one document."""
+    text = "The cat sat on the mat, and the dog sat on the log. " * 40
+    whole = tokenize([text, "a short one"], TokenizerSettings(), n_process=1)
+    cut = tokenize([text, "a short one"], TokenizerSettings(max_doc_chars=50), n_process=1)
+    assert cut.offsets.tolist() == whole.offsets.tolist() == [0, 520, 523]
+    assert cut.words == whole.words and cut.ids.tolist() == whole.ids.tolist()
+
+
+def test_word_counts_over_many_chunks_equal_a_plain_count():
+    """Chunks of 500 documents merged into one vocabulary that grows as new words come."""
+    from collections import Counter
+
+    rng = np.random.default_rng(0)
+    docs = [" ".join(f"w{k}" for k in rng.zipf(1.3, rng.integers(1, 30)) % 5000) for _ in range(2300)]
+    corpus = tokenize(docs, TokenizerSettings(alpha_only=False), n_process=1)
+    assert dict(zip(corpus.words, corpus.counts.tolist())) == Counter(w for d in docs for w in d.split())
+    assert corpus.counts.tolist() == np.bincount(corpus.ids, minlength=len(corpus.words)).tolist()
 
 
 def test_tokenizer_keeps_alphabetic_lowercases_and_lemmatizes():

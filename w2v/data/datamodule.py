@@ -25,7 +25,7 @@ from w2v.data.cache import cached_tokens, id_sink
 from w2v.data.corpus import Corpus
 from w2v.data.examples import Examples, draw_examples
 from w2v.data.sampling import NoiseTable, SamplerSettings, WindowSampler
-from w2v.data.text import check_text_file, iter_lines
+from w2v.data.text import READER_VERSION, check_text_file, iter_lines
 from w2v.data.tokenize import TokenizedCorpus, TokenizerSettings, TokenMerger, resolve_workers, tokenize_stream
 from w2v.data.vocab import Vocabulary, check_vocab_settings
 from w2v.errors import ConfigError, check_number
@@ -447,7 +447,7 @@ class TextDataModule(CorpusDataModule):
     def source_description(self) -> dict:
         path = Path(self.path).expanduser().resolve()
         stat = path.stat()
-        return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "reader": READER_VERSION}
 
     def documents(self) -> Iterator[str]:
         return iter_lines(self.path, self.max_docs)

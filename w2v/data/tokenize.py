@@ -37,7 +37,7 @@ class TokenizerSettings:
     alpha_only: bool = True
     lemmatize: bool = False
     lowercase: bool = True
-    max_doc_chars: int = 1_000_000
+    max_doc_chars: int = 1_000_000  # longer documents are tokenized in pieces of at most this many characters
 
     def __post_init__(self) -> None:
         check_number("data.tokenizer.max_doc_chars", self.max_doc_chars, integer=True, least=1)
@@ -75,7 +75,10 @@ def load_pipeline(settings: TokenizerSettings):
                 ) from err
         return nlp
     try:
-        keep = {"tok2vec", "tagger", "attribute_ruler", "lemmatizer"} if settings.lemmatize else set()
+        # What a lemmatizer reads: the tags (tagger, or morphologizer in many non-English pipelines)
+        # and the layer under them; parsing and entities only cost time.
+        keep = ({"transformer", "tok2vec", "tagger", "morphologizer", "attribute_ruler", "lemmatizer",
+                 "trainable_lemmatizer"} if settings.lemmatize else set())
         nlp = spacy.load(name)
         for pipe in list(nlp.pipe_names):
             if pipe not in keep:
@@ -94,8 +97,22 @@ _loaded: dict[TokenizerSettings, object] = {}  # this process's pipeline, loaded
 def _pipeline(settings: TokenizerSettings):
     if settings not in _loaded:
         _loaded.clear()  # one at a time: a trained pipeline takes tens of megabytes
-        _loaded[settings] = load_pipeline(settings)
+        nlp = load_pipeline(settings)
+        nlp.max_length = max(nlp.max_length, settings.max_doc_chars)  # spaCy refuses longer texts
+        _loaded[settings] = nlp
     return _loaded[settings]
+
+
+def pieces(text: str, limit: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `limit` characters, cut at a space or tab where the
+    piece has one (a longer run of other characters is cut where the limit falls)."""
+    start = 0
+    while len(text) - start > limit:
+        cut = max(text.rfind(" ", start + 1, start + limit), text.rfind("\t", start + 1, start + limit))
+        cut = cut if cut > start else start + limit
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
 
 
 def _token_strings(doc, settings: TokenizerSettings) -> Iterable[str]:
@@ -109,22 +126,24 @@ def _token_strings(doc, settings: TokenizerSettings) -> Iterable[str]:
 
 
 def _tokenize_chunk(texts: Sequence[str], settings: TokenizerSettings) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(local words, local ids, document lengths) for one chunk. In a worker process a pipeline that
-    fails to load raises here, so its error reaches the parent through the chunk's result."""
+    """(local words, local ids, document lengths) for one chunk. A document longer than
+    `max_doc_chars` is tokenized in pieces (`pieces`), whose tokens stay one document: a corpus on
+    one line, as text8, is read whole. In a worker process a pipeline that fails to load raises
+    here, so its error reaches the parent through the chunk's result."""
     nlp = _pipeline(settings)
     index: dict[str, int] = {}
     ids: list[int] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
-    clipped = (t[: settings.max_doc_chars] for t in texts)
     if settings.lowercase and settings.spacy_model.startswith("blank:"):
         # Lookup tables are keyed by lower-case forms ("Dogs" is not in them, "dogs" is); a trained
         # pipeline keeps the case, which its tagger needs.
-        clipped = (t.lower() for t in clipped)
-    for i, doc in enumerate(nlp.pipe(clipped, batch_size=64)):
+        texts = [t.lower() for t in texts]
+    owners = [(i, piece) for i, text in enumerate(texts) for piece in pieces(text, settings.max_doc_chars)]
+    for (i, _), doc in zip(owners, nlp.pipe((piece for _, piece in owners), batch_size=64)):
         before = len(ids)
         for word in _token_strings(doc, settings):
             ids.append(index.setdefault(word, len(index)))
-        lengths[i] = len(ids) - before
+        lengths[i] += len(ids) - before
     return list(index), np.asarray(ids, dtype=np.int32), lengths
 
 
@@ -136,7 +155,7 @@ class TokenMerger:
     def __init__(self, sink: Callable[[np.ndarray], None]):
         self.sink = sink
         self.index: dict[str, int] = {}
-        self.counts = np.zeros(0, dtype=np.int64)
+        self._counts = np.zeros(0, dtype=np.int64)  # (capacity,) the first len(index) are the words'
         self._lengths: list[np.ndarray] = []
         self.n_tokens = 0
 
@@ -144,9 +163,12 @@ class TokenMerger:
         index = self.index
         remap = np.fromiter((index.setdefault(w, len(index)) for w in local_words), dtype=np.int32, count=len(local_words))
         ids = remap[local_ids] if len(local_ids) else local_ids  # (n,) int32
-        if len(index) > len(self.counts):
-            self.counts = np.concatenate([self.counts, np.zeros(len(index) - len(self.counts), dtype=np.int64)])
-        self.counts += np.bincount(ids, minlength=len(self.counts))
+        if len(index) > len(self._counts):  # grown by half again, so that a large vocabulary is copied few times
+            grown = np.zeros(max(len(index), len(self._counts) * 3 // 2), dtype=np.int64)
+            grown[: len(self._counts)] = self._counts
+            self._counts = grown
+        # Counted in the chunk's own ids: the work follows the chunk's size, not the vocabulary's.
+        self._counts[remap] += np.bincount(local_ids, minlength=len(local_words))
         self._lengths.append(lengths)
         self.n_tokens += len(ids)
         self.sink(ids)
@@ -154,6 +176,11 @@ class TokenMerger:
     @property
     def words(self) -> list[str]:
         return list(self.index)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(len(words),) int64 each word's count."""
+        return self._counts[: len(self.index)]
 
     def offsets(self) -> np.ndarray:
         lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, dtype=np.int64)
