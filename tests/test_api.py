@@ -8,6 +8,7 @@ import pytest
 import w2v
 from scripts.forked_runs import run as run_w2v
 from tests.conftest import planted_neighbour_share
+from w2v.api import compose_run_config
 from w2v.errors import ConfigError
 
 
@@ -33,6 +34,14 @@ def test_train_returns_the_run_that_w2v_train_makes(tmp_path, planted_corpus, mo
     cli = run_w2v(["train", *_overrides(planted_corpus, tmp_path / "cli")], tmp_path)  # `w2v train`, forked
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert (tmp_path / "cli" / "vectors.txt").read_bytes() == (run.output_dir / "vectors.txt").read_bytes()
+    compose_run_config(_overrides(planted_corpus, tmp_path / "later"))  # as another w2v.train would
+    assert run.config.paths.output_dir == str(tmp_path / "api")  # resolved: not the later run's folder
+
+    # Into a run's directory again: refused before the run's record of its overrides is touched.
+    saved = (run.output_dir / ".hydra" / "overrides.yaml").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        w2v.train(*_overrides(planted_corpus, tmp_path / "api"), "seed=3")
+    assert (run.output_dir / ".hydra" / "overrides.yaml").read_bytes() == saved
 
 
 def test_train_refuses_what_needs_processes_of_its_own():

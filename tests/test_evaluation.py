@@ -134,6 +134,32 @@ def test_binary_round_trip_and_truncation(tmp_path):
         WordVectors.load_word2vec_format(tmp_path / "cut.bin", binary=True)
 
 
+def test_vectors_files_read_as_their_writers_meant(tmp_path, caplog):
+    """Text in another encoding stays text; float64 rows are refused; a word holding a character
+    that Python counts as a line break loads; a word written twice keeps its first row (gensim's rules)."""
+    (tmp_path / "latin1.txt").write_bytes("2 3\ncafé 1 2 3\nthé 4 5 6\n".encode("latin-1"))
+    loaded = WordVectors.load_word2vec_format(tmp_path / "latin1.txt")
+    assert loaded.words == ["caf\ufffd", "th\ufffd"] and loaded.vectors.tolist() == [[1, 2, 3], [4, 5, 6]]
+    rows = np.arange(6, dtype="<f8").reshape(2, 3)
+    (tmp_path / "f64.bin").write_bytes(b"2 3\n" + b"".join(w + b" " + r.tobytes() + b"\n" for w, r in zip((b"a", b"b"), rows)))
+    with pytest.raises(ConfigError, match="bytes follow the 2 binary vectors .*float64"):
+        WordVectors.load_word2vec_format(tmp_path / "f64.bin")
+    (tmp_path / "odd.txt").write_text("2 2\nx\x85y 1 2\nz 3 4\n", encoding="utf-8")
+    assert WordVectors.load_word2vec_format(tmp_path / "odd.txt").words == ["x\x85y", "z"]
+    (tmp_path / "twice.txt").write_text("3 2\nx 1 2\ny 3 4\nx 5 6\n")
+    with caplog.at_level("WARNING", logger="w2v.vectors"):
+        twice = WordVectors.load_word2vec_format(tmp_path / "twice.txt")
+    assert twice.words == ["x", "y"] and twice["x"].tolist() == [1, 2] and "appear more than once" in caplog.text
+
+
+def test_most_similar_takes_a_word_or_a_list_on_either_side():
+    vectors = toy_vectors()
+    assert vectors.most_similar(["King", "woman"], negative="man") == vectors.most_similar(["King", "woman"], ["man"])
+    assert len(vectors.most_similar("King", topn=None)) == len(vectors) - 1
+    with pytest.raises(ConfigError, match="needs at least one word"):
+        vectors.most_similar([])
+
+
 def test_text_and_projector_files_hold_each_number_to_six_digits(tmp_path):
     """Written a block of rows at a time; every number as `f"{x:.6g}"` formats it alone, in gensim's reader too."""
     from gensim.models import KeyedVectors

@@ -130,3 +130,40 @@ def test_resuming_past_the_epochs_to_train_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"its run stopped in epoch 60, past trainer.max_epochs=3; resume with "
                                           r"trainer.max_epochs above 60, or without it"):
         check_epochs_left(60, 3, checkpoint)
+
+
+def _run_dir(path: Path, overrides: list[str], resumed: Path | None = None, *files: str) -> Path:
+    """A run's directory as w2v train leaves it: its command line, its config's ckpt_path (resolved)."""
+    (path / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), path / ".hydra" / "overrides.yaml")
+    (path / "config.yaml").write_text(f"ckpt_path: {resumed if resumed else 'null'}\nseed: 42\n")
+    for name in files:
+        (path / name).write_text("{}")
+    return path
+
+
+def test_a_run_resumed_twice_keeps_its_first_command_lines_settings(tmp_path):
+    first = _run_dir(tmp_path / "a", ["data=text", "data.path=c.txt", "trainer.max_epochs=20"], None, CHECKPOINT_NAME)
+    second = _run_dir(tmp_path / "b", ["ckpt_path=last", "trainer.max_epochs=30"], first / CHECKPOINT_NAME,
+                      CHECKPOINT_NAME)
+    assert resume_overrides(second, [f"ckpt_path={second}"]) == [
+        "data=text", "data.path=c.txt", "trainer.max_epochs=30", f"ckpt_path={second}"]
+    # A rerun of it trains anew from those settings, without resuming anything.
+    from w2v.training import _rerun_overrides
+
+    assert _rerun_overrides([f"rerun={second}", "seed=1"])[2] == [
+        "data=text", "data.path=c.txt", "trainer.max_epochs=30", "seed=1"]
+
+
+@pytest.mark.parametrize("second_left, last", [((CHECKPOINT_NAME,), "b"), ((CHECKPOINT_NAME, "metrics.json"), None),
+                                               ((), "a")])
+def test_last_is_not_a_run_that_a_later_one_took_further(tmp_path, second_left, last):
+    """a stopped; b resumed it: interrupted again (b is the one to resume), finished (none is), or
+    killed before its first checkpoint (a still is)."""
+    first = _run_dir(tmp_path / "a", ["model=cbow"], None, CHECKPOINT_NAME)
+    _run_dir(tmp_path / "b", ["ckpt_path=last"], first / CHECKPOINT_NAME, *second_left)
+    if last is None:
+        with pytest.raises(ConfigError, match="ckpt_path=last: no interrupted run"):
+            resolve_checkpoint("last", tmp_path)
+    else:
+        assert resolve_checkpoint("last", tmp_path) == tmp_path / last / CHECKPOINT_NAME

@@ -69,16 +69,21 @@ def compose_run_config(overrides: list[str]) -> tuple[DictConfig, Path]:
             cfg.hydra.runtime.output_dir = str(output_dir)
         HydraConfig.instance().set_config(cfg)  # `${hydra:...}` in the config resolves to this run's
         cfg = config_for_run(cfg)
-    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), output_dir  # as w2v-train's train() gets it
+    run_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # as w2v-train's train() gets it
+    OmegaConf.resolve(run_cfg)  # its paths stay this run's when another run sets Hydra's config
+    return run_cfg, output_dir
 
 
 def train(*overrides: str) -> Run:
     """Trains one run as `w2v-train OVERRIDES...` would (no sweeps: call it once per setting)."""
+    from w2v.training import RUN_MARKER, run_dir_taken
     from w2v.training import train as train_run
 
     if any(o.lstrip("+~").startswith(("trainer=ddp", "hydra/launcher")) for o in overrides):
         raise ConfigError("data-parallel runs and launchers start processes of their own: run them with w2v-train")
     run_cfg, output_dir = compose_run_config(list(overrides))
+    if (output_dir / RUN_MARKER).exists():  # before its overrides.yaml is overwritten
+        raise run_dir_taken(output_dir)
     # The overrides first, as Hydra writes them: a run stopped by Ctrl-C can then be resumed by ckpt_path.
     with atomic_write(output_dir / ".hydra" / "overrides.yaml") as out:
         out.write(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))

@@ -10,10 +10,12 @@ draws exactly the batches the uninterrupted run would have.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from pathlib import Path
 
 import lightning as L
+import yaml
 from omegaconf import OmegaConf
 
 from w2v.errors import ConfigError
@@ -97,8 +99,11 @@ def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path 
     if ckpt_path is None or str(ckpt_path) == "":
         return None
     if str(ckpt_path) == "last":
-        # The newest unfinished run: a finished one has written its metrics.json.
-        found = sorted((p for p in Path(outputs_root).rglob(CHECKPOINT_NAME) if not (p.parent / "metrics.json").exists()),
+        # The newest unfinished run: a finished one has written its metrics.json, and one that a later
+        # run resumed and took further is continued by that run.
+        taken = resumed_further(outputs_root)
+        found = sorted((p for p in Path(outputs_root).rglob(CHECKPOINT_NAME)
+                        if not (p.parent / "metrics.json").exists() and p.resolve() not in taken),
                        key=lambda p: p.stat().st_mtime)
         if not found:
             raise ConfigError(f"ckpt_path=last: no interrupted run (a {CHECKPOINT_NAME} without metrics.json) under "
@@ -111,6 +116,30 @@ def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path 
         raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}; pass a run directory holding "
                           f"{CHECKPOINT_NAME}, a .ckpt file, or ckpt_path=last")
     return path
+
+
+def resumed_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint the run in `run_dir` resumed, as its config.yaml names it (resolved), or None."""
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return None
+    # The top-level line only, without loading the whole config (this runs for every run under outputs/).
+    line = re.search(r"^ckpt_path: *(.+)$", config.read_text(encoding="utf-8", errors="replace"), re.MULTILINE)
+    value = yaml.safe_load(line.group(1)) if line else None
+    return Path(value) if isinstance(value, str) and value else None
+
+
+def resumed_further(outputs_root: str | Path) -> set[Path]:
+    """The checkpoints under `outputs_root` that a later run resumed and took further (that run saved
+    a checkpoint of its own, or finished): `ckpt_path=last` continues that run instead."""
+    taken = set()
+    for config in Path(outputs_root).rglob("config.yaml"):
+        run_dir = config.parent
+        if (run_dir / CHECKPOINT_NAME).exists() or (run_dir / "metrics.json").exists():
+            checkpoint = resumed_checkpoint(run_dir)
+            if checkpoint is not None:
+                taken.add(checkpoint.resolve())
+    return taken
 
 
 def saved_overrides(run_dir: Path, option: str = "ckpt_path") -> list[str] | None:
@@ -146,4 +175,19 @@ def resume_overrides(run_dir: Path, current: list[str]) -> list[str] | None:
     and `w2v-train ckpt_path=RUN_DIR trainer.max_epochs=10` extends it.
     """
     saved = saved_overrides(run_dir)
-    return None if saved is None else merge_overrides(saved, current)
+    return None if saved is None else merge_overrides(started_with(run_dir, saved), current)
+
+
+def started_with(run_dir: Path, saved: list[str], seen: tuple[Path, ...] = ()) -> list[str]:
+    """The overrides that gave the run in `run_dir` its settings: `saved`, its command line's, laid on
+    those of the run it resumed, where it resumed one: a run resumed twice keeps the settings its
+    first command line gave it (its resumption's command line only said ckpt_path=...)."""
+    if not any(o.lstrip("+~").partition("=")[0] == "ckpt_path" for o in saved):
+        return saved
+    checkpoint = resumed_checkpoint(run_dir)
+    if checkpoint is None or checkpoint.parent.resolve() in (*seen, run_dir.resolve()):
+        return saved
+    earlier = saved_overrides(checkpoint.parent)
+    if earlier is None:  # a checkpoint from elsewhere: its command line is not known
+        return saved
+    return merge_overrides(started_with(checkpoint.parent, earlier, (*seen, run_dir.resolve())), saved)

@@ -30,7 +30,8 @@ from w2v.errors import ConfigError, check_number
 from w2v.fileio import atomic_write
 from w2v.models import Architecture
 from w2v.optim import plain_sgd
-from w2v.resume import TrainingInterrupted, merge_overrides, resolve_checkpoint, resume_overrides, saved_overrides
+from w2v.resume import (TrainingInterrupted, merge_overrides, resolve_checkpoint, resume_overrides, saved_overrides,
+                        started_with)
 from w2v.runs import experiment_hparams, flat_settings, override_key, run_name, swept_keys
 
 log = logging.getLogger("w2v.training")  # also when run as __main__ (`w2v train`)
@@ -43,16 +44,19 @@ if not OmegaConf.has_resolver("stderr_is_terminal"):
     OmegaConf.register_new_resolver("stderr_is_terminal", lambda: sys.stderr.isatty())
 
 
+def run_dir_taken(output_dir: Path) -> ConfigError:
+    """The error for a run directory that another run has claimed."""
+    return ConfigError(f"run directory {output_dir} already holds a run; choose another with hydra.run.dir=... "
+                       f"(or paths.output_dir=...) instead of overwriting it")
+
+
 def claim_run_dir(output_dir: Path) -> None:
     """Mark `output_dir` as this run's, failing if another run already used it (no run overwrites another)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(output_dir / RUN_MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        raise ConfigError(
-            f"run directory {output_dir} already holds a run; choose another with hydra.run.dir=... "
-            f"(or paths.output_dir=...) instead of overwriting it"
-        ) from None
+        raise run_dir_taken(output_dir) from None
     os.write(fd, f"pid {os.getpid()}\n".encode())
     os.close(fd)
 
@@ -369,6 +373,8 @@ def _rerun_overrides(overrides: list[str], seen: tuple[Path, ...] = ()) -> tuple
     if saved is None or not (source / "config.yaml").is_file():
         raise ConfigError(f"rerun={source}: no run there (its config.yaml and .hydra/overrides.yaml); pass the "
                           "directory of a run that w2v train made")
+    # A resumed run: the settings of the run it continued, with its own command line's; trained anew.
+    saved = [o for o in started_with(source, saved) if override_key(o) != "ckpt_path"]
     if any(override_key(o) == "rerun" for o in saved):
         saved = _rerun_overrides(saved, (*seen, source.resolve()))[2]
     return source, own, merge_overrides(saved, own)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -10,6 +11,8 @@ import numpy as np
 
 from w2v.errors import ConfigError
 from w2v.fileio import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 class WordVectors:
@@ -22,6 +25,8 @@ class WordVectors:
         self.words = list(words)
         self.vectors = vectors
         self.index = {w: i for i, w in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            raise ValueError("the words must be distinct; each names one row")
         self._unit: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -55,16 +60,20 @@ class WordVectors:
         """Cosine similarity of two words."""
         return float(self.unit[self._id(a)] @ self.unit[self._id(b)])
 
-    def most_similar(self, positive: str | Iterable[str], negative: Iterable[str] = (), topn: int = 10) -> list[tuple[str, float]]:
-        """The `topn` words closest by cosine to mean(positive) - mean(negative), query words excluded."""
+    def most_similar(self, positive: str | Iterable[str] = (), negative: str | Iterable[str] = (),
+                     topn: int | None = 10) -> list[tuple[str, float]]:
+        """The `topn` words (None: all) closest by cosine to the sum of the positive words' unit
+        vectors minus the negative words', the query words excluded."""
         positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = list(negative)
+        negative = [negative] if isinstance(negative, str) else list(negative)
+        if not positive and not negative:
+            raise ConfigError("most_similar needs at least one word, positive or negative")
         query_ids = [self._id(w) for w in positive + negative]
         query = self.unit[query_ids[: len(positive)]].sum(0) - self.unit[query_ids[len(positive):]].sum(0)
         query /= max(np.linalg.norm(query), 1e-12)
         scores = self.unit @ query  # (V,)
         scores[query_ids] = -np.inf
-        topn = min(topn, len(self) - len(set(query_ids)))
+        topn = len(self) - len(set(query_ids)) if topn is None else min(topn, len(self) - len(set(query_ids)))
         best = np.argpartition(-scores, topn - 1)[:topn] if topn > 0 else np.zeros(0, dtype=int)
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(self.words[i], float(scores[i])) for i in best]
@@ -112,7 +121,7 @@ class WordVectors:
         if count < 1 or dim < 1:
             raise ConfigError(f"{path}: header announces {count} vectors of dimension {dim}; both must be positive")
         if binary is None:
-            binary = b"\0" in body[: 4 * dim + 200] or not _looks_like_text(body[:4096])
+            binary = not _first_line_is_text(body, dim)
         words, rows = [], []
         if binary:
             pos = 0
@@ -123,12 +132,18 @@ class WordVectors:
                 words.append(body[pos:end].decode("utf-8", errors="replace").lstrip("\n"))
                 rows.append(np.frombuffer(body, dtype="<f4", count=dim, offset=end + 1))
                 pos = end + 1 + 4 * dim
+            if body[pos:].strip():
+                raise ConfigError(f"{path}: {len(body) - pos} bytes follow the {count} binary vectors its header "
+                                  "announces (float64 values, or a text file in another encoding?); re-export the "
+                                  "vectors in word2vec's format, float32 or UTF-8 text")
         else:
-            lines = body.decode("utf-8", errors="replace").splitlines()
+            lines = body.split(b"\n")  # only "\n" ends a line, as word2vec writes them
+            if lines and not lines[-1].strip():
+                lines.pop()
             if len(lines) < count:
                 raise ConfigError(f"{path}: header announces {count} vectors but only {len(lines)} lines follow")
             for line_no, line in enumerate(lines[:count], start=2):
-                parts = line.rstrip().split(" ")
+                parts = line.decode("utf-8", errors="replace").rstrip().split(" ")
                 if len(parts) != dim + 1:
                     raise ConfigError(f"{path}:{line_no}: expected a word and {dim} numbers, found {len(parts) - 1} values")
                 words.append(parts[0])
@@ -139,6 +154,13 @@ class WordVectors:
         vectors = np.vstack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
         if not np.isfinite(vectors).all():
             raise ConfigError(f"{path}: vectors contain NaN or infinite values; retrain or re-export them")
+        first = {}
+        for i, word in enumerate(words):
+            first.setdefault(word, i)
+        if len(first) < len(words):  # as gensim does: the first row of a word counts
+            log.warning("%s: %d words appear more than once; their first rows are kept", path, len(words) - len(first))
+            keep = sorted(first.values())
+            words, vectors = [words[i] for i in keep], vectors[keep]
         return cls(words, vectors)
 
 
@@ -153,12 +175,18 @@ def _formatted_rows(vectors: np.ndarray, sep: str, block: int = 4096) -> Iterato
         yield start, [row_format % tuple(row) for row in vectors[start: start + block].tolist()]
 
 
-def _looks_like_text(sample: bytes) -> bool:
+def _first_line_is_text(body: bytes, dim: int) -> bool:
+    """Whether the first vector is a line of text: a word and `dim` numbers (a binary row's float
+    bytes almost never parse so, whatever the encoding of the words)."""
+    line = body[: body.find(b"\n") if b"\n" in body else len(body)]
+    parts = line.rstrip().split(b" ")
+    if b"\0" in line or len(parts) != dim + 1:
+        return False
     try:
-        sample.decode("utf-8")
-        return True
-    except UnicodeDecodeError as err:
-        return err.start > len(sample) - 4  # a multi-byte character cut at the sample's end
+        [float(part) for part in parts[1:]]
+    except ValueError:
+        return False
+    return True
 
 
 def save_projector_tsv(vectors: WordVectors, vectors_path: str | os.PathLike, metadata_path: str | os.PathLike) -> None:
