@@ -41,7 +41,8 @@ from w2v.training import train
     ("model=skipgram model.out_init=zeros", "model.out_init='zeros' is unknown; use linear or uniform"),
     ("data.vocab.max_size=1", "no room for words after the 2 special tokens"),
     ("data.batch_size=0", "data.batch_size=0 must be an integer of at least 1"),
-    ("data.block_tokens=0", "data.block_tokens=0 must be an integer of at least 1"),
+    ("data.block_tokens=1", r"data.block_tokens=1 must be an integer of at least 2 \(tokens read at once; a window "
+                            "needs two\)"),
     ("data.max_docs=None", "data.max_docs=None must be an integer of at least 1, or null for the whole corpus; "
                            "write null, not 'None'"),
     ("data.max_docs=1e4", "data.max_docs=10000.0 must be an integer of at least 1, .*; write 10000"),
@@ -166,14 +167,16 @@ def test_hogwild_is_refused_where_runs_must_be_reproducible(make_cfg):
 
 def test_a_run_stopped_by_its_data_leaves_its_directory_free(make_cfg, tmp_path):
     """A corpus found bad only once read: the run's directory holds none of its files, and the
-    corrected command trains there."""
+    corrected command trains there. What else is there stays, the cache the run made there too."""
     corpus, run = tmp_path / "corpus.txt", tmp_path / "run"
     corpus.write_text("12 34 !!\n-- ..\n")
     run.mkdir()
     (run / "train.log").write_text("Hydra's log, written before the run\n")
+    cfg = make_cfg([f"data.path={corpus}"], output_dir=run)
+    cfg.paths.cache_dir = str(run / "cache")
     with pytest.raises(ConfigError, match="no token left after preprocessing"):
-        train(make_cfg([f"data.path={corpus}"], output_dir=run))
-    assert sorted(p.name for p in run.iterdir()) == ["train.log"]
+        train(cfg)
+    assert sorted(p.name for p in run.iterdir()) == ["cache", "train.log"]
     corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n")
     train(make_cfg([f"data.path={corpus}", "trainer.fast_dev_run=true"], output_dir=run))
     assert (run / "vocab.tsv").is_file() and (run / "config.yaml").is_file()

@@ -146,6 +146,11 @@ def test_vectors_files_read_as_their_writers_meant(tmp_path, caplog):
         WordVectors.load_word2vec_format(tmp_path / "f64.bin")
     (tmp_path / "odd.txt").write_text("2 2\nx\x85y 1 2\nz 3 4\n", encoding="utf-8")
     assert WordVectors.load_word2vec_format(tmp_path / "odd.txt").words == ["x\x85y", "z"]
+    (tmp_path / "spaced.txt").write_text("2 2\nking  0.1 0.2\nqueen\t0.3 0.4\n")
+    assert WordVectors.load_word2vec_format(tmp_path / "spaced.txt").words == ["king", "queen"]
+    (tmp_path / "dim.txt").write_text("2 3\nking 0.1 0.2\nqueen 0.3 0.4\n")
+    with pytest.raises(ConfigError, match=r"dim.txt:2: expected a word and 3 numbers, found 2"):
+        WordVectors.load_word2vec_format(tmp_path / "dim.txt")
     (tmp_path / "twice.txt").write_text("3 2\nx 1 2\ny 3 4\nx 5 6\n")
     with caplog.at_level("WARNING", logger="w2v.vectors"):
         twice = WordVectors.load_word2vec_format(tmp_path / "twice.txt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import numbers
 import os
 
 
@@ -21,7 +22,7 @@ def check_number(name: str, value, *, integer: bool = False, least: float | None
     null means. `unit` says what the number counts, e.g. " (words on each side)"."""
     if value is None and null is not None:
         return
-    number = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
     if number and all(ok for ok in (least is None or value >= least, above is None or value > above,
                                      most is None or value <= most)):
         return

@@ -19,7 +19,8 @@ from w2v.vectors import WordVectors  # noqa: E402
 
 def tsne_figure(vectors: WordVectors, probe_words: Sequence[str], k: int = 10, seed: int = 0):
     """Each probe word and its k nearest neighbours, reduced to 2-D by t-SNE, one colour per probe word;
-    None if no probe word is in the vocabulary."""
+    None if no probe word is in the vocabulary, a ConfigError if they and their neighbours are fewer
+    than 3 words (t-SNE's least)."""
     from sklearn.manifold import TSNE
 
     probes = [w for w in probe_words if w in vectors]

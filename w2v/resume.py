@@ -19,6 +19,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from w2v.errors import ConfigError
+from w2v.runs import override_key
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ def resolve_checkpoint(ckpt_path: str | None, outputs_root: str | Path) -> Path 
 
 
 def resumed_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint the run in `run_dir` resumed, as its config.yaml names it (resolved), or None."""
+    """The checkpoint the run in `run_dir` resumed, as its config.yaml names it (an absolute path, or
+    one relative to the folder the run started in), or None."""
     config = run_dir / "config.yaml"
     if not config.is_file():
         return None
@@ -182,7 +184,7 @@ def started_with(run_dir: Path, saved: list[str], seen: tuple[Path, ...] = ()) -
     """The overrides that gave the run in `run_dir` its settings: `saved`, its command line's, laid on
     those of the run it resumed, where it resumed one: a run resumed twice keeps the settings its
     first command line gave it (its resumption's command line only said ckpt_path=...)."""
-    if not any(o.lstrip("+~").partition("=")[0] == "ckpt_path" for o in saved):
+    if not any(override_key(o) == "ckpt_path" for o in saved):
         return saved
     checkpoint = resumed_checkpoint(run_dir)
     if checkpoint is None or checkpoint.parent.resolve() in (*seen, run_dir.resolve()):

@@ -7,7 +7,6 @@ import inspect
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -62,20 +61,23 @@ def claim_run_dir(output_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def claimed_run_dir(output_dir: Path) -> Iterator[None]:
-    """Claims `output_dir` (`claim_run_dir`) for the block that prepares the run. If the block fails
-    (a setting that only the data show to be bad, an interrupt while tokenizing), the directory is
-    released: what was written there since the claim is removed, so that the corrected command can
-    use it; what was there before (Hydra's .hydra/ and train.log) stays."""
-    before = set(output_dir.iterdir()) if output_dir.is_dir() else None
+def claimed_run_dir(output_dir: Path) -> Iterator[list[Path]]:
+    """Claims `output_dir` (`claim_run_dir`) for the block that prepares the run, which adds the
+    files it writes there to the list given. If the block fails (a setting that only the data show
+    to be bad, an interrupt while tokenizing), the directory is released: those files and the claim
+    are removed, so that the corrected command can use it. Nothing else is touched (Hydra's .hydra/
+    and train.log, a data or cache folder that the run's paths put there)."""
+    created = not output_dir.exists()
     claim_run_dir(output_dir)
+    written = [output_dir / RUN_MARKER]
     try:
-        yield
+        yield written
     except BaseException:
-        with contextlib.suppress(OSError):  # the error that stopped the run is the one to report
-            for entry in set(output_dir.iterdir()) - (before or set()):
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-            if before is None:
+        for path in reversed(written):
+            with contextlib.suppress(OSError):  # the error that stopped the run is the one to report
+                path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):  # left where something else was written there
                 output_dir.rmdir()
         raise
 
@@ -278,19 +280,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     output_dir = Path(cfg.paths.output_dir)
     writer = rank_zero_only.rank == 0
-    with claimed_run_dir(output_dir) if writer else contextlib.nullcontext():
+    with claimed_run_dir(output_dir) if writer else contextlib.nullcontext([]) as written:
         if writer:
             with atomic_write(output_dir / "config.yaml") as out:
                 out.write(OmegaConf.to_yaml(cfg, resolve=True))
+            written.append(output_dir / "config.yaml")
         datamodule.prepare_data()
         datamodule.setup("fit")
         if writer:
             datamodule.vocab.save_tsv(output_dir / "vocab.tsv")
+            written.append(output_dir / "vocab.tsv")
 
         log.info("Instantiating model <%s>", cfg.model._target_)
         model = instantiate_model(cfg.model, datamodule.vocab)
         if writer:
-            model.write_run_files(output_dir)
+            written += model.write_run_files(output_dir)
         if saved_shapes is not None:
             check_checkpoint_fits(saved_shapes, model, checkpoint)
         overrides, swept = run_identity()
@@ -354,7 +358,8 @@ def config_for_run(cfg: DictConfig) -> DictConfig:
         cfg = rerun_config(overrides)
     if checkpoint is not None:
         with open_dict(cfg):
-            cfg.ckpt_path = str(checkpoint)  # resolved once: train() need not search for `last` again
+            cfg.ckpt_path = str(checkpoint.resolve())  # once: train() need not search for `last` again; absolute,
+            # so that a later resumption finds this run's origin (resume.started_with) from any folder
     return cfg
 
 

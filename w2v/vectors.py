@@ -134,8 +134,8 @@ class WordVectors:
                 pos = end + 1 + 4 * dim
             if body[pos:].strip():
                 raise ConfigError(f"{path}: {len(body) - pos} bytes follow the {count} binary vectors its header "
-                                  "announces (float64 values, or a text file in another encoding?); re-export the "
-                                  "vectors in word2vec's format, float32 or UTF-8 text")
+                                  "announces (more vectors than it says, or float64 values?); re-export the "
+                                  "vectors in word2vec's format, float32")
         else:
             lines = body.split(b"\n")  # only "\n" ends a line, as word2vec writes them
             if lines and not lines[-1].strip():
@@ -143,10 +143,10 @@ class WordVectors:
             if len(lines) < count:
                 raise ConfigError(f"{path}: header announces {count} vectors but only {len(lines)} lines follow")
             for line_no, line in enumerate(lines[:count], start=2):
-                parts = line.decode("utf-8", errors="replace").rstrip().split(" ")
+                parts = line.split()  # at ASCII spaces and tabs, as many as written (a word may hold others)
                 if len(parts) != dim + 1:
                     raise ConfigError(f"{path}:{line_no}: expected a word and {dim} numbers, found {len(parts) - 1} values")
-                words.append(parts[0])
+                words.append(parts[0].decode("utf-8", errors="replace"))
                 try:
                     rows.append(np.array(parts[1:], dtype=np.float32))
                 except ValueError:
@@ -176,11 +176,12 @@ def _formatted_rows(vectors: np.ndarray, sep: str, block: int = 4096) -> Iterato
 
 
 def _first_line_is_text(body: bytes, dim: int) -> bool:
-    """Whether the first vector is a line of text: a word and `dim` numbers (a binary row's float
-    bytes almost never parse so, whatever the encoding of the words)."""
+    """Whether the first vector is a line of text: a word and numbers (a binary row's float bytes
+    almost never parse so, whatever the encoding of the words); their count is the text reader's
+    to check, with the line named."""
     line = body[: body.find(b"\n") if b"\n" in body else len(body)]
-    parts = line.rstrip().split(b" ")
-    if b"\0" in line or len(parts) != dim + 1:
+    parts = line.split()
+    if b"\0" in line or len(parts) < 2:
         return False
     try:
         [float(part) for part in parts[1:]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from w2v.commands import positive_int
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if figure is None:
         raise ConfigError(f"none of the probe words {args.probe_words} is in the vocabulary; name others with --probe_words")
     output = Path(args.output) if args.output else (path if path.is_dir() else path.parent)
-    if output.is_dir():
+    if output.is_dir() or (args.output or "").endswith(("/", os.sep)):  # a folder, or one to make
         output = output / "tsne.png"
     print(save_figure(figure, output))
     return 0

@@ -48,7 +48,8 @@ class Corpus:
 
     @staticmethod
     def check_block_tokens(block_tokens) -> None:
-        check_number("data.block_tokens", block_tokens, integer=True, least=1, unit=" (tokens read at once)")
+        check_number("data.block_tokens", block_tokens, integer=True, least=2,
+                     unit=" (tokens read at once; a window needs two)")
 
     def __len__(self) -> int:
         return int(self.block_sizes.sum())
@@ -71,8 +72,9 @@ class Corpus:
 
     def _offsets_within(self, start: int, end: int) -> np.ndarray:
         """(m + 1,) int64 the offsets, from 0 to end - start, of the documents in tokens start:end."""
-        doc_offsets = self.tokens.offsets
-        inside = doc_offsets[(doc_offsets > start) & (doc_offsets < end)] - start
+        doc_offsets = self.tokens.offsets  # sorted
+        first, last = np.searchsorted(doc_offsets, [start, end], side="right")[0], np.searchsorted(doc_offsets, end)
+        inside = doc_offsets[first:last] - start  # the offsets strictly between start and end
         return np.concatenate([[0], inside, [end - start]]).astype(np.int64)
 
     def block(self, b: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,13 +3,13 @@ their first bytes), invalid bytes replaced."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
+import importlib
 import logging
-import lzma
 import os
+import re
+import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from w2v.errors import ConfigError
 
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 # not reused (the text datamodule's cache key holds it).
 READER_VERSION = 2
 
-# Compressed formats by their first bytes (a file's suffix may not say).
-_COMPRESSED: dict[bytes, tuple[str, Callable]] = {
-    b"\x1f\x8b": ("gzip", gzip.open),
-    b"BZh": ("bzip2", bz2.open),
-    b"\xfd7zXZ\x00": ("xz", lzma.open),
+# Compressed formats by their first bytes (a file's suffix may not say): format, module that opens it.
+_COMPRESSED = {
+    re.compile(rb"\x1f\x8b"): ("gzip", "gzip"),
+    re.compile(rb"BZh[1-9]1AY&SY"): ("bzip2", "bz2"),  # a block's start after the header: not a text's "BZh"
+    re.compile(rb"\xfd7zXZ\x00"): ("xz", "lzma"),
 }
 _UNREADABLE = {  # first bytes of what this reader cannot take, and the fix
     b"\x28\xb5\x2f\xfd": "is compressed with zstd; decompress it (zstd -d) or recompress it with gzip",
@@ -53,15 +53,16 @@ def check_text_file(path: str | os.PathLike) -> Path:
 
 def _head(path: Path) -> bytes:
     with open(path, "rb") as handle:
-        return handle.read(8)
+        return handle.read(10)
 
 
-def _opener(path: Path) -> tuple[str, Callable]:
+def _form(path: Path) -> tuple[str, object | None]:
+    """The file's format and the module that opens it (None: plain text, the built-in open)."""
     head = _head(path)
-    for magic, (name, opener) in _COMPRESSED.items():
-        if head.startswith(magic):
-            return name, opener
-    return "text", open
+    for magic, (name, module) in _COMPRESSED.items():
+        if magic.match(head):
+            return name, importlib.import_module(module)
+    return "text", None
 
 
 def iter_lines(path: str | os.PathLike, max_docs: int | None = None) -> Iterator[str]:
@@ -72,7 +73,9 @@ def iter_lines(path: str | os.PathLike, max_docs: int | None = None) -> Iterator
     held some (alpha_only drops the words they are in).
     """
     path = check_text_file(path)
-    form, opener = _opener(path)
+    form, module = _form(path)
+    opener = open if module is None else module.open
+    broken = (OSError, EOFError, zlib.error) + ((module.LZMAError,) if form == "xz" else ())
     count = damaged = 0
     try:
         with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="\n") as handle:
@@ -83,7 +86,7 @@ def iter_lines(path: str | os.PathLike, max_docs: int | None = None) -> Iterator
                     count += 1
                     if max_docs is not None and count >= max_docs:
                         break
-    except (OSError, EOFError, lzma.LZMAError) as err:
+    except broken as err:
         raise ConfigError(f"could not read corpus file {path} ({err}); check that it is intact "
                           f"{'text' if form == 'text' else form + ' data'}") from err
     if count == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Mapping
 
 import lightning as L
@@ -287,9 +288,10 @@ class Word2VecModule(L.LightningModule, ABC):
         self._catch_up_hooks = [] if optimizer is None else [
             optimizer.watch(module) for module in self.modules() if isinstance(module, nn.Embedding) and module.sparse]
 
-    def write_run_files(self, folder) -> None:
+    def write_run_files(self, folder) -> list[Path]:
         """Writes what the model needs beside the run's vocabulary to be used later (nothing, but for
-        hierarchical softmax's tree)."""
+        hierarchical softmax's tree); returns the files written."""
+        return []
 
     # -- vectors ----------------------------------------------------------------------------
     def vector_matrix(self, which: str | None = None) -> torch.Tensor:

@@ -61,11 +61,13 @@ class HierarchicalSoftmax(BinaryOutputModule):
         raise ConfigError("hierarchical softmax has no output vectors of words (its output rows are the Huffman "
                           "tree's inner nodes); use the input vectors, model.export=input")
 
-    def write_run_files(self, folder) -> None:
+    def write_run_files(self, folder) -> list[Path]:
         """`tree.tsv`: each word's path as `word<TAB>codes<TAB>points` (codes as 0/1 digits, points as
         inner-node rows of the output matrix, root first), one line a word of the tree."""
-        with atomic_write(Path(folder) / "tree.tsv") as out:
+        path = Path(folder) / "tree.tsv"
+        with atomic_write(path) as out:
             for word, length, codes, points in zip(self.vocab.words, self.tree.lengths, self.tree.codes,
                                                    self.tree.points):
                 if length:
                     out.write(f"{word}\t{''.join(map(str, codes[:length]))}\t{' '.join(map(str, points[:length]))}\n")
+        return [path]
