@@ -25,6 +25,7 @@ import sys, time
 from hydra.utils import instantiate
 from omegaconf import open_dict
 from w2v.api import compose_config
+import w2v.data.datamodule  # the datamodules and Lightning, imported before the clock: start-up, not the data step
 cfg = compose_config(*sys.argv[2:])
 with open_dict(cfg):
     cfg.paths.cache_dir = sys.argv[1]
