@@ -12,6 +12,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+from array import array
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _CHUNK_DOCS = 500  # documents per task: big enough to amortize IPC, small enough for a smooth progress bar
 _IN_PROCESS_BELOW = 2_000  # smaller corpora are not worth starting worker processes for
+_LONG_DOC_CHARS = 100_000  # a chunk with a longer document is tokenized a piece at a time
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def _pipeline(settings: TokenizerSettings):
     if settings not in _loaded:
         _loaded.clear()  # one at a time: a trained pipeline takes tens of megabytes
         nlp = load_pipeline(settings)
-        nlp.max_length = max(nlp.max_length, settings.max_doc_chars)  # spaCy refuses longer texts
+        # spaCy refuses longer texts; lower-casing a piece may lengthen it a little ("İ" takes two)
+        nlp.max_length = max(nlp.max_length, 2 * settings.max_doc_chars)
         _loaded[settings] = nlp
     return _loaded[settings]
 
@@ -132,19 +135,21 @@ def _tokenize_chunk(texts: Sequence[str], settings: TokenizerSettings) -> tuple[
     here, so its error reaches the parent through the chunk's result."""
     nlp = _pipeline(settings)
     index: dict[str, int] = {}
-    ids: list[int] = []
+    ids = array("i")  # 4 bytes a token (a list takes about 36): a corpus on one line is one chunk
     lengths = np.zeros(len(texts), dtype=np.int64)
-    if settings.lowercase and settings.spacy_model.startswith("blank:"):
-        # Lookup tables are keyed by lower-case forms ("Dogs" is not in them, "dogs" is); a trained
-        # pipeline keeps the case, which its tagger needs.
-        texts = [t.lower() for t in texts]
-    owners = [(i, piece) for i, text in enumerate(texts) for piece in pieces(text, settings.max_doc_chars)]
-    for (i, _), doc in zip(owners, nlp.pipe((piece for _, piece in owners), batch_size=64)):
+    # Lookup tables are keyed by lower-case forms ("Dogs" is not in them, "dogs" is); a trained
+    # pipeline keeps the case, which its tagger needs.
+    lower = settings.lowercase and settings.spacy_model.startswith("blank:")
+    stream = ((piece.lower() if lower else piece, i)  # (text, its document), one piece at a time
+              for i, text in enumerate(texts) for piece in pieces(text, settings.max_doc_chars))
+    # spaCy holds a batch's documents at once: a long document's pieces go one by one.
+    batch = 64 if max(map(len, texts), default=0) <= _LONG_DOC_CHARS else 1
+    for doc, i in nlp.pipe(stream, as_tuples=True, batch_size=batch):
         before = len(ids)
         for word in _token_strings(doc, settings):
             ids.append(index.setdefault(word, len(index)))
         lengths[i] += len(ids) - before
-    return list(index), np.asarray(ids, dtype=np.int32), lengths
+    return list(index), np.frombuffer(ids, dtype=np.int32), lengths
 
 
 class TokenMerger:
