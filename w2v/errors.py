@@ -23,8 +23,8 @@ def check_number(name: str, value, *, integer: bool = False, least: float | None
     if value is None and null is not None:
         return
     number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
-    if number and all(ok for ok in (least is None or value >= least, above is None or value > above,
-                                     most is None or value <= most)):
+    if number and (least is None or value >= least) and (above is None or value > above) and (
+            most is None or value <= most):
         return
     kind = "an integer" if integer else "a number"
     if least is not None and most is not None:
